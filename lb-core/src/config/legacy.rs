@@ -1,0 +1,311 @@
+//! MetalLB's legacy configuration: the `config` key of the ConfigMap
+//! `metallb-system/config`, converted to the `metallb.io` resources MetalLB's
+//! own `configmaptocrs` would generate (same names: `peer1`,
+//! `bgpadvertisement1`, `l2advertisement1`, `communities`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::crd::{
+    BfdProfileSpec, BgpAdvertisementSpec, BgpPeerSpec, CommunityAlias, CommunitySpec,
+    IpAddressPoolSpec, L2AdvertisementSpec, Metadata, Object, Resource,
+};
+use super::decode::{LegacyPath, Origin, decode};
+use super::error::{ConfigError, ConfigErrorKind};
+use crate::selector::{LabelSelector, LabelSelectorRequirement, Labels};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct LegacyConfig {
+    #[serde(default)]
+    peers: Vec<LegacyPeer>,
+    #[serde(default)]
+    bgp_communities: BTreeMap<String, String>,
+    #[serde(default)]
+    address_pools: Vec<LegacyPool>,
+    #[serde(default)]
+    bfd_profiles: Vec<LegacyBfdProfile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct LegacyPeer {
+    my_asn: Option<u32>,
+    peer_asn: Option<u32>,
+    peer_address: Option<String>,
+    source_address: Option<String>,
+    peer_port: Option<u32>,
+    hold_time: Option<String>,
+    keepalive_time: Option<String>,
+    router_id: Option<String>,
+    #[serde(default)]
+    node_selectors: Vec<LegacySelector>,
+    password: Option<String>,
+    bfd_profile: Option<String>,
+    #[serde(rename = "ebgp-multihop")]
+    ebgp_multihop: Option<bool>,
+    vrf: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct LegacySelector {
+    #[serde(default)]
+    match_labels: Labels,
+    #[serde(default)]
+    match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct LegacyPool {
+    #[serde(default)]
+    name: String,
+    protocol: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
+    auto_assign: Option<bool>,
+    avoid_buggy_ips: Option<bool>,
+    bgp_advertisements: Option<Vec<LegacyAdvertisement>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct LegacyAdvertisement {
+    aggregation_length: Option<i64>,
+    aggregation_length_v6: Option<i64>,
+    localpref: Option<u32>,
+    #[serde(default)]
+    communities: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct LegacyBfdProfile {
+    #[serde(default)]
+    name: String,
+    receive_interval: Option<i64>,
+    transmit_interval: Option<i64>,
+    detect_multiplier: Option<i64>,
+    echo_interval: Option<i64>,
+    echo_mode: Option<bool>,
+    passive_mode: Option<bool>,
+    minimum_ttl: Option<i64>,
+}
+
+fn object<S>(kind: &str, version: &str, name: String, namespace: &str, spec: S) -> Object<S> {
+    Object {
+        api_version: format!("metallb.io/{version}"),
+        kind: kind.into(),
+        metadata: Metadata {
+            name,
+            namespace: Some(namespace.into()),
+            labels: Labels::new(),
+        },
+        spec,
+    }
+}
+
+/// The `config` text of a ConfigMap, converted to resources with origins
+/// that point back into the ConfigMap. `None` when nothing usable was found
+/// (the errors say why).
+pub fn convert(
+    file: &Arc<str>,
+    configmap: &str,
+    namespace: &str,
+    text: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(Origin, Resource)> {
+    let cm_origin = Origin {
+        file: file.clone(),
+        object: format!("ConfigMap/{configmap}"),
+        legacy: None,
+    };
+    let value: Value = match serde_saphyr::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            errors.push(cm_origin.error("data.config", ConfigErrorKind::Yaml(e.to_string())));
+            return Vec::new();
+        }
+    };
+    let value = if value.is_null() {
+        Value::Object(Default::default())
+    } else {
+        value
+    };
+    let Some(legacy) = decode::<LegacyConfig>(&value, "data.config", &cm_origin, errors) else {
+        return Vec::new();
+    };
+    let origin = |base: String| Origin {
+        file: file.clone(),
+        object: cm_origin.object.clone(),
+        legacy: Some(LegacyPath {
+            base,
+            alias_names: Vec::new(),
+        }),
+    };
+    let mut out = Vec::new();
+
+    for (i, p) in legacy.bfd_profiles.into_iter().enumerate() {
+        let spec = BfdProfileSpec {
+            receive_interval: p.receive_interval,
+            transmit_interval: p.transmit_interval,
+            detect_multiplier: p.detect_multiplier,
+            echo_interval: p.echo_interval,
+            echo_mode: p.echo_mode,
+            passive_mode: p.passive_mode,
+            minimum_ttl: p.minimum_ttl,
+        };
+        let o = object("BFDProfile", "v1beta1", p.name, namespace, spec);
+        out.push((
+            origin(format!("data.config.bfd-profiles[{i}]")),
+            Resource::BfdProfile(o),
+        ));
+    }
+
+    if !legacy.bgp_communities.is_empty() {
+        let (names, communities): (Vec<String>, Vec<CommunityAlias>) = legacy
+            .bgp_communities
+            .into_iter()
+            .map(|(name, value)| (name.clone(), CommunityAlias { name, value }))
+            .unzip();
+        let o = object(
+            "Community",
+            "v1beta1",
+            "communities".into(),
+            namespace,
+            CommunitySpec { communities },
+        );
+        let origin = Origin {
+            file: file.clone(),
+            object: cm_origin.object.clone(),
+            legacy: Some(LegacyPath {
+                base: "data.config.bgp-communities".into(),
+                alias_names: names,
+            }),
+        };
+        out.push((origin, Resource::Community(o)));
+    }
+
+    for (i, p) in legacy.peers.into_iter().enumerate() {
+        let spec = BgpPeerSpec {
+            my_asn: p.my_asn,
+            peer_asn: p.peer_asn,
+            peer_address: p.peer_address,
+            source_address: p.source_address,
+            peer_port: p.peer_port,
+            hold_time: p.hold_time,
+            keepalive_time: p.keepalive_time,
+            router_id: p.router_id,
+            node_selectors: p
+                .node_selectors
+                .into_iter()
+                .map(|s| LabelSelector {
+                    match_labels: s.match_labels,
+                    match_expressions: s.match_expressions,
+                })
+                .collect(),
+            password: p.password,
+            bfd_profile: p.bfd_profile,
+            ebgp_multi_hop: p.ebgp_multihop,
+            vrf: p.vrf,
+            ..Default::default()
+        };
+        let o = object(
+            "BGPPeer",
+            "v1beta2",
+            format!("peer{}", i + 1),
+            namespace,
+            spec,
+        );
+        out.push((
+            origin(format!("data.config.peers[{i}]")),
+            Resource::BgpPeer(o),
+        ));
+    }
+
+    let (mut bgp_count, mut l2_count) = (0, 0);
+    for (i, p) in legacy.address_pools.into_iter().enumerate() {
+        let base = format!("data.config.address-pools[{i}]");
+        let spec = IpAddressPoolSpec {
+            addresses: p.addresses,
+            auto_assign: p.auto_assign,
+            avoid_buggy_ips: p.avoid_buggy_ips,
+            service_allocation: None,
+        };
+        out.push((
+            origin(base.clone()),
+            Resource::IpAddressPool(object(
+                "IPAddressPool",
+                "v1beta1",
+                p.name.clone(),
+                namespace,
+                spec,
+            )),
+        ));
+        match p.protocol.as_deref() {
+            Some("layer2") => {
+                if p.bgp_advertisements.is_some() {
+                    errors.push(origin(base.clone()).error(
+                        "bgp-advertisements",
+                        ConfigErrorKind::AdvertisementsOnLayer2Pool,
+                    ));
+                }
+                l2_count += 1;
+                let spec = L2AdvertisementSpec {
+                    ip_address_pools: vec![p.name.clone()],
+                    ..Default::default()
+                };
+                let o = object(
+                    "L2Advertisement",
+                    "v1beta1",
+                    format!("l2advertisement{l2_count}"),
+                    namespace,
+                    spec,
+                );
+                out.push((origin(base), Resource::L2Advertisement(o)));
+            }
+            Some("bgp") => {
+                let advertisements = p.bgp_advertisements.unwrap_or_default();
+                let defaulted = advertisements.is_empty();
+                let advertisements = if defaulted {
+                    vec![LegacyAdvertisement::default()]
+                } else {
+                    advertisements
+                };
+                for (j, a) in advertisements.into_iter().enumerate() {
+                    bgp_count += 1;
+                    let spec = BgpAdvertisementSpec {
+                        aggregation_length: a.aggregation_length,
+                        aggregation_length_v6: a.aggregation_length_v6,
+                        local_pref: a.localpref,
+                        communities: a.communities,
+                        ip_address_pools: vec![p.name.clone()],
+                        ..Default::default()
+                    };
+                    let o = object(
+                        "BGPAdvertisement",
+                        "v1beta1",
+                        format!("bgpadvertisement{bgp_count}"),
+                        namespace,
+                        spec,
+                    );
+                    let adv_base = if defaulted {
+                        base.clone()
+                    } else {
+                        format!("{base}.bgp-advertisements[{j}]")
+                    };
+                    out.push((origin(adv_base), Resource::BgpAdvertisement(o)));
+                }
+            }
+            None => errors.push(origin(base).error("protocol", ConfigErrorKind::MissingProtocol)),
+            Some(other) => errors.push(
+                origin(base).error("protocol", ConfigErrorKind::UnknownProtocol(other.into())),
+            ),
+        }
+    }
+    out
+}

@@ -1,0 +1,390 @@
+//! MetalLB's configuration, in either of its forms, read from YAML files
+//! and validated into one model.
+//!
+//! - [`crd`]: the `metallb.io` resources as written;
+//! - [`legacy`]: the legacy ConfigMap, converted to those resources;
+//! - [`build`]: validation (every error at once) and defaults, into [`Config`];
+//! - [`error`]: errors that name file, object and field.
+//!
+//! ```
+//! let yaml = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: web}\nspec:\n  addresses: [192.0.2.0/28]\n";
+//! let loaded = lb_core::config::load(&[("pools.yaml", yaml)]).unwrap();
+//! assert_eq!(loaded.config.pools[0].name, "web");
+//! ```
+
+pub mod build;
+pub mod crd;
+pub mod decode;
+pub mod error;
+pub mod legacy;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use self::crd::{Resource, SecretReference};
+pub use self::decode::Origin;
+pub use self::error::{ConfigError, ConfigErrorKind};
+use crate::addr::{AddressBlock, Family, is_buggy_ip};
+use crate::community::Community;
+use crate::manifest;
+use crate::selector::{LabelSelector, Labels, any_matches};
+use crate::service::Service;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// Sorted by name.
+    pub pools: Vec<Pool>,
+    pub l2_advertisements: Vec<L2Advertisement>,
+    pub bgp_advertisements: Vec<BgpAdvertisement>,
+    pub peers: Vec<BgpPeer>,
+    pub bfd_profiles: Vec<BfdProfile>,
+    /// Community aliases by name.
+    pub communities: BTreeMap<String, Community>,
+}
+
+impl Config {
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.pools
+            .binary_search_by(|p| p.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.pools[i])
+    }
+
+    /// The pool an address belongs to (pools never overlap).
+    pub fn pool_of(&self, ip: IpAddr) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.contains(ip))
+    }
+}
+
+/// An `IPAddressPool`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    pub name: String,
+    pub labels: Labels,
+    /// In the order written: allocation hands out addresses in this order.
+    pub blocks: Vec<AddressBlock>,
+    pub auto_assign: bool,
+    pub avoid_buggy_ips: bool,
+    pub allocation: Option<ServiceAllocation>,
+}
+
+impl Pool {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.blocks.iter().any(|b| b.contains(ip))
+    }
+
+    /// Whether `ip` may be handed out: inside, and not skipped by `avoidBuggyIPs`.
+    pub fn is_usable(&self, ip: IpAddr) -> bool {
+        self.contains(ip) && !(self.avoid_buggy_ips && is_buggy_ip(ip))
+    }
+
+    /// Number of addresses of `family` that may be handed out.
+    pub fn total(&self, family: Family) -> u128 {
+        self.blocks
+            .iter()
+            .filter(|b| b.family() == family)
+            .map(|b| {
+                b.len()
+                    - if self.avoid_buggy_ips {
+                        b.buggy_count()
+                    } else {
+                        0
+                    }
+            })
+            .fold(0u128, u128::saturating_add)
+    }
+
+    pub fn has_family(&self, family: Family) -> bool {
+        self.blocks.iter().any(|b| b.family() == family)
+    }
+}
+
+/// `IPAddressPool.spec.serviceAllocation`: which Services a pool serves, and how eagerly.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceAllocation {
+    /// Lower first; unset after every set one.
+    pub priority: Option<i32>,
+    pub namespaces: Vec<String>,
+    pub namespace_selectors: Vec<LabelSelector>,
+    pub service_selectors: Vec<LabelSelector>,
+}
+
+impl ServiceAllocation {
+    /// Every condition given must hold: the namespace is listed (if a list is
+    /// given), matches a namespace selector (if any are given), and the
+    /// Service matches a service selector (if any are given).
+    pub fn matches(&self, service: &Service, namespace_labels: &Labels) -> bool {
+        (self.namespaces.is_empty() || self.namespaces.iter().any(|n| *n == service.namespace))
+            && any_matches(&self.namespace_selectors, namespace_labels)
+            && any_matches(&self.service_selectors, &service.labels)
+    }
+}
+
+/// An `L2Advertisement`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct L2Advertisement {
+    pub name: String,
+    /// Names of the pools it applies to, resolved from names and selectors.
+    pub pools: Vec<String>,
+    pub node_selectors: Vec<LabelSelector>,
+    pub interfaces: Vec<String>,
+}
+
+/// A `BGPAdvertisement`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BgpAdvertisement {
+    pub name: String,
+    pub aggregation_length: u8,
+    pub aggregation_length_v6: u8,
+    pub local_pref: Option<u32>,
+    /// Aliases resolved, sorted, without duplicates.
+    pub communities: Vec<Community>,
+    /// Names of the pools it applies to, resolved from names and selectors.
+    pub pools: Vec<String>,
+    pub node_selectors: Vec<LabelSelector>,
+    /// Names of the BGPPeers it goes to; empty means all.
+    pub peers: Vec<String>,
+    pub service_selectors: Vec<LabelSelector>,
+}
+
+/// How the peer's ASN is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAsn {
+    Fixed(u32),
+    /// `dynamicASN: internal`: whatever the peer says, as long as it is ours.
+    Internal,
+    /// `dynamicASN: external`: whatever the peer says, as long as it is not ours.
+    External,
+}
+
+/// The TCP MD5 key of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Password {
+    Plain(String),
+    Secret(SecretReference),
+}
+
+/// A `BGPPeer`, with defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BgpPeer {
+    pub name: String,
+    pub my_asn: u32,
+    pub peer_asn: PeerAsn,
+    pub address: Option<IpAddr>,
+    pub interface: Option<String>,
+    pub source_address: Option<IpAddr>,
+    pub port: u16,
+    pub hold_time: Duration,
+    pub keepalive_time: Duration,
+    pub connect_time: Option<Duration>,
+    pub router_id: Option<Ipv4Addr>,
+    pub node_selectors: Vec<LabelSelector>,
+    pub password: Option<Password>,
+    pub bfd_profile: Option<String>,
+    pub ebgp_multihop: bool,
+    pub graceful_restart: bool,
+    pub vrf: Option<String>,
+    pub disable_mp: bool,
+}
+
+impl BgpPeer {
+    pub fn is_ibgp(&self) -> bool {
+        match self.peer_asn {
+            PeerAsn::Fixed(asn) => asn == self.my_asn,
+            PeerAsn::Internal => true,
+            PeerAsn::External => false,
+        }
+    }
+}
+
+/// A `BFDProfile`, with defaults applied; intervals in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdProfile {
+    pub name: String,
+    pub receive_interval: u32,
+    pub transmit_interval: u32,
+    pub detect_multiplier: u32,
+    pub echo_interval: u32,
+    pub echo_mode: bool,
+    pub passive_mode: bool,
+    pub minimum_ttl: u32,
+}
+
+/// A configuration object as read, before validation, with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcedResource {
+    pub origin: Origin,
+    pub resource: Resource,
+}
+
+/// What [`load`] produced: the model and the resources it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub resources: Vec<SourcedResource>,
+    /// Objects in the files that are not MetalLB configuration (`file`, `Kind/name`).
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Reads resources from YAML texts (`(file name, text)`), without validating them.
+pub fn read(
+    files: &[(&str, &str)],
+    errors: &mut Vec<ConfigError>,
+) -> (Vec<SourcedResource>, Vec<(String, String)>) {
+    let mut resources = Vec::new();
+    let mut skipped = Vec::new();
+    for (file, text) in files {
+        let file: Arc<str> = Arc::from(*file);
+        let docs = match manifest::documents(text) {
+            Ok(d) => d,
+            Err(e) => {
+                let message = match e {
+                    manifest::ManifestError::Yaml(m) => m,
+                    other => other.to_string(),
+                };
+                errors.push(ConfigError {
+                    file: file.to_string(),
+                    object: "-".into(),
+                    field: "-".into(),
+                    kind: ConfigErrorKind::Yaml(message),
+                });
+                continue;
+            }
+        };
+        for (index, doc) in docs.iter().enumerate() {
+            read_document(&file, index, doc, &mut resources, &mut skipped, errors);
+        }
+    }
+    (resources, skipped)
+}
+
+fn read_document(
+    file: &Arc<str>,
+    index: usize,
+    doc: &Value,
+    resources: &mut Vec<SourcedResource>,
+    skipped: &mut Vec<(String, String)>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let (Some(api_version), Some(kind)) = (
+        doc.get("apiVersion").and_then(Value::as_str),
+        doc.get("kind").and_then(Value::as_str),
+    ) else {
+        errors.push(ConfigError {
+            file: file.to_string(),
+            object: format!("document[{index}]"),
+            field: "-".into(),
+            kind: ConfigErrorKind::NotAnObject,
+        });
+        return;
+    };
+    let name = manifest::name(doc).unwrap_or("").to_string();
+    let namespace = doc
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("metallb-system");
+    let origin = Origin {
+        file: file.clone(),
+        object: format!("{kind}/{name}"),
+        legacy: None,
+    };
+
+    if kind == "ConfigMap" && api_version == "v1" {
+        match doc.pointer("/data/config") {
+            Some(Value::String(text)) => {
+                for (origin, resource) in legacy::convert(file, &name, namespace, text, errors) {
+                    resources.push(SourcedResource { origin, resource });
+                }
+            }
+            Some(_) => errors.push(origin.error(
+                "data.config",
+                ConfigErrorKind::Decode("must be a string".into()),
+            )),
+            None => skipped.push((file.to_string(), origin.object)),
+        }
+        return;
+    }
+    let Some(version) = api_version.strip_prefix("metallb.io/") else {
+        skipped.push((file.to_string(), origin.object));
+        return;
+    };
+    if name.is_empty() {
+        errors.push(origin.error("metadata.name", ConfigErrorKind::MissingName));
+    }
+    if let Some(map) = doc.as_object() {
+        for key in map.keys() {
+            if !matches!(
+                key.as_str(),
+                "apiVersion" | "kind" | "metadata" | "spec" | "status"
+            ) {
+                errors.push(origin.error(key, ConfigErrorKind::UnknownField));
+            }
+        }
+    }
+    let empty = Value::Object(Default::default());
+    let spec = doc.get("spec").filter(|s| !s.is_null()).unwrap_or(&empty);
+    let metadata = crd::Metadata {
+        name,
+        namespace: Some(namespace.to_string()),
+        labels: doc
+            .pointer("/metadata/labels")
+            .and_then(|l| serde_json::from_value::<Labels>(l.clone()).ok())
+            .unwrap_or_default(),
+    };
+    macro_rules! object {
+        ($variant:ident) => {
+            decode(spec, "spec", &origin, errors).map(|spec| {
+                Resource::$variant(crd::Object {
+                    api_version: api_version.to_string(),
+                    kind: kind.to_string(),
+                    metadata,
+                    spec,
+                })
+            })
+        };
+    }
+    use decode::decode;
+    let resource = match (kind, version) {
+        ("IPAddressPool", "v1beta1") => object!(IpAddressPool),
+        ("L2Advertisement", "v1beta1") => object!(L2Advertisement),
+        ("BGPAdvertisement", "v1beta1") => object!(BgpAdvertisement),
+        ("BGPPeer", "v1beta1" | "v1beta2") => object!(BgpPeer),
+        ("Community", "v1beta1") => object!(Community),
+        ("BFDProfile", "v1beta1") => object!(BfdProfile),
+        _ => {
+            errors.push(origin.error(
+                "apiVersion",
+                ConfigErrorKind::UnknownKind {
+                    api_version: api_version.into(),
+                    kind: kind.into(),
+                },
+            ));
+            None
+        }
+    };
+    if let Some(resource) = resource {
+        resources.push(SourcedResource { origin, resource });
+    }
+}
+
+/// Reads and validates configuration files. Every error is reported, each
+/// with its file, object and field; nothing is returned unless all is valid.
+pub fn load(files: &[(&str, &str)]) -> Result<Loaded, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let (resources, skipped) = read(files, &mut errors);
+    let config = build::build(&resources, &mut errors);
+    if errors.is_empty() {
+        Ok(Loaded {
+            config,
+            resources,
+            skipped,
+        })
+    } else {
+        Err(errors)
+    }
+}

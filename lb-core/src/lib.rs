@@ -1,0 +1,25 @@
+//! The model of a bare-metal load balancer: MetalLB-compatible
+//! configuration, Services and Namespaces, label selectors.
+//!
+//! This crate is pure: it never opens a socket, reads a clock, spawns a task
+//! or touches the file system. Text comes in as `&str`, results come out as
+//! values, so every rule can be tested, simulated and embedded.
+//!
+//! - [`config`]: the legacy ConfigMap and the `metallb.io` resources, read
+//!   from YAML and validated into [`config::Config`];
+//! - [`service`], [`manifest`]: Services and Namespaces, and reading them
+//!   from Kubernetes manifests;
+//! - [`addr`], [`community`], [`duration`], [`selector`]: the value types
+//!   the configuration is written in.
+
+pub mod addr;
+pub mod community;
+pub mod config;
+pub mod duration;
+pub mod manifest;
+pub mod selector;
+pub mod service;
+
+pub use addr::{AddressBlock, Family};
+pub use config::{Config, ConfigError, Pool};
+pub use service::{Namespace, Service, ServiceKey};

@@ -1,0 +1,360 @@
+//! Kubernetes manifests as YAML text: multi-document files and `List`s of
+//! Services and Namespaces, read leniently (unknown fields are ignored, as
+//! the API server's clients do), into the model of [`crate::service`].
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::addr::Family;
+use crate::selector::Labels;
+use crate::service::{
+    IpFamilyPolicy, Namespace, Protocol, Service, ServicePort, ServiceType, TrafficPolicy,
+};
+
+/// Why a manifest could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// The text is not YAML.
+    #[error("invalid YAML: {0}")]
+    Yaml(String),
+    /// A document is not an object with `kind`.
+    #[error("document {index}: not a Kubernetes object (no kind)")]
+    NotAnObject { index: usize },
+    /// A field has the wrong type or value.
+    #[error("{object}: {field}: {message}")]
+    Field {
+        object: String,
+        field: String,
+        message: String,
+    },
+}
+
+/// Every document of a YAML stream, with `kind: List` expanded into its items.
+pub fn documents(text: &str) -> Result<Vec<Value>, ManifestError> {
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml(e.to_string()))?;
+    let mut out = Vec::with_capacity(docs.len());
+    for doc in docs {
+        flatten_lists(doc, &mut out);
+    }
+    Ok(out)
+}
+
+fn flatten_lists(doc: Value, out: &mut Vec<Value>) {
+    let is_list = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List" || k.ends_with("List"))
+        && doc.get("items").is_some_and(Value::is_array);
+    if is_list {
+        if let Value::Object(mut map) = doc
+            && let Some(Value::Array(items)) = map.remove("items")
+        {
+            for item in items {
+                flatten_lists(item, out);
+            }
+        }
+    } else if !doc.is_null() {
+        out.push(doc);
+    }
+}
+
+/// `kind` of an object, if it is one.
+pub fn kind(doc: &Value) -> Option<&str> {
+    doc.get("kind").and_then(Value::as_str)
+}
+
+/// `metadata.name` of an object, if set.
+pub fn name(doc: &Value) -> Option<&str> {
+    doc.pointer("/metadata/name").and_then(Value::as_str)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct Meta {
+    name: String,
+    namespace: Option<String>,
+    labels: Labels,
+    annotations: Labels,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ServiceManifest {
+    metadata: Meta,
+    spec: ServiceSpec,
+    status: ServiceStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ServiceSpec {
+    #[serde(rename = "type")]
+    type_: Option<String>,
+    load_balancer_class: Option<String>,
+    #[serde(rename = "loadBalancerIP")]
+    load_balancer_ip: Option<String>,
+    ports: Vec<PortSpec>,
+    external_traffic_policy: Option<String>,
+    selector: Labels,
+    ip_family_policy: Option<String>,
+    ip_families: Vec<String>,
+    #[serde(rename = "clusterIP")]
+    cluster_ip: Option<String>,
+    #[serde(rename = "clusterIPs")]
+    cluster_ips: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PortSpec {
+    protocol: Option<String>,
+    port: u16,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ServiceStatus {
+    load_balancer: LbStatus,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LbStatus {
+    ingress: Vec<Ingress>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Ingress {
+    ip: Option<String>,
+}
+
+fn field_error(object: &str, field: &str, message: impl Into<String>) -> ManifestError {
+    ManifestError::Field {
+        object: object.into(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Reads a `kind: Service` object.
+pub fn service(doc: &Value) -> Result<Service, ManifestError> {
+    let object = format!("Service/{}", name(doc).unwrap_or("?"));
+    let m: ServiceManifest = serde_path_to_error::deserialize(doc)
+        .map_err(|e| field_error(&object, &e.path().to_string(), e.inner().to_string()))?;
+    if m.metadata.name.is_empty() {
+        return Err(field_error(&object, "metadata.name", "missing"));
+    }
+    let spec = m.spec;
+    let service_type = match spec.type_.as_deref() {
+        None | Some("ClusterIP") => ServiceType::ClusterIp,
+        Some("NodePort") => ServiceType::NodePort,
+        Some("LoadBalancer") => ServiceType::LoadBalancer,
+        Some("ExternalName") => ServiceType::ExternalName,
+        Some(other) => ServiceType::Other(other.into()),
+    };
+    let external_traffic_policy = match spec.external_traffic_policy.as_deref() {
+        None | Some("Cluster") => TrafficPolicy::Cluster,
+        Some("Local") => TrafficPolicy::Local,
+        Some(other) => {
+            return Err(field_error(
+                &object,
+                "spec.externalTrafficPolicy",
+                format!("unknown policy {other:?}"),
+            ));
+        }
+    };
+    let ip_family_policy = match spec.ip_family_policy.as_deref() {
+        None => None,
+        Some("SingleStack") => Some(IpFamilyPolicy::SingleStack),
+        Some("PreferDualStack") => Some(IpFamilyPolicy::PreferDualStack),
+        Some("RequireDualStack") => Some(IpFamilyPolicy::RequireDualStack),
+        Some(other) => {
+            return Err(field_error(
+                &object,
+                "spec.ipFamilyPolicy",
+                format!("unknown policy {other:?}"),
+            ));
+        }
+    };
+    let mut ip_families = Vec::new();
+    for (i, f) in spec.ip_families.iter().enumerate() {
+        ip_families.push(match f.as_str() {
+            "IPv4" => Family::V4,
+            "IPv6" => Family::V6,
+            other => {
+                return Err(field_error(
+                    &object,
+                    &format!("spec.ipFamilies[{i}]"),
+                    format!("unknown family {other:?}"),
+                ));
+            }
+        });
+    }
+    let mut ports = Vec::new();
+    for (i, p) in spec.ports.iter().enumerate() {
+        let protocol = match p.protocol.as_deref() {
+            None | Some("TCP") => Protocol::Tcp,
+            Some("UDP") => Protocol::Udp,
+            Some("SCTP") => Protocol::Sctp,
+            Some(other) => {
+                return Err(field_error(
+                    &object,
+                    &format!("spec.ports[{i}].protocol"),
+                    format!("unknown protocol {other:?}"),
+                ));
+            }
+        };
+        ports.push(ServicePort {
+            protocol,
+            port: p.port,
+        });
+    }
+    // clusterIP "None" (headless) and unparsable values carry no family.
+    let cluster_ips = if spec.cluster_ips.is_empty() {
+        spec.cluster_ip.into_iter().collect()
+    } else {
+        spec.cluster_ips
+    };
+    let cluster_ips = cluster_ips
+        .iter()
+        .filter_map(|ip| ip.parse::<IpAddr>().ok())
+        .collect();
+    let mut ingress_ips = Vec::new();
+    for (i, ing) in m.status.load_balancer.ingress.iter().enumerate() {
+        if let Some(text) = &ing.ip {
+            let ip = text.parse::<IpAddr>().map_err(|_| {
+                field_error(
+                    &object,
+                    &format!("status.loadBalancer.ingress[{i}].ip"),
+                    format!("{text:?} is not an IP"),
+                )
+            })?;
+            ingress_ips.push(ip);
+        }
+    }
+    Ok(Service {
+        namespace: m
+            .metadata
+            .namespace
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".into()),
+        name: m.metadata.name,
+        labels: m.metadata.labels,
+        annotations: m.metadata.annotations,
+        service_type,
+        load_balancer_class: spec.load_balancer_class.filter(|c| !c.is_empty()),
+        load_balancer_ip: spec.load_balancer_ip.filter(|ip| !ip.trim().is_empty()),
+        ports,
+        external_traffic_policy,
+        selector: spec.selector,
+        ip_family_policy,
+        ip_families,
+        cluster_ips,
+        ingress_ips,
+    })
+}
+
+/// Reads a `kind: Namespace` object.
+pub fn namespace(doc: &Value) -> Result<Namespace, ManifestError> {
+    #[derive(Deserialize)]
+    struct NamespaceManifest {
+        #[serde(default)]
+        metadata: Meta,
+    }
+    let object = format!("Namespace/{}", name(doc).unwrap_or("?"));
+    let m: NamespaceManifest = serde_path_to_error::deserialize(doc)
+        .map_err(|e| field_error(&object, &e.path().to_string(), e.inner().to_string()))?;
+    if m.metadata.name.is_empty() {
+        return Err(field_error(&object, "metadata.name", "missing"));
+    }
+    Ok(Namespace::new(&m.metadata.name, m.metadata.labels))
+}
+
+/// All Services of a YAML text, in order; other kinds are skipped.
+pub fn services(text: &str) -> Result<Vec<Service>, ManifestError> {
+    documents(text)?
+        .iter()
+        .filter(|d| kind(d) == Some("Service"))
+        .map(service)
+        .collect()
+}
+
+/// All Namespaces of a YAML text, in order; other kinds are skipped.
+pub fn namespaces(text: &str) -> Result<Vec<Namespace>, ManifestError> {
+    documents(text)?
+        .iter()
+        .filter(|d| kind(d) == Some("Namespace"))
+        .map(namespace)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SVC: &str = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+  annotations:
+    metallb.io/allow-shared-ip: k1
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Local
+  selector: {app: web}
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv6, IPv4]
+  ports:
+  - port: 80
+  - port: 53
+    protocol: UDP
+status:
+  loadBalancer:
+    ingress:
+    - ip: 192.0.2.1
+    - hostname: example.invalid
+"#;
+
+    #[test]
+    fn reads_a_service() {
+        let s = &services(SVC).unwrap()[0];
+        assert_eq!(s.key().as_str(), "shop/web");
+        assert_eq!(s.service_type, ServiceType::LoadBalancer);
+        assert_eq!(s.external_traffic_policy, TrafficPolicy::Local);
+        assert_eq!(s.ip_family_policy, Some(IpFamilyPolicy::RequireDualStack));
+        assert_eq!(s.ip_families, vec![Family::V6, Family::V4]);
+        assert_eq!(
+            s.ports[1],
+            ServicePort {
+                protocol: Protocol::Udp,
+                port: 53
+            }
+        );
+        assert_eq!(s.ingress_ips, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(s.sharing_key(), Some("k1"));
+    }
+
+    #[test]
+    fn lists_and_multi_documents() {
+        let text = format!(
+            "{SVC}\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {{name: b}}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {{name: c}}\n"
+        );
+        let all = services(&text).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].key().as_str(), "default/b");
+    }
+
+    #[test]
+    fn bad_fields_name_their_path() {
+        let text = "kind: Service\nmetadata: {name: x}\nspec:\n  ports:\n  - port: 99999\n";
+        let err = services(text).unwrap_err().to_string();
+        assert!(err.contains("spec.ports[0].port"), "{err}");
+        assert!(services("a: [").is_err());
+    }
+}
