@@ -81,11 +81,7 @@ pub enum AddressError {
     Invalid { text: String },
     /// A range whose first address is above its last.
     #[error("range {text:?} is reversed: {first} is above {last}")]
-    Reversed {
-        text: String,
-        first: IpAddr,
-        last: IpAddr,
-    },
+    Reversed { text: String, first: IpAddr, last: IpAddr },
     /// A range from an IPv4 to an IPv6 address, or back.
     #[error("range {text:?} mixes IPv4 and IPv6")]
     MixedFamilies { text: String },
@@ -101,16 +97,12 @@ pub struct AddressBlock {
 impl AddressBlock {
     /// The block `[first, last]`; both of one family, `first <= last`.
     pub fn new(first: IpAddr, last: IpAddr) -> Option<Self> {
-        (Family::of(first) == Family::of(last) && ip_to_u128(first) <= ip_to_u128(last))
-            .then_some(Self { first, last })
+        (Family::of(first) == Family::of(last) && ip_to_u128(first) <= ip_to_u128(last)).then_some(Self { first, last })
     }
 
     /// The block of a CIDR, host bits cleared (`192.0.2.7/24` is `192.0.2.0/24`).
     pub fn from_cidr(net: IpNetwork) -> Self {
-        Self {
-            first: net.network(),
-            last: net.broadcast_or_last(),
-        }
+        Self { first: net.network(), last: net.broadcast_or_last() }
     }
 
     pub fn first(&self) -> IpAddr {
@@ -136,8 +128,7 @@ impl AddressBlock {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        Family::of(ip) == self.family()
-            && (ip_to_u128(self.first)..=ip_to_u128(self.last)).contains(&ip_to_u128(ip))
+        Family::of(ip) == self.family() && (ip_to_u128(self.first)..=ip_to_u128(self.last)).contains(&ip_to_u128(ip))
     }
 
     pub fn overlaps(&self, other: &AddressBlock) -> bool {
@@ -153,8 +144,7 @@ impl AddressBlock {
 
     /// Offset of `ip` from the first address, if inside.
     pub fn offset_of(&self, ip: IpAddr) -> Option<u128> {
-        self.contains(ip)
-            .then(|| ip_to_u128(ip) - ip_to_u128(self.first))
+        self.contains(ip).then(|| ip_to_u128(ip) - ip_to_u128(self.first))
     }
 
     /// The smallest list of CIDRs that covers exactly this block, in order.
@@ -165,14 +155,8 @@ impl AddressBlock {
         let end = ip_to_u128(self.last);
         loop {
             // Largest aligned block starting at `start` that does not pass `end`.
-            let mut size_log = if start == 0 {
-                bits
-            } else {
-                start.trailing_zeros().min(bits)
-            };
-            while size_log > 0
-                && end - start < 1u128.checked_shl(size_log).map_or(u128::MAX, |n| n - 1)
-            {
+            let mut size_log = if start == 0 { bits } else { start.trailing_zeros().min(bits) };
+            while size_log > 0 && end - start < 1u128.checked_shl(size_log).map_or(u128::MAX, |n| n - 1) {
                 size_log -= 1;
             }
             if size_log == 128 {
@@ -191,11 +175,7 @@ impl AddressBlock {
 
     /// The shortest prefix length among [`Self::cidrs`]: the widest CIDR in the block.
     pub fn widest_prefix_len(&self) -> u8 {
-        self.cidrs()
-            .iter()
-            .map(IpNetwork::prefix)
-            .min()
-            .unwrap_or(self.family().bits())
+        self.cidrs().iter().map(IpNetwork::prefix).min().unwrap_or(self.family().bits())
     }
 
     /// Number of addresses MetalLB's `avoid-buggy-ips` removes from this block.
@@ -227,11 +207,7 @@ impl BroadcastOrLast for IpNetwork {
     fn broadcast_or_last(&self) -> IpAddr {
         let family = Family::of(self.ip());
         let host_bits = u32::from(family.bits() - self.prefix());
-        let mask = if host_bits >= 128 {
-            u128::MAX
-        } else {
-            (1u128 << host_bits) - 1
-        };
+        let mask = if host_bits >= 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
         u128_to_ip(family, ip_to_u128(self.network()) | mask)
     }
 }
@@ -240,17 +216,13 @@ impl FromStr for AddressBlock {
     type Err = AddressError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let invalid = || AddressError::Invalid {
-            text: text.to_string(),
-        };
+        let invalid = || AddressError::Invalid { text: text.to_string() };
         let trimmed = text.trim();
         if let Some((a, b)) = trimmed.split_once('-') {
             let first: IpAddr = a.trim().parse().map_err(|_| invalid())?;
             let last: IpAddr = b.trim().parse().map_err(|_| invalid())?;
             if Family::of(first) != Family::of(last) {
-                return Err(AddressError::MixedFamilies {
-                    text: text.to_string(),
-                });
+                return Err(AddressError::MixedFamilies { text: text.to_string() });
             }
             return AddressBlock::new(first, last).ok_or(AddressError::Reversed {
                 text: text.to_string(),
@@ -301,14 +273,8 @@ mod tests {
     fn ranges_allow_spaces_and_reject_reversal() {
         let b = block("192.0.2.10 - 192.0.2.20");
         assert_eq!(b.len(), 11);
-        assert!(matches!(
-            "192.0.2.20-192.0.2.10".parse::<AddressBlock>(),
-            Err(AddressError::Reversed { .. })
-        ));
-        assert!(matches!(
-            "192.0.2.1-2001:db8::1".parse::<AddressBlock>(),
-            Err(AddressError::MixedFamilies { .. })
-        ));
+        assert!(matches!("192.0.2.20-192.0.2.10".parse::<AddressBlock>(), Err(AddressError::Reversed { .. })));
+        assert!(matches!("192.0.2.1-2001:db8::1".parse::<AddressBlock>(), Err(AddressError::MixedFamilies { .. })));
         assert!("192.0.2.1".parse::<AddressBlock>().is_err());
         assert!("nonsense/24".parse::<AddressBlock>().is_err());
         assert!("192.0.2.0/33".parse::<AddressBlock>().is_err());
@@ -326,20 +292,8 @@ mod tests {
 
     #[test]
     fn range_cover_is_minimal() {
-        let cidrs: Vec<String> = block("192.0.2.1-192.0.2.9")
-            .cidrs()
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-        assert_eq!(
-            cidrs,
-            [
-                "192.0.2.1/32",
-                "192.0.2.2/31",
-                "192.0.2.4/30",
-                "192.0.2.8/31"
-            ]
-        );
+        let cidrs: Vec<String> = block("192.0.2.1-192.0.2.9").cidrs().iter().map(|c| c.to_string()).collect();
+        assert_eq!(cidrs, ["192.0.2.1/32", "192.0.2.2/31", "192.0.2.4/30", "192.0.2.8/31"]);
         assert_eq!(block("192.0.2.0-192.0.2.255").widest_prefix_len(), 24);
         assert_eq!(block("192.0.2.1-192.0.2.9").widest_prefix_len(), 30);
         assert_eq!(block("0.0.0.0/0").cidrs().len(), 1);

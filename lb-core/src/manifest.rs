@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::addr::Family;
 use crate::selector::Labels;
 use crate::service::{
-    IpFamilyPolicy, Namespace, Protocol, Service, ServicePort, ServiceType, TrafficPolicy,
+    IpFamilyPolicy, Namespace, Protocol, Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy,
 };
 
 /// Why a manifest could not be read.
@@ -24,17 +24,12 @@ pub enum ManifestError {
     NotAnObject { index: usize },
     /// A field has the wrong type or value.
     #[error("{object}: {field}: {message}")]
-    Field {
-        object: String,
-        field: String,
-        message: String,
-    },
+    Field { object: String, field: String, message: String },
 }
 
 /// Every document of a YAML stream, with `kind: List` expanded into its items.
 pub fn documents(text: &str) -> Result<Vec<Value>, ManifestError> {
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml(e.to_string()))?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml(e.to_string()))?;
     let mut out = Vec::with_capacity(docs.len());
     for doc in docs {
         flatten_lists(doc, &mut out);
@@ -43,10 +38,7 @@ pub fn documents(text: &str) -> Result<Vec<Value>, ManifestError> {
 }
 
 fn flatten_lists(doc: Value, out: &mut Vec<Value>) {
-    let is_list = doc
-        .get("kind")
-        .and_then(Value::as_str)
-        .is_some_and(|k| k == "List" || k.ends_with("List"))
+    let is_list = doc.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
         && doc.get("items").is_some_and(Value::is_array);
     if is_list {
         if let Value::Object(mut map) = doc
@@ -133,11 +125,7 @@ struct Ingress {
 }
 
 fn field_error(object: &str, field: &str, message: impl Into<String>) -> ManifestError {
-    ManifestError::Field {
-        object: object.into(),
-        field: field.into(),
-        message: message.into(),
-    }
+    ManifestError::Field { object: object.into(), field: field.into(), message: message.into() }
 }
 
 /// Reads a `kind: Service` object.
@@ -160,11 +148,7 @@ pub fn service(doc: &Value) -> Result<Service, ManifestError> {
         None | Some("Cluster") => TrafficPolicy::Cluster,
         Some("Local") => TrafficPolicy::Local,
         Some(other) => {
-            return Err(field_error(
-                &object,
-                "spec.externalTrafficPolicy",
-                format!("unknown policy {other:?}"),
-            ));
+            return Err(field_error(&object, "spec.externalTrafficPolicy", format!("unknown policy {other:?}")));
         }
     };
     let ip_family_policy = match spec.ip_family_policy.as_deref() {
@@ -173,11 +157,7 @@ pub fn service(doc: &Value) -> Result<Service, ManifestError> {
         Some("PreferDualStack") => Some(IpFamilyPolicy::PreferDualStack),
         Some("RequireDualStack") => Some(IpFamilyPolicy::RequireDualStack),
         Some(other) => {
-            return Err(field_error(
-                &object,
-                "spec.ipFamilyPolicy",
-                format!("unknown policy {other:?}"),
-            ));
+            return Err(field_error(&object, "spec.ipFamilyPolicy", format!("unknown policy {other:?}")));
         }
     };
     let mut ip_families = Vec::new();
@@ -208,41 +188,26 @@ pub fn service(doc: &Value) -> Result<Service, ManifestError> {
                 ));
             }
         };
-        ports.push(ServicePort {
-            protocol,
-            port: p.port,
-        });
+        ports.push(ServicePort { protocol, port: p.port });
     }
     // clusterIP "None" (headless) and unparsable values carry no family.
-    let cluster_ips = if spec.cluster_ips.is_empty() {
-        spec.cluster_ip.into_iter().collect()
-    } else {
-        spec.cluster_ips
-    };
-    let cluster_ips = cluster_ips
-        .iter()
-        .filter_map(|ip| ip.parse::<IpAddr>().ok())
-        .collect();
+    let cluster_ips =
+        if spec.cluster_ips.is_empty() { spec.cluster_ip.into_iter().collect() } else { spec.cluster_ips };
+    let cluster_ips = cluster_ips.iter().filter_map(|ip| ip.parse::<IpAddr>().ok()).collect();
     let mut ingress_ips = Vec::new();
     for (i, ing) in m.status.load_balancer.ingress.iter().enumerate() {
         if let Some(text) = &ing.ip {
             let ip = text.parse::<IpAddr>().map_err(|_| {
-                field_error(
-                    &object,
-                    &format!("status.loadBalancer.ingress[{i}].ip"),
-                    format!("{text:?} is not an IP"),
-                )
+                field_error(&object, &format!("status.loadBalancer.ingress[{i}].ip"), format!("{text:?} is not an IP"))
             })?;
             ingress_ips.push(ip);
         }
     }
     Ok(Service {
-        namespace: m
-            .metadata
-            .namespace
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "default".into()),
-        name: m.metadata.name,
+        key: ServiceKey::new(
+            m.metadata.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or("default"),
+            &m.metadata.name,
+        ),
         labels: m.metadata.labels,
         annotations: m.metadata.annotations,
         service_type,
@@ -276,20 +241,12 @@ pub fn namespace(doc: &Value) -> Result<Namespace, ManifestError> {
 
 /// All Services of a YAML text, in order; other kinds are skipped.
 pub fn services(text: &str) -> Result<Vec<Service>, ManifestError> {
-    documents(text)?
-        .iter()
-        .filter(|d| kind(d) == Some("Service"))
-        .map(service)
-        .collect()
+    documents(text)?.iter().filter(|d| kind(d) == Some("Service")).map(service).collect()
 }
 
 /// All Namespaces of a YAML text, in order; other kinds are skipped.
 pub fn namespaces(text: &str) -> Result<Vec<Namespace>, ManifestError> {
-    documents(text)?
-        .iter()
-        .filter(|d| kind(d) == Some("Namespace"))
-        .map(namespace)
-        .collect()
+    documents(text)?.iter().filter(|d| kind(d) == Some("Namespace")).map(namespace).collect()
 }
 
 #[cfg(test)]
@@ -324,18 +281,12 @@ status:
     #[test]
     fn reads_a_service() {
         let s = &services(SVC).unwrap()[0];
-        assert_eq!(s.key().as_str(), "shop/web");
+        assert_eq!(s.key.as_str(), "shop/web");
         assert_eq!(s.service_type, ServiceType::LoadBalancer);
         assert_eq!(s.external_traffic_policy, TrafficPolicy::Local);
         assert_eq!(s.ip_family_policy, Some(IpFamilyPolicy::RequireDualStack));
         assert_eq!(s.ip_families, vec![Family::V6, Family::V4]);
-        assert_eq!(
-            s.ports[1],
-            ServicePort {
-                protocol: Protocol::Udp,
-                port: 53
-            }
-        );
+        assert_eq!(s.ports[1], ServicePort { protocol: Protocol::Udp, port: 53 });
         assert_eq!(s.ingress_ips, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(s.sharing_key(), Some("k1"));
     }
@@ -347,7 +298,7 @@ status:
         );
         let all = services(&text).unwrap();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[1].key().as_str(), "default/b");
+        assert_eq!(all[1].key.as_str(), "default/b");
     }
 
     #[test]

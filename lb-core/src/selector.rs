@@ -58,10 +58,7 @@ pub enum SelectorError {
 impl LabelSelector {
     /// A selector that matches exactly these labels.
     pub fn from_labels(labels: Labels) -> Self {
-        Self {
-            match_labels: labels,
-            match_expressions: Vec::new(),
-        }
+        Self { match_labels: labels, match_expressions: Vec::new() }
     }
 
     /// Whether the selector has no condition at all (and so matches everything).
@@ -80,16 +77,10 @@ impl LabelSelector {
             }
             let needs_values = matches!(req.operator, Operator::In | Operator::NotIn);
             if needs_values && req.values.is_empty() {
-                return Err(SelectorError::MissingValues {
-                    key: req.key.clone(),
-                    operator: req.operator,
-                });
+                return Err(SelectorError::MissingValues { key: req.key.clone(), operator: req.operator });
             }
             if !needs_values && !req.values.is_empty() {
-                return Err(SelectorError::UnexpectedValues {
-                    key: req.key.clone(),
-                    operator: req.operator,
-                });
+                return Err(SelectorError::UnexpectedValues { key: req.key.clone(), operator: req.operator });
             }
         }
         Ok(())
@@ -97,9 +88,7 @@ impl LabelSelector {
 
     /// Whether an object with `labels` is selected.
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.match_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
             && self.match_expressions.iter().all(|req| req.matches(labels))
     }
 }
@@ -126,18 +115,11 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn req(key: &str, operator: Operator, values: &[&str]) -> LabelSelectorRequirement {
-        LabelSelectorRequirement {
-            key: key.into(),
-            operator,
-            values: values.iter().map(|v| v.to_string()).collect(),
-        }
+        LabelSelectorRequirement { key: key.into(), operator, values: values.iter().map(|v| v.to_string()).collect() }
     }
 
     #[test]
@@ -158,10 +140,7 @@ mod tests {
     fn operators_follow_kubernetes() {
         let l = labels(&[("env", "prod")]);
         let none = Labels::new();
-        let sel = |r| LabelSelector {
-            match_labels: Labels::new(),
-            match_expressions: vec![r],
-        };
+        let sel = |r| LabelSelector { match_labels: Labels::new(), match_expressions: vec![r] };
         assert!(sel(req("env", Operator::In, &["prod", "dev"])).matches(&l));
         assert!(!sel(req("env", Operator::In, &["dev"])).matches(&l));
         assert!(!sel(req("env", Operator::In, &["prod"])).matches(&none));
@@ -176,10 +155,7 @@ mod tests {
 
     #[test]
     fn validation_matches_api_server() {
-        let sel = |r| LabelSelector {
-            match_labels: Labels::new(),
-            match_expressions: vec![r],
-        };
+        let sel = |r| LabelSelector { match_labels: Labels::new(), match_expressions: vec![r] };
         assert!(sel(req("a", Operator::In, &[])).validate().is_err());
         assert!(sel(req("a", Operator::Exists, &["x"])).validate().is_err());
         assert!(sel(req("a", Operator::NotIn, &["x"])).validate().is_ok());

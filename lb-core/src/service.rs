@@ -10,22 +10,13 @@ use crate::selector::Labels;
 
 /// Annotations MetalLB reads, in both the current and the legacy domain.
 pub mod annotation {
-    pub const ADDRESS_POOL: [&str; 2] = [
-        "metallb.io/address-pool",
-        "metallb.universe.tf/address-pool",
-    ];
-    pub const LOAD_BALANCER_IPS: [&str; 2] = [
-        "metallb.io/loadBalancerIPs",
-        "metallb.universe.tf/loadBalancerIPs",
-    ];
-    pub const ALLOW_SHARED_IP: [&str; 2] = [
-        "metallb.io/allow-shared-ip",
-        "metallb.universe.tf/allow-shared-ip",
-    ];
+    pub const ADDRESS_POOL: [&str; 2] = ["metallb.io/address-pool", "metallb.universe.tf/address-pool"];
+    pub const LOAD_BALANCER_IPS: [&str; 2] = ["metallb.io/loadBalancerIPs", "metallb.universe.tf/loadBalancerIPs"];
+    pub const ALLOW_SHARED_IP: [&str; 2] = ["metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"];
 }
 
 /// `namespace/name`, cheap to clone and hash: it keys every allocation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct ServiceKey(Arc<str>);
 
 impl ServiceKey {
@@ -109,8 +100,8 @@ pub struct ServicePort {
 /// A Service as the load balancer sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Service {
-    pub namespace: String,
-    pub name: String,
+    /// `namespace/name`, built once: every allocation is keyed by it.
+    pub key: ServiceKey,
     pub labels: Labels,
     pub annotations: Labels,
     pub service_type: ServiceType,
@@ -128,29 +119,32 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn key(&self) -> ServiceKey {
-        ServiceKey::new(&self.namespace, &self.name)
+    /// A Service of type ClusterIP with nothing else set.
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self { key: ServiceKey::new(namespace, name), ..Self::default() }
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.key.namespace()
+    }
+
+    pub fn name(&self) -> &str {
+        self.key.name()
     }
 
     /// First of the annotations (current domain first) that is set.
     pub fn annotation(&self, names: [&str; 2]) -> Option<&str> {
-        names
-            .iter()
-            .find_map(|n| self.annotations.get(*n))
-            .map(String::as_str)
+        names.iter().find_map(|n| self.annotations.get(*n)).map(String::as_str)
     }
 
     /// The `allow-shared-ip` key; empty means no sharing.
     pub fn sharing_key(&self) -> Option<&str> {
-        self.annotation(annotation::ALLOW_SHARED_IP)
-            .filter(|k| !k.is_empty())
+        self.annotation(annotation::ALLOW_SHARED_IP).filter(|k| !k.is_empty())
     }
 
     /// The `address-pool` annotation.
     pub fn requested_pool(&self) -> Option<&str> {
-        self.annotation(annotation::ADDRESS_POOL)
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
+        self.annotation(annotation::ADDRESS_POOL).map(str::trim).filter(|p| !p.is_empty())
     }
 
     /// Services that share an IP with `externalTrafficPolicy: Local` must
@@ -182,10 +176,7 @@ impl Namespace {
     /// selectors written against it must work here too.
     pub fn new(name: &str, mut labels: Labels) -> Self {
         labels.insert("kubernetes.io/metadata.name".into(), name.into());
-        Self {
-            name: name.into(),
-            labels,
-        }
+        Self { name: name.into(), labels }
     }
 }
 
@@ -204,25 +195,17 @@ mod tests {
     #[test]
     fn annotations_prefer_current_domain() {
         let mut s = Service::default();
-        s.annotations
-            .insert("metallb.universe.tf/allow-shared-ip".into(), "old".into());
+        s.annotations.insert("metallb.universe.tf/allow-shared-ip".into(), "old".into());
         assert_eq!(s.sharing_key(), Some("old"));
-        s.annotations
-            .insert("metallb.io/allow-shared-ip".into(), "new".into());
+        s.annotations.insert("metallb.io/allow-shared-ip".into(), "new".into());
         assert_eq!(s.sharing_key(), Some("new"));
-        s.annotations
-            .insert("metallb.io/allow-shared-ip".into(), String::new());
+        s.annotations.insert("metallb.io/allow-shared-ip".into(), String::new());
         assert_eq!(s.sharing_key(), None);
     }
 
     #[test]
     fn implicit_namespace_label() {
         let ns = Namespace::new("team-a", Labels::new());
-        assert_eq!(
-            ns.labels
-                .get("kubernetes.io/metadata.name")
-                .map(String::as_str),
-            Some("team-a")
-        );
+        assert_eq!(ns.labels.get("kubernetes.io/metadata.name").map(String::as_str), Some("team-a"));
     }
 }

@@ -1,1 +1,21 @@
-pub fn x() {}
+//! Address allocation for LoadBalancer Services, with MetalLB's semantics:
+//! pools, `serviceAllocation`, requested addresses, the `address-pool`
+//! annotation, sharing keys, dual stack, restore after restart and
+//! revalidation on configuration change.
+//!
+//! This crate is pure: no I/O, no clock, no tasks. It is a data structure
+//! that a controller drives (see [`Allocator`] for the expected flow).
+//!
+//! - [`allocator`]: the [`Allocator`];
+//! - [`space`]: one family of one pool, with the used addresses as runs,
+//!   so a pool's size never costs memory or time;
+//! - [`request`]: what a Service asks for;
+//! - [`error`]: why a Service got no address.
+
+pub mod allocator;
+pub mod error;
+pub mod request;
+pub mod space;
+
+pub use allocator::{Addresses, Allocator, Assignment, PoolStats};
+pub use error::AllocError;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use super::crd::{self, Object, Resource};
 use super::error::{ConfigError, ConfigErrorKind as E};
 use super::{
-    BfdProfile, BgpAdvertisement, BgpPeer, Config, L2Advertisement, Origin, Password, PeerAsn,
-    Pool, ServiceAllocation, SourcedResource,
+    BfdProfile, BgpAdvertisement, BgpPeer, Config, L2Advertisement, Origin, Password, PeerAsn, Pool, ServiceAllocation,
+    SourcedResource,
 };
 use crate::addr::{AddressBlock, Family};
 use crate::community::{Community, CommunityError};
@@ -39,12 +39,7 @@ impl Check<'_> {
                 self.err(&format!("{field}[{i}]"), E::Selector(e));
             }
             if selectors[..i].contains(s) {
-                self.err(
-                    &format!("{field}[{i}]"),
-                    E::Duplicate {
-                        value: format!("{s:?}"),
-                    },
-                );
+                self.err(&format!("{field}[{i}]"), E::Duplicate { value: format!("{s:?}") });
             }
         }
     }
@@ -139,9 +134,7 @@ pub fn build(resources: &[SourcedResource], errors: &mut Vec<ConfigError>) -> Co
     }
     check_local_prefs(&config, &bgp_origins, errors);
     for (origin, o) in l2_sources {
-        config
-            .l2_advertisements
-            .push(l2_advertisement(origin, o, &config, errors));
+        config.l2_advertisements.push(l2_advertisement(origin, o, &config, errors));
     }
     config
 }
@@ -159,25 +152,16 @@ fn check_duplicate_names(resources: &[SourcedResource], errors: &mut Vec<ConfigE
         let kind = r.resource.kind();
         if let Some(first) = seen.get(&(kind, name)) {
             let other = format!("{}: {}", first.file, first.object);
-            errors.push(r.origin.error(
-                "metadata.name",
-                E::DuplicateName {
-                    kind: kind.into(),
-                    name: name.into(),
-                    other,
-                },
-            ));
+            errors.push(
+                r.origin.error("metadata.name", E::DuplicateName { kind: kind.into(), name: name.into(), other }),
+            );
         } else {
             seen.insert((kind, name), &r.origin);
         }
     }
 }
 
-fn bfd_profile(
-    origin: &Origin,
-    o: &Object<crd::BfdProfileSpec>,
-    errors: &mut Vec<ConfigError>,
-) -> BfdProfile {
+fn bfd_profile(origin: &Origin, o: &Object<crd::BfdProfileSpec>, errors: &mut Vec<ConfigError>) -> BfdProfile {
     let mut c = Check { origin, errors };
     let s = &o.spec;
     BfdProfile {
@@ -209,9 +193,7 @@ fn communities(
                 if aliases.insert(alias.name.clone(), value).is_some() {
                     c.err(
                         &format!("spec.communities[{i}].name"),
-                        E::DuplicateCommunityAlias {
-                            name: alias.name.clone(),
-                        },
+                        E::DuplicateCommunityAlias { name: alias.name.clone() },
                     );
                 }
             }
@@ -260,14 +242,8 @@ fn pool(
     }
     let allocation = s.service_allocation.as_ref().map(|a| {
         c.unique("spec.serviceAllocation.namespaces", &a.namespaces);
-        c.selectors(
-            "spec.serviceAllocation.namespaceSelectors",
-            &a.namespace_selectors,
-        );
-        c.selectors(
-            "spec.serviceAllocation.serviceSelectors",
-            &a.service_selectors,
-        );
+        c.selectors("spec.serviceAllocation.namespaceSelectors", &a.namespace_selectors);
+        c.selectors("spec.serviceAllocation.serviceSelectors", &a.service_selectors);
         ServiceAllocation {
             priority: a.priority,
             namespaces: a.namespaces.clone(),
@@ -337,14 +313,7 @@ fn peer(
         None => DEFAULT_PORT,
         Some(p @ 1..=65535) => p as u16,
         Some(p) => {
-            c.err(
-                "spec.peerPort",
-                E::OutOfRange {
-                    value: i64::from(p),
-                    min: 1,
-                    max: 65535,
-                },
-            );
+            c.err("spec.peerPort", E::OutOfRange { value: i64::from(p), min: 1, max: 65535 });
             DEFAULT_PORT
         }
     };
@@ -363,23 +332,17 @@ fn peer(
     if keepalive_time > hold_time {
         c.err(
             "spec.keepaliveTime",
-            E::KeepaliveAboveHold {
-                keepalive: keepalive_time.as_secs(),
-                hold: hold_time.as_secs(),
-            },
+            E::KeepaliveAboveHold { keepalive: keepalive_time.as_secs(), hold: hold_time.as_secs() },
         );
     }
     let connect_time = c.duration("spec.connectTime", s.connect_time.as_deref());
-    let router_id = s
-        .router_id
-        .as_deref()
-        .and_then(|text| match text.trim().parse::<Ipv4Addr>() {
-            Ok(id) => Some(id),
-            Err(_) => {
-                c.err("spec.routerID", E::InvalidRouterId { text: text.into() });
-                None
-            }
-        });
+    let router_id = s.router_id.as_deref().and_then(|text| match text.trim().parse::<Ipv4Addr>() {
+        Ok(id) => Some(id),
+        Err(_) => {
+            c.err("spec.routerID", E::InvalidRouterId { text: text.into() });
+            None
+        }
+    });
     c.selectors("spec.nodeSelectors", &s.node_selectors);
     c.single_line("spec.password", s.password.as_deref());
     c.single_line("spec.vrf", s.vrf.as_deref());
@@ -450,14 +413,7 @@ fn aggregation(c: &mut Check<'_>, field: &str, value: Option<i64>, family: Famil
         None => max,
         Some(v) if (0..=i64::from(max)).contains(&v) => v as u8,
         Some(v) => {
-            c.err(
-                field,
-                E::AggregationOutOfRange {
-                    length: v,
-                    family: family.k8s_name(),
-                    max,
-                },
-            );
+            c.err(field, E::AggregationOutOfRange { length: v, family: family.k8s_name(), max });
             max
         }
     }
@@ -472,37 +428,20 @@ fn bgp_advertisement(
     let mut c = Check { origin, errors };
     let s = &o.spec;
     let before = c.errors.len();
-    let aggregation_length = aggregation(
-        &mut c,
-        "spec.aggregationLength",
-        s.aggregation_length,
-        Family::V4,
-    );
-    let aggregation_length_v6 = aggregation(
-        &mut c,
-        "spec.aggregationLengthV6",
-        s.aggregation_length_v6,
-        Family::V6,
-    );
+    let aggregation_length = aggregation(&mut c, "spec.aggregationLength", s.aggregation_length, Family::V4);
+    let aggregation_length_v6 = aggregation(&mut c, "spec.aggregationLengthV6", s.aggregation_length_v6, Family::V6);
     let mut communities = Vec::new();
     for (i, text) in s.communities.iter().enumerate() {
         let field = format!("spec.communities[{i}]");
         if s.communities[..i].contains(text) {
-            c.err(
-                &field,
-                E::Duplicate {
-                    value: text.clone(),
-                },
-            );
+            c.err(&field, E::Duplicate { value: text.clone() });
         }
         match config.communities.get(text) {
             Some(value) => communities.push(*value),
             None => match text.parse::<Community>() {
                 Ok(value) => communities.push(value),
                 Err(e @ CommunityError::Range(_)) => c.err(&field, E::Community(e)),
-                Err(CommunityError::Format(_)) => {
-                    c.err(&field, E::Community(CommunityError::Format(text.clone())))
-                }
+                Err(CommunityError::Format(_)) => c.err(&field, E::Community(CommunityError::Format(text.clone()))),
             },
         }
     }
@@ -515,20 +454,10 @@ fn bgp_advertisement(
     c.selectors("spec.serviceSelectors", &s.service_selectors);
     if !s.service_selectors.is_empty() {
         if aggregation_length != 32 {
-            c.err(
-                "spec.aggregationLength",
-                E::AggregationWithServiceSelectors {
-                    length: aggregation_length,
-                },
-            );
+            c.err("spec.aggregationLength", E::AggregationWithServiceSelectors { length: aggregation_length });
         }
         if aggregation_length_v6 != 128 {
-            c.err(
-                "spec.aggregationLengthV6",
-                E::AggregationWithServiceSelectors {
-                    length: aggregation_length_v6,
-                },
-            );
+            c.err("spec.aggregationLengthV6", E::AggregationWithServiceSelectors { length: aggregation_length_v6 });
         }
     }
     let pools = resolve_pools(config, &s.ip_address_pools, &s.ip_address_pool_selectors);
@@ -542,12 +471,7 @@ fn bgp_advertisement(
             if length < mask {
                 c.err(
                     field,
-                    E::AggregationShorterThanBlock {
-                        length,
-                        mask,
-                        block: block.to_string(),
-                        pool: pool.name.clone(),
-                    },
+                    E::AggregationShorterThanBlock { length, mask, block: block.to_string(), pool: pool.name.clone() },
                 );
             }
         }
@@ -579,29 +503,21 @@ fn check_local_prefs(config: &Config, origins: &[&Origin], errors: &mut Vec<Conf
             if pa == pb {
                 continue;
             }
-            let peers_overlap = a.peers.is_empty()
-                || b.peers.is_empty()
-                || a.peers.iter().any(|p| b.peers.contains(p));
-            let nodes_overlap = a.node_selectors.is_empty()
-                || b.node_selectors.is_empty()
-                || a.node_selectors == b.node_selectors;
+            let peers_overlap = a.peers.is_empty() || b.peers.is_empty() || a.peers.iter().any(|p| b.peers.contains(p));
+            let nodes_overlap =
+                a.node_selectors.is_empty() || b.node_selectors.is_empty() || a.node_selectors == b.node_selectors;
             if !peers_overlap || !nodes_overlap {
                 continue;
             }
-            let shared = a
-                .pools
-                .iter()
-                .filter(|p| b.pools.contains(p))
-                .filter_map(|n| config.pool(n))
-                .find(|pool| {
-                    let same4 = a.aggregation_length == b.aggregation_length;
-                    let same6 = a.aggregation_length_v6 == b.aggregation_length_v6;
-                    match (pool.has_family(Family::V4), pool.has_family(Family::V6)) {
-                        (true, true) => same4 || same6,
-                        (true, false) => same4,
-                        (false, _) => same6,
-                    }
-                });
+            let shared = a.pools.iter().filter(|p| b.pools.contains(p)).filter_map(|n| config.pool(n)).find(|pool| {
+                let same4 = a.aggregation_length == b.aggregation_length;
+                let same6 = a.aggregation_length_v6 == b.aggregation_length_v6;
+                match (pool.has_family(Family::V4), pool.has_family(Family::V6)) {
+                    (true, true) => same4 || same6,
+                    (true, false) => same4,
+                    (false, _) => same6,
+                }
+            });
             if let Some(pool) = shared {
                 errors.push(origins[j].error(
                     "spec.localPref",

@@ -76,11 +76,7 @@ pub struct IpAddressPoolSpec {
     pub addresses: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_assign: Option<bool>,
-    #[serde(
-        default,
-        rename = "avoidBuggyIPs",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "avoidBuggyIPs", skip_serializing_if = "Option::is_none")]
     pub avoid_buggy_ips: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_allocation: Option<ServiceAllocationSpec>,
@@ -146,11 +142,7 @@ pub struct BgpPeerSpec {
     pub my_asn: Option<u32>,
     #[serde(default, rename = "peerASN", skip_serializing_if = "Option::is_none")]
     pub peer_asn: Option<u32>,
-    #[serde(
-        default,
-        rename = "dynamicASN",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "dynamicASN", skip_serializing_if = "Option::is_none")]
     pub dynamic_asn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_address: Option<String>,

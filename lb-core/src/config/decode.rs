@@ -33,17 +33,11 @@ impl Origin {
         let Some(legacy) = &self.legacy else {
             return crd_path.to_string();
         };
-        let rest = crd_path
-            .strip_prefix("spec.")
-            .or_else(|| crd_path.strip_prefix("metadata."))
-            .unwrap_or(crd_path);
+        let rest = crd_path.strip_prefix("spec.").or_else(|| crd_path.strip_prefix("metadata.")).unwrap_or(crd_path);
         if !legacy.alias_names.is_empty()
             && let Some(tail) = rest.strip_prefix("communities[")
             && let Some((index, _)) = tail.split_once(']')
-            && let Some(name) = index
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| legacy.alias_names.get(i))
+            && let Some(name) = index.parse::<usize>().ok().and_then(|i| legacy.alias_names.get(i))
         {
             return format!("{}.{name}", legacy.base);
         }
@@ -52,12 +46,7 @@ impl Origin {
     }
 
     pub fn error(&self, crd_path: &str, kind: ConfigErrorKind) -> ConfigError {
-        ConfigError {
-            file: self.file.to_string(),
-            object: self.object.clone(),
-            field: self.field(crd_path),
-            kind,
-        }
+        ConfigError { file: self.file.to_string(), object: self.object.clone(), field: self.field(crd_path), kind }
     }
 }
 
@@ -107,9 +96,9 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
         Path::Root => String::new(),
         Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
         Path::Map { parent, key } => join(&ignored_path(parent), key),
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => ignored_path(parent),
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
     }
 }
 
@@ -137,10 +126,9 @@ pub fn decode<T: DeserializeOwned>(
 ) -> Option<T> {
     let mut track = serde_path_to_error::Track::new();
     let mut unknown = Vec::new();
-    let result = serde_ignored::deserialize(
-        serde_path_to_error::Deserializer::new(value, &mut track),
-        |path| unknown.push(ignored_path(&path)),
-    );
+    let result = serde_ignored::deserialize(serde_path_to_error::Deserializer::new(value, &mut track), |path| {
+        unknown.push(ignored_path(&path))
+    });
     for path in unknown {
         errors.push(origin.error(&join(prefix, &path), ConfigErrorKind::UnknownField));
     }
@@ -163,23 +151,14 @@ mod tests {
         let origin = Origin {
             file: "f".into(),
             object: "ConfigMap/config".into(),
-            legacy: Some(LegacyPath {
-                base: "data.config.peers[0]".into(),
-                alias_names: vec![],
-            }),
+            legacy: Some(LegacyPath { base: "data.config.peers[0]".into(), alias_names: vec![] }),
         };
-        assert_eq!(
-            origin.field("spec.holdTime"),
-            "data.config.peers[0].hold-time"
-        );
+        assert_eq!(origin.field("spec.holdTime"), "data.config.peers[0].hold-time");
         assert_eq!(
             origin.field("spec.nodeSelectors[1].matchLabels"),
             "data.config.peers[0].node-selectors[1].match-labels"
         );
-        assert_eq!(
-            origin.field("spec.peerASN"),
-            "data.config.peers[0].peer-asn"
-        );
+        assert_eq!(origin.field("spec.peerASN"), "data.config.peers[0].peer-asn");
     }
 
     #[test]
@@ -196,11 +175,7 @@ mod tests {
             #[serde(default)]
             b: u8,
         }
-        let origin = Origin {
-            file: "f".into(),
-            object: "K/n".into(),
-            legacy: None,
-        };
+        let origin = Origin { file: "f".into(), object: "K/n".into(), legacy: None };
         let mut errors = Vec::new();
         let v = serde_json::json!({"a": [{"b": 1, "c": 2}], "d": 3});
         assert!(decode::<S>(&v, "spec", &origin, &mut errors).is_some());

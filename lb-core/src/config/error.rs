@@ -23,11 +23,7 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     /// `FILE: KIND/NAME: FIELD: message`, one error per line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {}: {}: {}",
-            self.file, self.object, self.field, self.kind
-        )
+        write!(f, "{}: {}: {}: {}", self.file, self.object, self.field, self.kind)
     }
 }
 
@@ -60,11 +56,7 @@ pub enum ConfigErrorKind {
     MissingName,
     /// Two objects of one kind with one name.
     #[error("duplicate {kind} name {name:?} (also defined in {other})")]
-    DuplicateName {
-        kind: String,
-        name: String,
-        other: String,
-    },
+    DuplicateName { kind: String, name: String, other: String },
     /// A pool needs at least one address block.
     #[error("pool has no addresses")]
     NoAddresses,
@@ -73,26 +65,13 @@ pub enum ConfigErrorKind {
     Address(#[from] AddressError),
     /// Two blocks (in one pool or two) share addresses.
     #[error("{block} overlaps {other_block} of pool {other_pool:?}")]
-    Overlap {
-        block: String,
-        other_block: String,
-        other_pool: String,
-    },
+    Overlap { block: String, other_block: String, other_pool: String },
     /// `aggregationLength` beyond the family's width.
     #[error("aggregation length {length} is out of range for {family} (0-{max})")]
-    AggregationOutOfRange {
-        length: i64,
-        family: &'static str,
-        max: u8,
-    },
+    AggregationOutOfRange { length: i64, family: &'static str, max: u8 },
     /// Aggregating to a shorter prefix than a block would announce addresses outside the pool.
     #[error("aggregation length {length} is shorter than /{mask} of {block} in pool {pool:?}")]
-    AggregationShorterThanBlock {
-        length: u8,
-        mask: u8,
-        block: String,
-        pool: String,
-    },
+    AggregationShorterThanBlock { length: u8, mask: u8, block: String, pool: String },
     /// Aggregated routes would announce Services the selectors exclude.
     #[error("serviceSelectors need aggregationLength 32 and aggregationLengthV6 128, not {length}")]
     AggregationWithServiceSelectors { length: u8 },
@@ -109,12 +88,7 @@ pub enum ConfigErrorKind {
     #[error(
         "local preference {local_pref} conflicts with {other_local_pref} of BGPAdvertisement/{other} for pool {pool:?} on the same peers"
     )]
-    LocalPrefConflict {
-        local_pref: u32,
-        other_local_pref: u32,
-        other: String,
-        pool: String,
-    },
+    LocalPrefConflict { local_pref: u32, other_local_pref: u32, other: String, pool: String },
     /// ASN 0 is reserved.
     #[error("ASN 0 is not allowed")]
     AsnZero,

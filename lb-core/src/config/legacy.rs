@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::crd::{
-    BfdProfileSpec, BgpAdvertisementSpec, BgpPeerSpec, CommunityAlias, CommunitySpec,
-    IpAddressPoolSpec, L2AdvertisementSpec, Metadata, Object, Resource,
+    BfdProfileSpec, BgpAdvertisementSpec, BgpPeerSpec, CommunityAlias, CommunitySpec, IpAddressPoolSpec,
+    L2AdvertisementSpec, Metadata, Object, Resource,
 };
 use super::decode::{LegacyPath, Origin, decode};
 use super::error::{ConfigError, ConfigErrorKind};
@@ -100,11 +100,7 @@ fn object<S>(kind: &str, version: &str, name: String, namespace: &str, spec: S) 
     Object {
         api_version: format!("metallb.io/{version}"),
         kind: kind.into(),
-        metadata: Metadata {
-            name,
-            namespace: Some(namespace.into()),
-            labels: Labels::new(),
-        },
+        metadata: Metadata { name, namespace: Some(namespace.into()), labels: Labels::new() },
         spec,
     }
 }
@@ -119,11 +115,7 @@ pub fn convert(
     text: &str,
     errors: &mut Vec<ConfigError>,
 ) -> Vec<(Origin, Resource)> {
-    let cm_origin = Origin {
-        file: file.clone(),
-        object: format!("ConfigMap/{configmap}"),
-        legacy: None,
-    };
+    let cm_origin = Origin { file: file.clone(), object: format!("ConfigMap/{configmap}"), legacy: None };
     let value: Value = match serde_saphyr::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -131,21 +123,14 @@ pub fn convert(
             return Vec::new();
         }
     };
-    let value = if value.is_null() {
-        Value::Object(Default::default())
-    } else {
-        value
-    };
+    let value = if value.is_null() { Value::Object(Default::default()) } else { value };
     let Some(legacy) = decode::<LegacyConfig>(&value, "data.config", &cm_origin, errors) else {
         return Vec::new();
     };
     let origin = |base: String| Origin {
         file: file.clone(),
         object: cm_origin.object.clone(),
-        legacy: Some(LegacyPath {
-            base,
-            alias_names: Vec::new(),
-        }),
+        legacy: Some(LegacyPath { base, alias_names: Vec::new() }),
     };
     let mut out = Vec::new();
 
@@ -160,10 +145,7 @@ pub fn convert(
             minimum_ttl: p.minimum_ttl,
         };
         let o = object("BFDProfile", "v1beta1", p.name, namespace, spec);
-        out.push((
-            origin(format!("data.config.bfd-profiles[{i}]")),
-            Resource::BfdProfile(o),
-        ));
+        out.push((origin(format!("data.config.bfd-profiles[{i}]")), Resource::BfdProfile(o)));
     }
 
     if !legacy.bgp_communities.is_empty() {
@@ -172,20 +154,11 @@ pub fn convert(
             .into_iter()
             .map(|(name, value)| (name.clone(), CommunityAlias { name, value }))
             .unzip();
-        let o = object(
-            "Community",
-            "v1beta1",
-            "communities".into(),
-            namespace,
-            CommunitySpec { communities },
-        );
+        let o = object("Community", "v1beta1", "communities".into(), namespace, CommunitySpec { communities });
         let origin = Origin {
             file: file.clone(),
             object: cm_origin.object.clone(),
-            legacy: Some(LegacyPath {
-                base: "data.config.bgp-communities".into(),
-                alias_names: names,
-            }),
+            legacy: Some(LegacyPath { base: "data.config.bgp-communities".into(), alias_names: names }),
         };
         out.push((origin, Resource::Community(o)));
     }
@@ -203,10 +176,7 @@ pub fn convert(
             node_selectors: p
                 .node_selectors
                 .into_iter()
-                .map(|s| LabelSelector {
-                    match_labels: s.match_labels,
-                    match_expressions: s.match_expressions,
-                })
+                .map(|s| LabelSelector { match_labels: s.match_labels, match_expressions: s.match_expressions })
                 .collect(),
             password: p.password,
             bfd_profile: p.bfd_profile,
@@ -214,17 +184,8 @@ pub fn convert(
             vrf: p.vrf,
             ..Default::default()
         };
-        let o = object(
-            "BGPPeer",
-            "v1beta2",
-            format!("peer{}", i + 1),
-            namespace,
-            spec,
-        );
-        out.push((
-            origin(format!("data.config.peers[{i}]")),
-            Resource::BgpPeer(o),
-        ));
+        let o = object("BGPPeer", "v1beta2", format!("peer{}", i + 1), namespace, spec);
+        out.push((origin(format!("data.config.peers[{i}]")), Resource::BgpPeer(o)));
     }
 
     let (mut bgp_count, mut l2_count) = (0, 0);
@@ -238,44 +199,24 @@ pub fn convert(
         };
         out.push((
             origin(base.clone()),
-            Resource::IpAddressPool(object(
-                "IPAddressPool",
-                "v1beta1",
-                p.name.clone(),
-                namespace,
-                spec,
-            )),
+            Resource::IpAddressPool(object("IPAddressPool", "v1beta1", p.name.clone(), namespace, spec)),
         ));
         match p.protocol.as_deref() {
             Some("layer2") => {
                 if p.bgp_advertisements.is_some() {
-                    errors.push(origin(base.clone()).error(
-                        "bgp-advertisements",
-                        ConfigErrorKind::AdvertisementsOnLayer2Pool,
-                    ));
+                    errors.push(
+                        origin(base.clone()).error("bgp-advertisements", ConfigErrorKind::AdvertisementsOnLayer2Pool),
+                    );
                 }
                 l2_count += 1;
-                let spec = L2AdvertisementSpec {
-                    ip_address_pools: vec![p.name.clone()],
-                    ..Default::default()
-                };
-                let o = object(
-                    "L2Advertisement",
-                    "v1beta1",
-                    format!("l2advertisement{l2_count}"),
-                    namespace,
-                    spec,
-                );
+                let spec = L2AdvertisementSpec { ip_address_pools: vec![p.name.clone()], ..Default::default() };
+                let o = object("L2Advertisement", "v1beta1", format!("l2advertisement{l2_count}"), namespace, spec);
                 out.push((origin(base), Resource::L2Advertisement(o)));
             }
             Some("bgp") => {
                 let advertisements = p.bgp_advertisements.unwrap_or_default();
                 let defaulted = advertisements.is_empty();
-                let advertisements = if defaulted {
-                    vec![LegacyAdvertisement::default()]
-                } else {
-                    advertisements
-                };
+                let advertisements = if defaulted { vec![LegacyAdvertisement::default()] } else { advertisements };
                 for (j, a) in advertisements.into_iter().enumerate() {
                     bgp_count += 1;
                     let spec = BgpAdvertisementSpec {
@@ -286,25 +227,14 @@ pub fn convert(
                         ip_address_pools: vec![p.name.clone()],
                         ..Default::default()
                     };
-                    let o = object(
-                        "BGPAdvertisement",
-                        "v1beta1",
-                        format!("bgpadvertisement{bgp_count}"),
-                        namespace,
-                        spec,
-                    );
-                    let adv_base = if defaulted {
-                        base.clone()
-                    } else {
-                        format!("{base}.bgp-advertisements[{j}]")
-                    };
+                    let o =
+                        object("BGPAdvertisement", "v1beta1", format!("bgpadvertisement{bgp_count}"), namespace, spec);
+                    let adv_base = if defaulted { base.clone() } else { format!("{base}.bgp-advertisements[{j}]") };
                     out.push((origin(adv_base), Resource::BgpAdvertisement(o)));
                 }
             }
             None => errors.push(origin(base).error("protocol", ConfigErrorKind::MissingProtocol)),
-            Some(other) => errors.push(
-                origin(base).error("protocol", ConfigErrorKind::UnknownProtocol(other.into())),
-            ),
+            Some(other) => errors.push(origin(base).error("protocol", ConfigErrorKind::UnknownProtocol(other.into()))),
         }
     }
     out

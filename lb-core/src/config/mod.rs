@@ -49,10 +49,7 @@ pub struct Config {
 
 impl Config {
     pub fn pool(&self, name: &str) -> Option<&Pool> {
-        self.pools
-            .binary_search_by(|p| p.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.pools[i])
+        self.pools.binary_search_by(|p| p.name.as_str().cmp(name)).ok().map(|i| &self.pools[i])
     }
 
     /// The pool an address belongs to (pools never overlap).
@@ -88,14 +85,7 @@ impl Pool {
         self.blocks
             .iter()
             .filter(|b| b.family() == family)
-            .map(|b| {
-                b.len()
-                    - if self.avoid_buggy_ips {
-                        b.buggy_count()
-                    } else {
-                        0
-                    }
-            })
+            .map(|b| b.len() - if self.avoid_buggy_ips { b.buggy_count() } else { 0 })
             .fold(0u128, u128::saturating_add)
     }
 
@@ -119,7 +109,7 @@ impl ServiceAllocation {
     /// given), matches a namespace selector (if any are given), and the
     /// Service matches a service selector (if any are given).
     pub fn matches(&self, service: &Service, namespace_labels: &Labels) -> bool {
-        (self.namespaces.is_empty() || self.namespaces.iter().any(|n| *n == service.namespace))
+        (self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == service.namespace()))
             && any_matches(&self.namespace_selectors, namespace_labels)
             && any_matches(&self.service_selectors, &service.labels)
     }
@@ -232,10 +222,7 @@ pub struct Loaded {
 }
 
 /// Reads resources from YAML texts (`(file name, text)`), without validating them.
-pub fn read(
-    files: &[(&str, &str)],
-    errors: &mut Vec<ConfigError>,
-) -> (Vec<SourcedResource>, Vec<(String, String)>) {
+pub fn read(files: &[(&str, &str)], errors: &mut Vec<ConfigError>) -> (Vec<SourcedResource>, Vec<(String, String)>) {
     let mut resources = Vec::new();
     let mut skipped = Vec::new();
     for (file, text) in files {
@@ -271,10 +258,9 @@ fn read_document(
     skipped: &mut Vec<(String, String)>,
     errors: &mut Vec<ConfigError>,
 ) {
-    let (Some(api_version), Some(kind)) = (
-        doc.get("apiVersion").and_then(Value::as_str),
-        doc.get("kind").and_then(Value::as_str),
-    ) else {
+    let (Some(api_version), Some(kind)) =
+        (doc.get("apiVersion").and_then(Value::as_str), doc.get("kind").and_then(Value::as_str))
+    else {
         errors.push(ConfigError {
             file: file.to_string(),
             object: format!("document[{index}]"),
@@ -284,15 +270,8 @@ fn read_document(
         return;
     };
     let name = manifest::name(doc).unwrap_or("").to_string();
-    let namespace = doc
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("metallb-system");
-    let origin = Origin {
-        file: file.clone(),
-        object: format!("{kind}/{name}"),
-        legacy: None,
-    };
+    let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("metallb-system");
+    let origin = Origin { file: file.clone(), object: format!("{kind}/{name}"), legacy: None };
 
     if kind == "ConfigMap" && api_version == "v1" {
         match doc.pointer("/data/config") {
@@ -301,10 +280,7 @@ fn read_document(
                     resources.push(SourcedResource { origin, resource });
                 }
             }
-            Some(_) => errors.push(origin.error(
-                "data.config",
-                ConfigErrorKind::Decode("must be a string".into()),
-            )),
+            Some(_) => errors.push(origin.error("data.config", ConfigErrorKind::Decode("must be a string".into()))),
             None => skipped.push((file.to_string(), origin.object)),
         }
         return;
@@ -318,10 +294,7 @@ fn read_document(
     }
     if let Some(map) = doc.as_object() {
         for key in map.keys() {
-            if !matches!(
-                key.as_str(),
-                "apiVersion" | "kind" | "metadata" | "spec" | "status"
-            ) {
+            if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "spec" | "status") {
                 errors.push(origin.error(key, ConfigErrorKind::UnknownField));
             }
         }
@@ -359,10 +332,7 @@ fn read_document(
         _ => {
             errors.push(origin.error(
                 "apiVersion",
-                ConfigErrorKind::UnknownKind {
-                    api_version: api_version.into(),
-                    kind: kind.into(),
-                },
+                ConfigErrorKind::UnknownKind { api_version: api_version.into(), kind: kind.into() },
             ));
             None
         }
@@ -378,13 +348,5 @@ pub fn load(files: &[(&str, &str)]) -> Result<Loaded, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let (resources, skipped) = read(files, &mut errors);
     let config = build::build(&resources, &mut errors);
-    if errors.is_empty() {
-        Ok(Loaded {
-            config,
-            resources,
-            skipped,
-        })
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(Loaded { config, resources, skipped }) } else { Err(errors) }
 }
