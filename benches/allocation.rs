@@ -1,1 +1,122 @@
-fn main() {}
+//! Allocation cost: our allocator, MetalLB's scan-from-the-start, and a bare
+//! `HashSet::insert` of the same addresses (the least any allocator must
+//! do), side by side in one run so ratios survive a noisy machine.
+//!
+//! - `fill_slash16`: allocate Services one by one until a /16 is full
+//!   (per-element throughput is the mean cost of one allocation);
+//! - `one_at_occupancy/N`: allocate one Service (and release it again) in a
+//!   /16 already N % full.
+
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use lb_benches::{NaiveScan, config, services};
+use lb_core::addr::AddressBlock;
+use lb_ipam::Allocator;
+
+const POOL: &str = "10.0.0.0/16";
+const SIZE: usize = 1 << 16;
+
+fn block() -> AddressBlock {
+    POOL.parse().expect("pool")
+}
+
+fn addresses() -> Vec<IpAddr> {
+    let b = block();
+    (0..SIZE as u128).filter_map(|i| b.nth(i)).collect()
+}
+
+fn fill(c: &mut Criterion) {
+    let svcs = services(SIZE);
+    let ips = addresses();
+    let mut group = c.benchmark_group("fill_slash16");
+    group.sample_size(10).measurement_time(Duration::from_secs(5)).throughput(Throughput::Elements(SIZE as u64));
+    group.bench_function("ours", |b| {
+        b.iter_batched(
+            || Allocator::new(config(POOL)),
+            |mut a| {
+                for s in &svcs {
+                    black_box(a.allocate(s).ok());
+                }
+                a
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    group.bench_function("bare_hashset_insert", |b| {
+        b.iter_batched(
+            HashSet::new,
+            |mut set| {
+                for ip in &ips {
+                    black_box(set.insert(*ip));
+                }
+                set
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    if std::env::var_os("LB_BENCH_NAIVE_FILL").is_some() {
+        // About n²/2 probes: tens of seconds per fill, so only on request.
+        group.bench_function("naive_scan", |b| {
+            b.iter_batched(
+                || NaiveScan::new(vec![block()]),
+                |mut n| {
+                    for s in &svcs {
+                        black_box(n.allocate(&s.key));
+                    }
+                    n
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn at_occupancy(c: &mut Criterion) {
+    let svcs = services(SIZE);
+    let ips = addresses();
+    let extra = &svcs[SIZE - 1];
+    let mut group = c.benchmark_group("one_at_occupancy");
+    group.measurement_time(Duration::from_secs(3));
+    for percent in [0usize, 50, 90, 99] {
+        let filled = SIZE * percent / 100;
+        let mut ours = Allocator::new(config(POOL));
+        let mut naive = NaiveScan::new(vec![block()]);
+        let mut bare: HashSet<IpAddr> = HashSet::new();
+        for (s, ip) in svcs[..filled].iter().zip(&ips) {
+            ours.allocate(s).expect("fill");
+            naive.allocate(&s.key);
+            bare.insert(*ip);
+        }
+        let next = ips[filled];
+        group.bench_with_input(BenchmarkId::new("ours", percent), &percent, |b, _| {
+            b.iter(|| {
+                let got = ours.allocate(extra).ok().flatten().map(|a| a.addresses);
+                ours.release(&extra.key);
+                got
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("naive_scan", percent), &percent, |b, _| {
+            b.iter(|| {
+                let ip = naive.allocate(&extra.key).expect("free address");
+                naive.release(ip);
+                ip
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("bare_hashset_insert", percent), &percent, |b, _| {
+            b.iter(|| {
+                let inserted = bare.insert(black_box(next));
+                bare.remove(&next);
+                inserted
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fill, at_occupancy);
+criterion_main!(benches);

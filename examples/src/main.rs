@@ -1,1 +1,62 @@
-fn main() {}
+//! `lb`: the bare-metal load balancer's command line.
+//!
+//! - `lb check-config FILE...`: validate MetalLB configuration;
+//! - `lb convert FILE`: legacy ConfigMap to `metallb.io` resources;
+//! - `lb plan --config FILE... --services FILE...`: which IP each Service gets.
+
+mod check;
+mod convert;
+mod files;
+mod plan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "lb", version, about = "A bare-metal load balancer that speaks MetalLB's configuration")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate configuration files (legacy ConfigMap and metallb.io resources, in any mix).
+    CheckConfig {
+        /// YAML files, each with one or more documents.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Convert a legacy MetalLB ConfigMap to the equivalent metallb.io resources (YAML on stdout).
+    Convert {
+        /// A YAML file holding the ConfigMap (other resources in it are passed through).
+        file: PathBuf,
+    },
+    /// Show which addresses the Services in the manifests get.
+    Plan(plan::PlanArgs),
+}
+
+/// Output format of `plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::CheckConfig { files } => check::run(&files),
+        Command::Convert { file } => convert::run(&file),
+        Command::Plan(args) => plan::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lb: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `lb convert`: the legacy ConfigMap as `metallb.io` resources.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::files;
+
+pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let loaded = match files::load_config(&[path.to_path_buf()])? {
+        Ok(l) => l,
+        Err(errors) => {
+            files::print_errors(&errors);
+            eprintln!("{} error(s); nothing converted", errors.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if !loaded.resources.iter().any(|r| r.origin.legacy.is_some()) {
+        anyhow::bail!("{}: no legacy MetalLB ConfigMap (a ConfigMap with a `config` key) found", path.display());
+    }
+    let mut out = String::new();
+    for r in &loaded.resources {
+        let yaml = serde_saphyr::to_string(&r.resource).context("cannot write YAML")?;
+        out.push_str("---\n");
+        out.push_str(&yaml);
+        if !yaml.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,148 @@
+//! The `lb` binary on YAML fixtures: exit codes, output formats, messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn lb(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lb")).args(args).current_dir(root()).output().expect("run lb")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn plan_json(config: &str, services: &str) -> serde_json::Value {
+    let out = lb(&["plan", "--config", config, "--services", services, "-o", "json"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("plan prints JSON")
+}
+
+#[test]
+fn check_config_summarises_every_object() {
+    let out = lb(&["check-config", "config/metallb.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 8, "{text}");
+    let out = lb(&["check-config", "config/legacy-configmap.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = format!("{text}{}", stdout(&out));
+    assert!(text.contains("config/metallb.yaml: IPAddressPool/default: 2 block(s), 16 IPv4 and 256 IPv6 addresses"));
+    assert!(text.contains("config/metallb.yaml: BGPPeer/tor: AS64512 to AS64512"));
+    assert!(text.contains("ConfigMap/config -> BGPAdvertisement/bgpadvertisement1"));
+    assert_eq!(text.lines().count(), 8 + 6, "{text}");
+}
+
+#[test]
+fn check_config_reports_every_error_with_its_location() {
+    let out = lb(&["check-config", "tests/fixtures/invalid.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let f = "tests/fixtures/invalid.yaml";
+    for expected in [
+        format!("{f}: IPAddressPool/web: spec.addresses[1]: range \"192.0.2.20-192.0.2.10\" is reversed"),
+        format!("{f}: IPAddressPool/web: spec.autoAsign: unknown field"),
+        format!(
+            "{f}: IPAddressPool/overlapping: spec.addresses[0]: 192.0.2.8/29 overlaps 192.0.2.0/28 of pool \"web\""
+        ),
+        format!("{f}: BGPPeer/tor: spec.myASN: ASN 0 is not allowed"),
+        format!("{f}: BGPPeer/tor: spec.dynamicASN: peerASN and dynamicASN are mutually exclusive"),
+        format!("{f}: BGPPeer/tor: spec.holdTime: hold time 2s must be 0 or at least 3s"),
+        format!("{f}: BGPAdvertisement/agg: spec.communities[0]:"),
+        format!("{f}: BGPAdvertisement/agg: spec.communities[1]:"),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+    for line in text.lines() {
+        assert_eq!(line.splitn(4, ": ").count(), 4, "not FILE: KIND/NAME: FIELD: message: {line}");
+    }
+}
+
+#[test]
+fn legacy_errors_point_into_the_configmap() {
+    let out = lb(&["check-config", "tests/fixtures/legacy-invalid.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    for expected in [
+        "ConfigMap/config: data.config.peers[0].hold-time: hold time 2s",
+        "ConfigMap/config: data.config.peers[0].ebgp-multihop: ebgpMultiHop is set on an iBGP peer",
+        "ConfigMap/config: data.config.address-pools[0].bgp-advertisements: bgp-advertisements are only allowed in bgp pools",
+        "ConfigMap/config: data.config.address-pools[1].protocol: unknown protocol \"ospf\"",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn plan_json_has_the_documented_shape() {
+    let plan = plan_json("config/metallb.yaml", "services.yaml");
+    let services = plan["services"].as_array().expect("services");
+    let find = |name: &str| services.iter().find(|s| s["service"] == name).cloned().expect(name);
+    assert_eq!(find("shop/web")["ips"], serde_json::json!(["192.0.2.5"]));
+    assert_eq!(find("shop/dns")["ips"], serde_json::json!(["192.0.2.5"]), "shares web's address");
+    assert_eq!(find("shop/api")["ips"], serde_json::json!(["192.0.2.0", "2001:db8:1::"]));
+    assert_eq!(find("payments/checkout")["pool"], "payments");
+    assert_eq!(find("kube-system/ingress")["ips"], serde_json::json!(["203.0.113.70"]));
+    assert_eq!(find("jobs/batch")["ips"], serde_json::json!(["198.51.100.10"]));
+    assert!(find("jobs/batch")["error"].is_null());
+    assert!(services.iter().all(|s| s["service"] != "shop/internal"), "ClusterIP Services are left out");
+    let default = plan["pools"].as_array().expect("pools").iter().find(|p| p["name"] == "default").cloned();
+    assert_eq!(
+        default,
+        Some(serde_json::json!({"name":"default","ipv4Total":16,"ipv4InUse":2,"ipv6Total":256,"ipv6InUse":1}))
+    );
+}
+
+#[test]
+fn plan_table_is_for_people() {
+    let out = lb(&["plan", "--config", "config/metallb.yaml", "--services", "services.yaml"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.starts_with("SERVICE"));
+    assert!(text.lines().any(|l| l.starts_with("shop/web") && l.contains("192.0.2.5") && l.contains("default")));
+}
+
+#[test]
+fn convert_then_plan_equals_plan() {
+    let out = lb(&["convert", "config/legacy-configmap.yaml"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = std::env::temp_dir().join(format!("lb-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let converted = dir.join("converted.yaml");
+    std::fs::write(&converted, &out.stdout).expect("write");
+    let services = dir.join("services.yaml");
+    std::fs::write(
+        &services,
+        "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: a, namespace: x}, spec: {type: LoadBalancer}}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: b, namespace: x, annotations: {metallb.universe.tf/address-pool: bgp}}\n  spec: {type: LoadBalancer}\n",
+    )
+    .expect("write");
+    let original = plan_json("config/legacy-configmap.yaml", services.to_str().expect("utf-8"));
+    let again = plan_json(converted.to_str().expect("utf-8"), services.to_str().expect("utf-8"));
+    assert_eq!(original, again);
+    // Pool "bgp" sorts before "default"; avoid-buggy-ips skips 198.51.100.0.
+    assert_eq!(original["services"][0]["ips"], serde_json::json!(["198.51.100.1"]));
+    assert_eq!(original["services"][1]["ips"], serde_json::json!(["198.51.100.2"]));
+    let check = lb(&["check-config", converted.to_str().expect("utf-8")]);
+    assert!(check.status.success(), "converted output is valid: {}", stdout(&check));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_input_gives_a_message_not_a_panic() {
+    let out = lb(&["plan", "--config", "tests/fixtures/invalid.yaml", "--services", "services.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("spec.addresses[1]"));
+    let out = lb(&["plan", "--config", "config/metallb.yaml", "--services", "does-not-exist.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does-not-exist.yaml"));
+    let out = lb(&["check-config", "Cargo.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("Cargo.toml: -: -: invalid YAML"), "{}", stdout(&out));
+    let out = lb(&["convert", "config/metallb.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "nothing legacy to convert");
+    let out = lb(&["plan", "--config", "config/metallb.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+}

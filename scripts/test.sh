@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: unit, property, integration and CLI tests of every
+# crate, then a short run of every fuzz target from its seed corpus.
+# Installs what it needs (cargo-fuzz) on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lb-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+cargo test --workspace
+
+# Fuzzing: cargo-fuzz on the stable toolchain (RUSTC_BOOTSTRAP enables the
+# sanitizer flags it needs). Its own target directory keeps the sanitizer
+# build from invalidating the normal one.
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+fuzz_seconds="${FUZZ_SECONDS:-30}"
+for target in $(cd fuzz && ls fuzz_targets | sed 's/\.rs$//'); do
+  mkdir -p "fuzz/corpus/$target"
+  echo "fuzzing $target for ${fuzz_seconds}s"
+  CARGO_TARGET_DIR="$HOME/.cache/lb-fuzz-target" RUSTC_BOOTSTRAP=1 \
+    cargo fuzz run "$target" "fuzz/corpus/$target" -- \
+    -max_total_time="$fuzz_seconds" -max_len=8192 -print_final_stats=1 2>&1 | tail -n 4
+done
