@@ -58,6 +58,14 @@ impl Addresses {
         self.iter().collect()
     }
 
+    /// The same addresses with `primary`'s first (`spec.ipFamilies` may be reordered).
+    fn primary_first(self, primary: Family) -> Self {
+        match self.second {
+            Some(second) if Family::of(self.first) != primary => Self::two(second, self.first),
+            _ => self,
+        }
+    }
+
     fn as_array(&self) -> ([IpAddr; 2], usize) {
         match self.second {
             Some(b) => ([self.first, b], 2),
@@ -189,7 +197,14 @@ impl Allocator {
     /// Namespace labels, for `serviceAllocation.namespaceSelectors`.
     /// Namespaces not given here have only their implicit name label.
     pub fn set_namespaces(&mut self, namespaces: impl IntoIterator<Item = Namespace>) {
-        self.namespaces = namespaces.into_iter().map(|n| (n.name, n.labels)).collect();
+        self.namespaces = namespaces
+            .into_iter()
+            .map(|n| {
+                // A `Namespace` built field by field lacks the implicit name label.
+                let n = Namespace::new(&n.name, n.labels);
+                (n.name, n.labels)
+            })
+            .collect();
     }
 
     pub fn config(&self) -> &Config {
@@ -281,10 +296,13 @@ impl Allocator {
             }
         };
         if let Some(entry) = self.services.get(key) {
-            let current = entry.addresses;
+            let current = entry.addresses.primary_first(service.primary_family());
             let wanted = request.addresses.is_empty() || request.addresses == current.to_vec();
             let (array, n) = current.as_array();
             if wanted && self.check_addresses(&array[..n], service, &request).is_ok() {
+                if let Some(entry) = self.services.get_mut(key) {
+                    entry.addresses = current;
+                }
                 self.refresh_sharing(service);
                 return Ok(self.assignment(key));
             }
@@ -344,22 +362,28 @@ impl Allocator {
         self.install(config);
         let by_key: HashMap<&ServiceKey, &Service> = services.iter().map(|s| (&s.key, s)).collect();
         let mut entries: Vec<(ServiceKey, Entry)> = old.into_iter().collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        // Services whose sharing terms changed are checked last: when two
+        // holders of an address no longer agree, the one that changed moves.
+        entries.sort_by_cached_key(|(key, entry)| {
+            let changed = by_key.get(key).is_some_and(|s| Sharing::of(s) != entry.sharing);
+            (changed, key.clone())
+        });
         let mut released = Vec::new();
         for (key, entry) in entries {
             let Some(service) = by_key.get(&key).copied().filter(|s| self.is_handled(s)) else {
                 released.push(key);
                 continue;
             };
-            let (array, n) = entry.addresses.as_array();
+            let addresses = entry.addresses.primary_first(service.primary_family());
+            let (array, n) = addresses.as_array();
             let pool = self.check_request(service).and_then(|request| {
-                if !request.addresses.is_empty() && request.addresses != entry.addresses.to_vec() {
+                if !request.addresses.is_empty() && request.addresses != addresses.to_vec() {
                     return Err(AllocError::NoPool);
                 }
                 self.check_addresses(&array[..n], service, &request)
             });
             match pool {
-                Ok(pool) => self.record(service, entry.addresses, pool),
+                Ok(pool) => self.record(service, addresses, pool),
                 Err(_) => released.push(key),
             }
         }
@@ -393,12 +417,12 @@ impl Allocator {
         }
     }
 
-    /// Checks that the Service may hold `ips`; returns the pool of the first.
+    /// Checks that the Service may hold `ips`, all from one pool; returns that pool.
     fn check_addresses(&self, ips: &[IpAddr], service: &Service, request: &Request<'_>) -> Result<usize, AllocError> {
         if !request.families.accepts(ips) {
             return Err(AllocError::FamilyMismatch { requested: ips.to_vec(), wanted: "" });
         }
-        let mut first_pool = None;
+        let mut first_pool: Option<usize> = None;
         for &ip in ips {
             let pool = self.pool_of(ip).ok_or(AllocError::NotInAnyPool { ip })?;
             let p = &self.config.pools[pool];
@@ -414,7 +438,13 @@ impl Allocator {
                 return Err(AllocError::IpPoolNotAllowed { ip, pool: p.name.clone() });
             }
             self.check_sharing(ip, service)?;
-            first_pool.get_or_insert(pool);
+            if let Some(first) = first_pool
+                && first != pool
+            {
+                let names = [self.config.pools[first].name.clone(), p.name.clone()];
+                return Err(AllocError::DifferentPools { ips: [ips[0], ip], pools: names });
+            }
+            first_pool = Some(pool);
         }
         first_pool.ok_or(AllocError::NoPool)
     }
@@ -473,12 +503,7 @@ impl Allocator {
         ips.dedup();
         let addresses = Addresses::from_slice(&ips)?;
         let pool = self.check_addresses(&ips, service, request).ok()?;
-        if matches!(request.families, Families::Dual { required: true, .. }) && ips.len() == 2 {
-            let second = self.pool_of(ips[1])?;
-            (second == pool).then_some((addresses, pool))
-        } else {
-            Some((addresses, pool))
-        }
+        Some((addresses, pool))
     }
 
     fn candidates(&self, service: &Service, request: &Request<'_>, out: &mut Vec<usize>) -> Result<(), AllocError> {
@@ -556,13 +581,8 @@ impl Allocator {
             match self.holders.get_mut(&ip) {
                 Some(h) => h.others.push(key.clone()),
                 None => {
-                    let ip_pool = if Family::of(ip) == Family::of(addresses.first) {
-                        pool
-                    } else {
-                        self.pool_of(ip).unwrap_or(pool)
-                    };
-                    self.pools[ip_pool].space_mut(Family::of(ip)).insert(ip);
-                    self.holders.insert(ip, Holders { pool: ip_pool, first: key.clone(), others: Vec::new() });
+                    self.pools[pool].space_mut(Family::of(ip)).insert(ip);
+                    self.holders.insert(ip, Holders { pool, first: key.clone(), others: Vec::new() });
                 }
             }
             if let Some(sharing) = &sharing {

@@ -42,6 +42,9 @@ pub enum AllocError {
     /// A requested `.0`/`.255` address of a pool that avoids them.
     #[error("{ip} ends in .0 or .255 and pool {pool:?} has avoidBuggyIPs")]
     BuggyIp { ip: IpAddr, pool: String },
+    /// Two addresses of one Service from different pools.
+    #[error("{} is in pool {:?} and {} in pool {:?}; a Service's addresses must come from one pool", .ips[0], .pools[0], .ips[1], .pools[1])]
+    DifferentPools { ips: [IpAddr; 2], pools: [String; 2] },
     /// The address is held by a Service that does not share it.
     #[error("{ip} is in use by {other}, which does not share it (allow-shared-ip keys differ or are unset)")]
     InUse { ip: IpAddr, other: ServiceKey },

@@ -91,6 +91,7 @@ impl<'a> Request<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
