@@ -253,11 +253,11 @@ mod tests {
     use super::*;
 
     fn block(s: &str) -> AddressBlock {
-        s.parse().unwrap()
+        s.parse().expect("address block")
     }
 
     fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
+        s.parse().expect("IP address")
     }
 
     #[test]

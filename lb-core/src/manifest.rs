@@ -29,7 +29,10 @@ pub enum ManifestError {
 
 /// Every document of a YAML stream, with `kind: List` expanded into its items.
 pub fn documents(text: &str) -> Result<Vec<Value>, ManifestError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml(e.to_string()))?;
+    // Without the source snippet: the message must stay on one line, and it
+    // still says where (`at line 4, column 2`).
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml(e.without_snippet().to_string()))?;
     let mut out = Vec::with_capacity(docs.len());
     for doc in docs {
         flatten_lists(doc, &mut out);
@@ -280,14 +283,14 @@ status:
 
     #[test]
     fn reads_a_service() {
-        let s = &services(SVC).unwrap()[0];
+        let s = &services(SVC).expect("services")[0];
         assert_eq!(s.key.as_str(), "shop/web");
         assert_eq!(s.service_type, ServiceType::LoadBalancer);
         assert_eq!(s.external_traffic_policy, TrafficPolicy::Local);
         assert_eq!(s.ip_family_policy, Some(IpFamilyPolicy::RequireDualStack));
         assert_eq!(s.ip_families, vec![Family::V6, Family::V4]);
         assert_eq!(s.ports[1], ServicePort { protocol: Protocol::Udp, port: 53 });
-        assert_eq!(s.ingress_ips, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(s.ingress_ips, vec!["192.0.2.1".parse::<IpAddr>().expect("IP address")]);
         assert_eq!(s.sharing_key(), Some("k1"));
     }
 
@@ -296,7 +299,7 @@ status:
         let text = format!(
             "{SVC}\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {{name: b}}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {{name: c}}\n"
         );
-        let all = services(&text).unwrap();
+        let all = services(&text).expect("services");
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].key.as_str(), "default/b");
     }
@@ -304,7 +307,7 @@ status:
     #[test]
     fn bad_fields_name_their_path() {
         let text = "kind: Service\nmetadata: {name: x}\nspec:\n  ports:\n  - port: 99999\n";
-        let err = services(text).unwrap_err().to_string();
+        let err = services(text).expect_err("port out of range").to_string();
         assert!(err.contains("spec.ports[0].port"), "{err}");
         assert!(services("a: [").is_err());
     }

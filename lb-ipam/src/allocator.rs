@@ -13,6 +13,7 @@
 //! - no address is held by two Services that may not share it;
 //! - the same inputs in the same order give the same result.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
@@ -24,6 +25,11 @@ use lb_core::service::{Namespace, Service, ServiceKey, ServicePort, ServiceType}
 use crate::error::AllocError;
 use crate::request::{Families, Request};
 use crate::space::AddressSpace;
+
+/// Hash maps keyed by addresses and Service keys. foldhash is several times
+/// faster than SipHash on such short keys, and allocation does a handful of
+/// lookups; its per-process random seed still resists crafted collisions.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One or two addresses (one per family), the primary family first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,11 +167,15 @@ pub struct Allocator {
     pools: Vec<PoolSpaces>,
     /// Pools for auto-assignment, in the order they are tried.
     auto_order: Vec<usize>,
-    services: HashMap<ServiceKey, Entry>,
-    holders: HashMap<IpAddr, Holders>,
+    services: Map<ServiceKey, Entry>,
+    /// Holders of addresses taken under a sharing key. An address held
+    /// without one has a single holder by definition and is not indexed:
+    /// that keeps two hash operations off every plain allocation, and only
+    /// error messages need to find such a holder (by a scan).
+    holders: Map<IpAddr, Holders>,
     /// Addresses held under each sharing key, lowest first.
-    by_sharing_key: HashMap<String, BTreeSet<IpAddr>>,
-    namespaces: HashMap<String, Labels>,
+    by_sharing_key: Map<String, BTreeSet<IpAddr>>,
+    namespaces: Map<String, Labels>,
     load_balancer_class: Option<String>,
     scratch: Vec<usize>,
 }
@@ -176,10 +186,10 @@ impl Allocator {
             config: Config::default(),
             pools: Vec::new(),
             auto_order: Vec::new(),
-            services: HashMap::new(),
-            holders: HashMap::new(),
-            by_sharing_key: HashMap::new(),
-            namespaces: HashMap::new(),
+            services: Map::default(),
+            holders: Map::default(),
+            by_sharing_key: Map::default(),
+            namespaces: Map::default(),
             load_balancer_class: None,
             scratch: Vec::new(),
         };
@@ -260,7 +270,19 @@ impl Allocator {
 
     /// Services holding `ip`.
     pub fn holders(&self, ip: IpAddr) -> impl Iterator<Item = &ServiceKey> {
-        self.holders.get(&ip).into_iter().flat_map(Holders::iter)
+        let shared = self.holders.get(&ip);
+        let sole = if shared.is_none() { self.sole_holder(ip) } else { None };
+        shared.into_iter().flat_map(Holders::iter).chain(sole)
+    }
+
+    /// The Service holding `ip` without a sharing key: a scan, for diagnostics.
+    fn sole_holder(&self, ip: IpAddr) -> Option<&ServiceKey> {
+        self.services.iter().find(|(_, e)| e.sharing.is_none() && e.addresses.iter().any(|a| a == ip)).map(|(k, _)| k)
+    }
+
+    /// Whether the Service currently holds `ip`.
+    fn holds(&self, service: &Service, ip: IpAddr) -> bool {
+        self.services.get(&service.key).is_some_and(|e| e.addresses.iter().any(|a| a == ip))
     }
 
     /// Per-pool counts, in pool name order.
@@ -310,7 +332,7 @@ impl Allocator {
         }
         let (addresses, pool) = self.choose(service, &request)?;
         self.record(service, addresses, pool);
-        Ok(self.assignment(key))
+        Ok(Some(Assignment { addresses, pool: &self.config.pools[pool].name }))
     }
 
     /// Allocates for every Service: first those with status addresses (so
@@ -331,21 +353,20 @@ impl Allocator {
     pub fn release(&mut self, key: &ServiceKey) -> bool {
         let Some(entry) = self.services.remove(key) else { return false };
         for ip in entry.addresses.iter() {
-            let Some(h) = self.holders.get_mut(&ip) else { continue };
-            if h.first == *key {
-                match h.others.pop() {
-                    Some(next) => h.first = next,
-                    None => {
-                        let pool = h.pool;
-                        self.holders.remove(&ip);
-                        self.pools[pool].space_mut(Family::of(ip)).remove(ip);
-                        if let Some(sharing) = &entry.sharing {
-                            self.unindex(&sharing.key, ip);
-                        }
-                    }
-                }
-            } else {
+            let Some(sharing) = &entry.sharing else {
+                self.pools[entry.pool].space_mut(Family::of(ip)).remove(ip);
+                continue;
+            };
+            let Slot::Occupied(mut slot) = self.holders.entry(ip) else { continue };
+            let h = slot.get_mut();
+            if h.first != *key {
                 h.others.retain(|k| k != key);
+            } else if let Some(next) = h.others.pop() {
+                h.first = next;
+            } else {
+                let pool = slot.remove().pool;
+                self.pools[pool].space_mut(Family::of(ip)).remove(ip);
+                self.unindex(&sharing.key, ip);
             }
         }
         true
@@ -437,7 +458,7 @@ impl Allocator {
             if !self.pool_admits(pool, service) {
                 return Err(AllocError::IpPoolNotAllowed { ip, pool: p.name.clone() });
             }
-            self.check_sharing(ip, service)?;
+            self.check_sharing(ip, pool, service)?;
             if let Some(first) = first_pool
                 && first != pool
             {
@@ -450,8 +471,14 @@ impl Allocator {
     }
 
     /// Whether the Service may join the holders of `ip` (if any).
-    fn check_sharing(&self, ip: IpAddr, service: &Service) -> Result<(), AllocError> {
-        let Some(holders) = self.holders.get(&ip) else { return Ok(()) };
+    fn check_sharing(&self, ip: IpAddr, pool: usize, service: &Service) -> Result<(), AllocError> {
+        let Some(holders) = self.holders.get(&ip) else {
+            if self.pools[pool].space(Family::of(ip)).is_used(ip) && !self.holds(service, ip) {
+                let other = self.sole_holder(ip).cloned().unwrap_or_default();
+                return Err(AllocError::InUse { ip, other });
+            }
+            return Ok(());
+        };
         for other in holders.iter().filter(|k| **k != service.key) {
             let theirs = self.services.get(other).and_then(|e| e.sharing.as_deref());
             let (Some(theirs), Some(key)) = (theirs, service.sharing_key()) else {
@@ -498,6 +525,9 @@ impl Allocator {
 
     /// The status addresses, if the Service may keep them.
     fn restorable(&self, service: &Service, request: &Request<'_>) -> Option<(Addresses, usize)> {
+        if service.ingress_ips.is_empty() {
+            return None;
+        }
         let mut ips = service.ingress_ips.clone();
         ips.sort_by_key(|ip| Family::of(*ip) != service.primary_family());
         ips.dedup();
@@ -532,7 +562,7 @@ impl Allocator {
     ) -> Result<(Addresses, usize), AllocError> {
         match request.families {
             Families::Single(family) => self
-                .pick_family(service, family, pools)
+                .pick_family(service, request.sharing_key, family, pools)
                 .map(|(ip, pool)| (Addresses::one(ip), pool))
                 .ok_or_else(|| AllocError::Exhausted { family, pools: self.pool_names(pools) }),
             Families::Dual { primary, required } => {
@@ -541,7 +571,10 @@ impl Allocator {
                     Family::V6 => Family::V4,
                 };
                 for &pool in pools {
-                    let both = (self.pick_family(service, primary, &[pool]), self.pick_family(service, other, &[pool]));
+                    let both = (
+                        self.pick_family(service, request.sharing_key, primary, &[pool]),
+                        self.pick_family(service, request.sharing_key, other, &[pool]),
+                    );
                     if let (Some((a, _)), Some((b, _))) = both {
                         return Ok((Addresses::two(a, b), pool));
                     }
@@ -549,8 +582,8 @@ impl Allocator {
                 if required {
                     return Err(AllocError::NoDualStack { pools: self.pool_names(pools) });
                 }
-                self.pick_family(service, primary, pools)
-                    .or_else(|| self.pick_family(service, other, pools))
+                self.pick_family(service, request.sharing_key, primary, pools)
+                    .or_else(|| self.pick_family(service, request.sharing_key, other, pools))
                     .map(|(ip, pool)| (Addresses::one(ip), pool))
                     .ok_or_else(|| AllocError::Exhausted { family: primary, pools: self.pool_names(pools) })
             }
@@ -560,13 +593,19 @@ impl Allocator {
     /// An address of `family` from `pools`: first a compatible one already
     /// used under the Service's sharing key (lowest first), then the lowest
     /// free one of the first pool that has one.
-    fn pick_family(&self, service: &Service, family: Family, pools: &[usize]) -> Option<(IpAddr, usize)> {
-        if let Some(key) = service.sharing_key()
+    fn pick_family(
+        &self,
+        service: &Service,
+        sharing_key: Option<&str>,
+        family: Family,
+        pools: &[usize],
+    ) -> Option<(IpAddr, usize)> {
+        if let Some(key) = sharing_key
             && let Some(shared) = self.by_sharing_key.get(key)
         {
             for &ip in shared.iter().filter(|ip| Family::of(**ip) == family) {
                 let Some(pool) = self.holders.get(&ip).map(|h| h.pool) else { continue };
-                if pools.contains(&pool) && self.check_sharing(ip, service).is_ok() {
+                if pools.contains(&pool) && self.check_sharing(ip, pool, service).is_ok() {
                     return Some((ip, pool));
                 }
             }
@@ -578,16 +617,18 @@ impl Allocator {
         let key = &service.key;
         let sharing = Sharing::of(service);
         for ip in addresses.iter() {
-            match self.holders.get_mut(&ip) {
-                Some(h) => h.others.push(key.clone()),
-                None => {
+            let Some(sharing) = &sharing else {
+                self.pools[pool].space_mut(Family::of(ip)).insert(ip);
+                continue;
+            };
+            match self.holders.entry(ip) {
+                Slot::Occupied(mut h) => h.get_mut().others.push(key.clone()),
+                Slot::Vacant(slot) => {
+                    slot.insert(Holders { pool, first: key.clone(), others: Vec::new() });
                     self.pools[pool].space_mut(Family::of(ip)).insert(ip);
-                    self.holders.insert(ip, Holders { pool, first: key.clone(), others: Vec::new() });
                 }
             }
-            if let Some(sharing) = &sharing {
-                self.by_sharing_key.entry(sharing.key.clone()).or_default().insert(ip);
-            }
+            self.by_sharing_key.entry(sharing.key.clone()).or_default().insert(ip);
         }
         self.services.insert(key.clone(), Entry { addresses, pool, sharing });
     }
@@ -601,16 +642,26 @@ impl Allocator {
             return;
         }
         let old = std::mem::replace(&mut entry.sharing, fresh);
-        let addresses = entry.addresses;
-        let sole: Vec<IpAddr> =
-            addresses.iter().filter(|ip| self.holders.get(ip).is_some_and(|h| h.others.is_empty())).collect();
-        if let Some(old) = old {
-            for &ip in &sole {
+        let (addresses, pool) = (entry.addresses, entry.pool);
+        let new_key = service.sharing_key();
+        for ip in addresses.iter() {
+            // A Service that changed its key (or dropped it) and kept its
+            // addresses holds them alone: the check before refused otherwise.
+            match (&old, new_key) {
+                (None, Some(_)) => {
+                    self.holders.insert(ip, Holders { pool, first: service.key.clone(), others: Vec::new() });
+                }
+                (Some(_), None) => {
+                    self.holders.remove(&ip);
+                }
+                _ => {}
+            }
+            if let Some(old) = &old
+                && new_key != Some(old.key.as_str())
+            {
                 self.unindex(&old.key, ip);
             }
-        }
-        if let Some(key) = service.sharing_key() {
-            for ip in addresses.iter() {
+            if let Some(key) = new_key {
                 self.by_sharing_key.entry(key.to_string()).or_default().insert(ip);
             }
         }

@@ -62,17 +62,22 @@ impl<'a> Request<'a> {
     /// Reads the request; errors are the Service's own mistakes.
     pub fn of(service: &'a Service) -> Result<Self, AllocError> {
         let families = Families::of(service);
-        let annotated = service.annotation(annotation::LOAD_BALANCER_IPS).filter(|s| !s.trim().is_empty());
-        let text = match (annotated, service.load_balancer_ip.as_deref()) {
-            (Some(_), Some(_)) => return Err(AllocError::BothRequestForms),
-            (Some(t), None) | (None, Some(t)) => Some(t),
-            (None, None) => None,
-        };
-        let mut addresses = Vec::new();
-        for part in text.into_iter().flat_map(|t| t.split(',')).map(str::trim).filter(|p| !p.is_empty()) {
-            let ip: IpAddr = part.parse().map_err(|_| AllocError::InvalidRequestedIp { text: part.into() })?;
-            addresses.push(ip);
+        // Most Services ask for nothing in particular.
+        if service.annotations.is_empty() && service.load_balancer_ip.is_none() {
+            return Ok(Self { families, addresses: Vec::new(), pool: None, sharing_key: None });
         }
+        let annotated = service.annotation(annotation::LOAD_BALANCER_IPS).filter(|s| !s.trim().is_empty());
+        let parse =
+            |text: &str| text.parse::<IpAddr>().map_err(|_| AllocError::InvalidRequestedIp { text: text.into() });
+        let mut addresses = match (annotated, service.load_balancer_ip.as_deref()) {
+            (Some(_), Some(_)) => return Err(AllocError::BothRequestForms),
+            (Some(list), None) => {
+                list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(parse).collect::<Result<Vec<_>, _>>()?
+            }
+            // `spec.loadBalancerIP` holds one address, never a list.
+            (None, Some(one)) => vec![parse(one.trim())?],
+            (None, None) => Vec::new(),
+        };
         if addresses.len() > 2 {
             return Err(AllocError::TooManyRequestedIps { count: addresses.len() });
         }

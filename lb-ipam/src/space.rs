@@ -10,16 +10,29 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use lb_core::addr::{AddressBlock, Family, is_buggy_ip};
+use lb_core::addr::{AddressBlock, Family, ip_to_u128, is_buggy_ip, u128_to_ip};
+
+/// A block laid out in the space, as integers: the hot paths do no address
+/// conversion beyond one at each end.
+#[derive(Debug, Clone, Copy)]
+struct Laid {
+    /// Position of the block's first address.
+    position: u128,
+    first: u128,
+    last: u128,
+}
+
+/// A run of used positions, `(start, end)` inclusive.
+type Run = (u128, u128);
 
 /// One family of one pool.
 #[derive(Debug, Clone)]
 pub struct AddressSpace {
     family: Family,
-    /// Blocks in written order, with the position of each block's first address.
-    blocks: Vec<(AddressBlock, u128)>,
-    /// Indices into `blocks`, ordered by first address, to find an address's block.
-    by_address: Vec<usize>,
+    /// Blocks in written order.
+    blocks: Vec<Laid>,
+    /// The same, ordered by first address, to find an address's block.
+    by_address: Vec<Laid>,
     positions: u128,
     avoid_buggy: bool,
     /// Runs of used positions, `start -> end` inclusive. Runs separated only
@@ -36,13 +49,13 @@ impl AddressSpace {
         let mut positions: u128 = 0;
         let mut usable: u128 = 0;
         for block in blocks.iter().filter(|b| b.family() == family) {
-            laid.push((*block, positions));
+            laid.push(Laid { position: positions, first: ip_to_u128(block.first()), last: ip_to_u128(block.last()) });
             positions = positions.saturating_add(block.len());
             let buggy = if avoid_buggy { block.buggy_count() } else { 0 };
             usable = usable.saturating_add(block.len() - buggy);
         }
-        let mut by_address: Vec<usize> = (0..laid.len()).collect();
-        by_address.sort_by_key(|&i| lb_core::addr::ip_to_u128(laid[i].0.first()));
+        let mut by_address = laid.clone();
+        by_address.sort_by_key(|b| b.first);
         Self {
             family,
             blocks: laid,
@@ -76,20 +89,20 @@ impl AddressSpace {
 
     /// Position of `ip`, if it lies in the space.
     pub fn position(&self, ip: IpAddr) -> Option<u128> {
-        let key = lb_core::addr::ip_to_u128(ip);
-        let i = self
-            .by_address
-            .partition_point(|&b| lb_core::addr::ip_to_u128(self.blocks[b].0.first()) <= key)
-            .checked_sub(1)?;
-        let (block, start) = &self.blocks[self.by_address[i]];
-        block.offset_of(ip).map(|offset| start + offset)
+        if Family::of(ip) != self.family {
+            return None;
+        }
+        let key = ip_to_u128(ip);
+        let i = self.by_address.partition_point(|b| b.first <= key).checked_sub(1)?;
+        let block = &self.by_address[i];
+        (key <= block.last).then(|| block.position + (key - block.first))
     }
 
     /// The address at `position` (which must be below the space's size).
     fn address(&self, position: u128) -> IpAddr {
-        let i = self.blocks.partition_point(|(_, start)| *start <= position) - 1;
-        let (block, start) = &self.blocks[i];
-        block.nth(position - start).unwrap_or(block.last())
+        let i = self.blocks.partition_point(|b| b.position <= position).saturating_sub(1);
+        let block = &self.blocks[i];
+        u128_to_ip(self.family, block.first + (position - block.position))
     }
 
     fn is_buggy(&self, position: u128) -> bool {
@@ -120,38 +133,74 @@ impl AddressSpace {
     }
 
     /// The lowest free address in written order, skipping buggy ones if asked.
+    ///
+    /// Runs separated only by buggy positions are always merged, so between
+    /// two runs lies a free, usable position: the lowest free one is either
+    /// the lowest usable position or the first usable one after the first run.
     pub fn first_free(&self) -> Option<IpAddr> {
-        let mut position = self.skip_buggy(0);
-        while let Some((_, end)) = self.run_containing(position) {
-            position = self.skip_buggy(end + 1);
-        }
+        let lowest = self.skip_buggy(0);
+        let position = match self.used.first_key_value() {
+            Some((&start, &end)) if start <= lowest && lowest <= end => self.skip_buggy(end + 1),
+            _ => lowest,
+        };
+        debug_assert!(position >= self.positions || self.run_containing(position).is_none());
         (position < self.positions).then(|| self.address(position))
     }
 
     /// Marks `ip` used; false if it is outside, buggy, or already used.
     pub fn insert(&mut self, ip: IpAddr) -> bool {
         let Some(position) = self.position(ip) else { return false };
-        if self.is_buggy(position) || self.run_containing(position).is_some() {
+        if self.is_buggy(position) {
             return false;
         }
-        let left = self.used.range(..position).next_back().map(|(s, e)| (*s, *e));
-        let right = self.used.range(position + 1..).next().map(|(s, e)| (*s, *e));
-        let mut start = position;
-        let mut end = position;
-        if let Some((ls, le)) = left
-            && self.gap_is_buggy(le, position)
-        {
-            start = ls;
+        // Auto-assignment always takes the address right after the first
+        // run: find the neighbours by walking from the front, not by searching.
+        let first = self.used.first_key_value().map(|(s, e)| (*s, *e));
+        let (left, right) = match first {
+            Some((start, end)) if start <= position && end < position => {
+                let second = self.used.iter().nth(1).map(|(s, e)| (*s, *e));
+                match second {
+                    Some((next, _)) if next <= position => self.neighbours(position),
+                    _ => (first, second),
+                }
+            }
+            _ => self.neighbours(position),
+        };
+        if left.is_some_and(|(_, end)| end >= position) {
+            return false;
         }
-        if let Some((rs, re)) = right
-            && self.gap_is_buggy(position, rs)
-        {
-            self.used.remove(&rs);
-            end = re;
+        let joins_left = left.filter(|&(_, end)| self.gap_is_buggy(end, position));
+        let joins_right = right.filter(|&(start, _)| self.gap_is_buggy(position, start));
+        match (joins_left, joins_right) {
+            (Some((start, _)), right) => {
+                let end = match right {
+                    Some((right_start, right_end)) => {
+                        self.used.remove(&right_start);
+                        right_end
+                    }
+                    None => position,
+                };
+                if let Some(e) = self.used.get_mut(&start) {
+                    *e = end;
+                }
+            }
+            (None, Some((right_start, right_end))) => {
+                self.used.remove(&right_start);
+                self.used.insert(position, right_end);
+            }
+            (None, None) => {
+                self.used.insert(position, position);
+            }
         }
-        self.used.insert(start, end);
         self.in_use += 1;
         true
+    }
+
+    /// The runs starting at or before `position`, and after it.
+    fn neighbours(&self, position: u128) -> (Option<Run>, Option<Run>) {
+        let left = self.used.range(..=position).next_back().map(|(s, e)| (*s, *e));
+        let right = self.used.range(position + 1..).next().map(|(s, e)| (*s, *e));
+        (left, right)
     }
 
     /// Marks `ip` free; false if it was not used.
@@ -160,13 +209,19 @@ impl AddressSpace {
         if self.is_buggy(position) {
             return false;
         }
-        let Some((start, end)) = self.run_containing(position) else { return false };
-        self.used.remove(&start);
-        if start < position {
-            self.used.insert(start, position - 1);
+        let Some((&start, end)) = self.used.range_mut(..=position).next_back() else { return false };
+        let old_end = *end;
+        if old_end < position {
+            return false;
         }
-        if position < end {
-            self.used.insert(position + 1, end);
+        if start < position {
+            // Shrink in place: releasing the newest address costs one lookup.
+            *end = position - 1;
+        } else {
+            self.used.remove(&start);
+        }
+        if position < old_end {
+            self.used.insert(position + 1, old_end);
         }
         self.in_use -= 1;
         true
@@ -250,5 +305,53 @@ mod tests {
         assert!(v4.insert(ip("10.255.255.254")));
         assert_eq!(v4.position(ip("11.0.0.0")), None);
         assert!(!v4.insert(ip("11.0.0.0")));
+    }
+}
+
+#[cfg(test)]
+mod model {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Blocks with `.0`/`.255` inside and at their edges, in an unsorted order.
+    fn blocks() -> Vec<AddressBlock> {
+        ["192.0.2.250-192.0.3.5", "198.51.100.0/31", "192.0.2.0/30", "203.0.113.255/32", "203.0.113.253-203.0.113.254"]
+            .iter()
+            .map(|b| b.parse().expect("block"))
+            .collect()
+    }
+
+    proptest! {
+        /// Against a plain set of used addresses: the lowest free address,
+        /// membership and counts always agree, whatever the order of
+        /// inserts and removes.
+        #[test]
+        fn runs_match_a_plain_set(avoid in any::<bool>(), ops in proptest::collection::vec((any::<bool>(), 0usize..40), 0..200)) {
+            let blocks = blocks();
+            let all: Vec<IpAddr> = blocks.iter().flat_map(|b| (0..b.len()).filter_map(move |i| b.nth(i))).collect();
+            let usable: Vec<IpAddr> = all.iter().copied().filter(|ip| !(avoid && is_buggy_ip(*ip))).collect();
+            let mut space = AddressSpace::new(Family::V4, &blocks, avoid);
+            let mut used: BTreeSet<IpAddr> = BTreeSet::new();
+            prop_assert_eq!(space.usable(), usable.len() as u128);
+            for (insert, index) in ops {
+                let ip = all[index % all.len()];
+                if insert {
+                    let expected = usable.contains(&ip) && !used.contains(&ip);
+                    prop_assert_eq!(space.insert(ip), expected);
+                    if expected { used.insert(ip); }
+                } else {
+                    prop_assert_eq!(space.remove(ip), used.remove(&ip));
+                }
+                let lowest = usable.iter().copied().find(|ip| !used.contains(ip));
+                prop_assert_eq!(space.first_free(), lowest);
+                prop_assert_eq!(space.in_use(), used.len() as u128);
+                for ip in &all {
+                    prop_assert_eq!(space.is_used(*ip), used.contains(ip));
+                }
+            }
+        }
     }
 }

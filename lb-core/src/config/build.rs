@@ -20,6 +20,8 @@ use crate::duration::parse_duration;
 use crate::selector::LabelSelector;
 
 const DEFAULT_HOLD: Duration = Duration::from_secs(90);
+/// RFC 4271 §4.2: a hold time, unless 0, is at least 3 s.
+const MIN_HOLD: Duration = Duration::from_secs(3);
 const DEFAULT_PORT: u16 = 179;
 
 /// Collects errors for one resource.
@@ -325,15 +327,13 @@ fn peer(
         (None, Some(k)) if s.hold_time.is_none() => (k * 3, k),
         _ => (DEFAULT_HOLD, DEFAULT_HOLD / 3),
     };
-    let hold_secs = hold_time.as_secs_f64().round() as u64;
-    if (1..3).contains(&hold_secs) || (hold_secs == 0 && !hold_time.is_zero()) {
-        c.err("spec.holdTime", E::HoldTimeTooShort { seconds: hold_secs });
+    // Compared exactly, not rounded: rounding would let 2.5 s through, below
+    // the RFC's minimum (MetalLB truncates, which rejects it).
+    if !hold_time.is_zero() && hold_time < MIN_HOLD {
+        c.err("spec.holdTime", E::HoldTimeTooShort { hold: hold_time });
     }
     if keepalive_time > hold_time {
-        c.err(
-            "spec.keepaliveTime",
-            E::KeepaliveAboveHold { keepalive: keepalive_time.as_secs(), hold: hold_time.as_secs() },
-        );
+        c.err("spec.keepaliveTime", E::KeepaliveAboveHold { keepalive: keepalive_time, hold: hold_time });
     }
     let connect_time = c.duration("spec.connectTime", s.connect_time.as_deref());
     let router_id = s.router_id.as_deref().and_then(|text| match text.trim().parse::<Ipv4Addr>() {
@@ -386,6 +386,7 @@ fn peer(
         graceful_restart: s.enable_graceful_restart.unwrap_or(false),
         vrf: s.vrf.clone().filter(|v| !v.is_empty()),
         disable_mp: s.disable_mp.unwrap_or(false),
+        dual_stack_address_family: s.dual_stack_address_family.unwrap_or(false),
     };
     if ebgp_multihop && my_asn != 0 && peer.is_ibgp() {
         c.err("spec.ebgpMultiHop", E::EbgpMultiHopOnIbgp);

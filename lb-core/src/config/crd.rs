@@ -180,6 +180,20 @@ pub struct BgpPeerSpec {
     pub dual_stack_address_family: Option<bool>,
 }
 
+/// `BGPPeer.spec` fields that only v1beta2 has. The API server drops them
+/// from a v1beta1 object, so MetalLB would never see them: in a v1beta1
+/// object they are unknown fields, not settings.
+pub const BGP_PEER_V1BETA2_ONLY: &[&str] = &[
+    "dynamicASN",
+    "interface",
+    "connectTime",
+    "passwordSecret",
+    "enableGracefulRestart",
+    "vrf",
+    "disableMP",
+    "dualStackAddressFamily",
+];
+
 /// A reference to a Secret holding the TCP MD5 password.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SecretReference {

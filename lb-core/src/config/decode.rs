@@ -116,6 +116,20 @@ fn error_path(path: &serde_path_to_error::Path) -> String {
     out
 }
 
+/// `value` without the object entries that are `null`. The API server prunes
+/// them from custom resources and Go's decoder leaves such fields unset, so
+/// `key:` with nothing after it (every list item commented out) means "not
+/// set", not a type error.
+fn without_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Decodes `value` (found at `prefix` inside the object) into `T`. Unknown
 /// keys are all reported; a type error stops this value (serde cannot go on).
 pub fn decode<T: DeserializeOwned>(
@@ -124,9 +138,10 @@ pub fn decode<T: DeserializeOwned>(
     origin: &Origin,
     errors: &mut Vec<ConfigError>,
 ) -> Option<T> {
+    let value = without_nulls(value);
     let mut track = serde_path_to_error::Track::new();
     let mut unknown = Vec::new();
-    let result = serde_ignored::deserialize(serde_path_to_error::Deserializer::new(value, &mut track), |path| {
+    let result = serde_ignored::deserialize(serde_path_to_error::Deserializer::new(&value, &mut track), |path| {
         unknown.push(ignored_path(&path))
     });
     for path in unknown {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::addr::AddressError;
 use crate::community::CommunityError;
@@ -119,12 +120,14 @@ pub enum ConfigErrorKind {
     /// A Go duration that is not one.
     #[error(transparent)]
     Duration(#[from] DurationError),
-    /// RFC 4271 §4.2: the hold time is 0 or at least 3 s.
-    #[error("hold time {seconds}s must be 0 or at least 3s")]
-    HoldTimeTooShort { seconds: u64 },
+    /// RFC 4271 §4.2: the hold time is 0 or at least 3 s. The exact value
+    /// is kept: whole seconds would show `2.5s` as an acceptable-looking `2s`
+    /// and `500ms` as `0s`, the very value that is allowed.
+    #[error("hold time {hold:?} must be 0 or at least 3s")]
+    HoldTimeTooShort { hold: Duration },
     /// Keepalives slower than the hold time would drop the session.
-    #[error("keepalive time {keepalive}s is above hold time {hold}s")]
-    KeepaliveAboveHold { keepalive: u64, hold: u64 },
+    #[error("keepalive time {keepalive:?} is above hold time {hold:?}")]
+    KeepaliveAboveHold { keepalive: Duration, hold: Duration },
     /// Both `password` and `passwordSecret`.
     #[error("password and passwordSecret are mutually exclusive")]
     PasswordAndSecret,

@@ -119,7 +119,10 @@ pub fn convert(
     let value: Value = match serde_saphyr::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            errors.push(cm_origin.error("data.config", ConfigErrorKind::Yaml(e.to_string())));
+            // One line (no source snippet), like every other error; lines
+            // are counted from the start of the `config` text.
+            let message = e.without_snippet().to_string();
+            errors.push(cm_origin.error("data.config", ConfigErrorKind::Yaml(message)));
             return Vec::new();
         }
     };
@@ -203,7 +206,8 @@ pub fn convert(
         ));
         match p.protocol.as_deref() {
             Some("layer2") => {
-                if p.bgp_advertisements.is_some() {
+                // As MetalLB: an empty list advertises nothing, so it is allowed.
+                if p.bgp_advertisements.as_ref().is_some_and(|a| !a.is_empty()) {
                     errors.push(
                         origin(base.clone()).error("bgp-advertisements", ConfigErrorKind::AdvertisementsOnLayer2Pool),
                     );

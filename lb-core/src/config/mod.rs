@@ -180,6 +180,8 @@ pub struct BgpPeer {
     pub graceful_restart: bool,
     pub vrf: Option<String>,
     pub disable_mp: bool,
+    /// `dualStackAddressFamily`: both families' routes over this one session.
+    pub dual_stack_address_family: bool,
 }
 
 impl BgpPeer {
@@ -301,14 +303,15 @@ fn read_document(
     }
     let empty = Value::Object(Default::default());
     let spec = doc.get("spec").filter(|s| !s.is_null()).unwrap_or(&empty);
-    let metadata = crd::Metadata {
-        name,
-        namespace: Some(namespace.to_string()),
-        labels: doc
-            .pointer("/metadata/labels")
-            .and_then(|l| serde_json::from_value::<Labels>(l.clone()).ok())
-            .unwrap_or_default(),
+    // Label values must be strings (`tier: "1"`, not `tier: 1`): dropping
+    // labels that are not would make pool selectors silently match nothing.
+    let labels = match doc.pointer("/metadata/labels") {
+        Some(labels) if !labels.is_null() => {
+            decode::decode(labels, "metadata.labels", &origin, errors).unwrap_or_default()
+        }
+        _ => Labels::new(),
     };
+    let metadata = crd::Metadata { name, namespace: Some(namespace.to_string()), labels };
     macro_rules! object {
         ($variant:ident) => {
             decode(spec, "spec", &origin, errors).map(|spec| {
@@ -326,7 +329,16 @@ fn read_document(
         ("IPAddressPool", "v1beta1") => object!(IpAddressPool),
         ("L2Advertisement", "v1beta1") => object!(L2Advertisement),
         ("BGPAdvertisement", "v1beta1") => object!(BgpAdvertisement),
-        ("BGPPeer", "v1beta1" | "v1beta2") => object!(BgpPeer),
+        ("BGPPeer", "v1beta1" | "v1beta2") => {
+            if version == "v1beta1"
+                && let Some(map) = spec.as_object()
+            {
+                for key in map.keys().filter(|k| crd::BGP_PEER_V1BETA2_ONLY.contains(&k.as_str())) {
+                    errors.push(origin.error(&format!("spec.{key}"), ConfigErrorKind::UnknownField));
+                }
+            }
+            object!(BgpPeer)
+        }
         ("Community", "v1beta1") => object!(Community),
         ("BFDProfile", "v1beta1") => object!(BfdProfile),
         _ => {
