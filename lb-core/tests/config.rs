@@ -973,7 +973,6 @@ fn peers() {
             e("line-breaks", "spec.vrf", K::LineBreak),
             e("line-breaks", "spec.interface", K::LineBreak),
             e("v1beta2-fields-in-v1beta1", "spec.dynamicASN", K::UnknownField),
-            e("v1beta2-fields-in-v1beta1", "spec.vrf", K::UnknownField),
             e("several", "spec.myASN", K::AsnZero),
             hold("several", secs(1)),
             e("several", "spec.passwordSecret", K::PasswordAndSecret),

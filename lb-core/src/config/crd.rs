@@ -189,7 +189,6 @@ pub const BGP_PEER_V1BETA2_ONLY: &[&str] = &[
     "connectTime",
     "passwordSecret",
     "enableGracefulRestart",
-    "vrf",
     "disableMP",
     "dualStackAddressFamily",
 ];
