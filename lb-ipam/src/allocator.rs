@@ -618,14 +618,16 @@ impl Allocator {
         let sharing = Sharing::of(service);
         for ip in addresses.iter() {
             let Some(sharing) = &sharing else {
-                self.pools[pool].space_mut(Family::of(ip)).insert(ip);
+                let inserted = self.pools[pool].space_mut(Family::of(ip)).insert(ip);
+                debug_assert!(inserted, "{ip} handed out twice");
                 continue;
             };
             match self.holders.entry(ip) {
                 Slot::Occupied(mut h) => h.get_mut().others.push(key.clone()),
                 Slot::Vacant(slot) => {
                     slot.insert(Holders { pool, first: key.clone(), others: Vec::new() });
-                    self.pools[pool].space_mut(Family::of(ip)).insert(ip);
+                    let inserted = self.pools[pool].space_mut(Family::of(ip)).insert(ip);
+                    debug_assert!(inserted, "{ip} handed out twice");
                 }
             }
             self.by_sharing_key.entry(sharing.key.clone()).or_default().insert(ip);
