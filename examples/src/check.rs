@@ -15,12 +15,19 @@ pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             eprintln!("{} error(s)", errors.len());
             Ok(ExitCode::FAILURE)
         }
+        Ok(loaded) if loaded.resources.is_empty() => {
+            for s in &loaded.skipped {
+                println!("{}: {}: skipped (not MetalLB configuration)", s.file, s.object);
+            }
+            eprintln!("no MetalLB configuration found (metallb.io resources or the legacy ConfigMap)");
+            Ok(ExitCode::FAILURE)
+        }
         Ok(loaded) => {
             for r in &loaded.resources {
                 println!("{}", summary(r, &loaded.config));
             }
-            for (file, object) in &loaded.skipped {
-                println!("{file}: {object}: skipped (not MetalLB configuration)");
+            for s in &loaded.skipped {
+                println!("{}: {}: skipped (not MetalLB configuration)", s.file, s.object);
             }
             eprintln!("configuration is valid: {} object(s)", loaded.resources.len());
             Ok(ExitCode::SUCCESS)
@@ -95,12 +102,12 @@ fn summary(r: &SourcedResource, config: &Config) -> String {
             };
             let address = p.address.map_or_else(|| p.interface.clone().unwrap_or_default(), |a| a.to_string());
             let mut s = format!(
-                "AS{} to {peer_as} at {address} port {}, {}, hold {}s keepalive {}s, from {}",
+                "AS{} to {peer_as} at {address} port {}, {}, hold {:?} keepalive {:?}, from {}",
                 p.my_asn,
                 p.port,
                 if p.is_ibgp() { "iBGP" } else { "eBGP" },
-                p.hold_time.as_secs(),
-                p.keepalive_time.as_secs(),
+                p.hold_time,
+                p.keepalive_time,
                 nodes(p.node_selectors.len())
             );
             if p.password.is_some() {

@@ -19,6 +19,9 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     if !loaded.resources.iter().any(|r| r.origin.legacy.is_some()) {
         anyhow::bail!("{}: no legacy MetalLB ConfigMap (a ConfigMap with a `config` key) found", path.display());
     }
+    for s in &loaded.skipped {
+        eprintln!("{}: {}: left out (not MetalLB configuration)", s.file, s.object);
+    }
     let mut out = String::new();
     for r in &loaded.resources {
         let yaml = serde_saphyr::to_string(&r.resource).context("cannot write YAML")?;

@@ -31,7 +31,8 @@ enum Command {
     },
     /// Convert a legacy MetalLB ConfigMap to the equivalent metallb.io resources (YAML on stdout).
     Convert {
-        /// A YAML file holding the ConfigMap (other resources in it are passed through).
+        /// A YAML file holding the ConfigMap; metallb.io resources in it are passed through,
+        /// other objects are left out (and named on stderr).
         file: PathBuf,
     },
     /// Show which addresses the Services in the manifests get.

@@ -126,20 +126,23 @@ fn table(plan: &Plan) -> String {
     }
     let mut out = render(&rows);
     out.push('\n');
-    let mut rows = vec![["POOL".to_string(), "IPV4 IN USE".into(), "IPV4 TOTAL".into(), "IPV6 IN USE".into()]];
-    let mut totals = vec!["IPV6 TOTAL".to_string()];
+    let mut rows = vec![[
+        "POOL".to_string(),
+        "IPV4 IN USE".into(),
+        "IPV4 TOTAL".into(),
+        "IPV6 IN USE".into(),
+        "IPV6 TOTAL".into(),
+    ]];
     for p in &plan.pools {
-        rows.push([p.name.clone(), p.ipv4_in_use.to_string(), p.ipv4_total.to_string(), p.ipv6_in_use.to_string()]);
-        totals.push(p.ipv6_total.to_string());
+        rows.push([
+            p.name.clone(),
+            p.ipv4_in_use.to_string(),
+            p.ipv4_total.to_string(),
+            p.ipv6_in_use.to_string(),
+            p.ipv6_total.to_string(),
+        ]);
     }
-    let widths = column_widths(&rows);
-    for (row, v6_total) in rows.iter().zip(&totals) {
-        for (cell, w) in row.iter().zip(&widths) {
-            out.push_str(&format!("{cell:<w$}  "));
-        }
-        out.push_str(v6_total);
-        out.push('\n');
-    }
+    out.push_str(&render(&rows));
     out
 }
 

@@ -1,7 +1,11 @@
-//! Arbitrary Service manifests against a fixed configuration: allocation
-//! results or errors, never a panic. The input is split at the first NUL
-//! into configuration and Services so both halves get mutated.
+//! Arbitrary configuration and Service manifests: allocation results or
+//! errors, never a panic, and never one address held by two Services that
+//! may not share it. The input is split at the first NUL into configuration
+//! and Services so both halves get mutated.
 #![no_main]
+
+use std::collections::HashMap;
+use std::net::IpAddr;
 
 use libfuzzer_sys::fuzz_target;
 
@@ -13,4 +17,25 @@ fuzz_target!(|data: &[u8]| {
     let mut allocator = lb_ipam::Allocator::new(loaded.config);
     let _ = allocator.allocate_all(&services);
     let _ = allocator.pool_stats();
+
+    // The final state: each Service as last written in the manifests.
+    let latest: HashMap<&lb_core::ServiceKey, &lb_core::Service> = services.iter().map(|s| (&s.key, s)).collect();
+    let mut holders: HashMap<IpAddr, Vec<&lb_core::Service>> = HashMap::new();
+    for (key, assignment) in allocator.assignments() {
+        for ip in assignment.addresses.iter() {
+            holders.entry(ip).or_default().push(latest[key]);
+        }
+    }
+    for (ip, list) in holders {
+        if let [first, rest @ ..] = list.as_slice() {
+            for other in rest {
+                assert!(
+                    first.sharing_key().is_some() && first.sharing_key() == other.sharing_key(),
+                    "{ip} held by {} and {} without a common sharing key",
+                    first.key,
+                    other.key
+                );
+            }
+        }
+    }
 });

@@ -178,6 +178,11 @@ impl AddressBlock {
         self.cidrs().iter().map(IpNetwork::prefix).min().unwrap_or(self.family().bits())
     }
 
+    /// Number of addresses that may be handed out, with or without `avoid-buggy-ips`.
+    pub fn usable(&self, avoid_buggy: bool) -> u128 {
+        self.len() - if avoid_buggy { self.buggy_count() } else { 0 }
+    }
+
     /// Number of addresses MetalLB's `avoid-buggy-ips` removes from this block.
     pub fn buggy_count(&self) -> u128 {
         if self.family() == Family::V6 {

@@ -25,13 +25,6 @@ pub enum CommunityError {
     Range(String),
 }
 
-impl Community {
-    /// Whether `text` looks like a literal community rather than an alias name.
-    pub fn looks_literal(text: &str) -> bool {
-        text.contains(':')
-    }
-}
-
 impl FromStr for Community {
     type Err = CommunityError;
 

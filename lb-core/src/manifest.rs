@@ -19,9 +19,6 @@ pub enum ManifestError {
     /// The text is not YAML.
     #[error("invalid YAML: {0}")]
     Yaml(String),
-    /// A document is not an object with `kind`.
-    #[error("document {index}: not a Kubernetes object (no kind)")]
-    NotAnObject { index: usize },
     /// A field has the wrong type or value.
     #[error("{object}: {field}: {message}")]
     Field { object: String, field: String, message: String },

@@ -105,6 +105,23 @@ impl LabelSelectorRequirement {
     }
 }
 
+impl std::fmt::Display for LabelSelector {
+    /// The API server's string form: `app=web,tier in (a,b),!canary`;
+    /// `{}` for the empty selector, which selects everything.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = self.match_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for r in &self.match_expressions {
+            parts.push(match r.operator {
+                Operator::In => format!("{} in ({})", r.key, r.values.join(",")),
+                Operator::NotIn => format!("{} notin ({})", r.key, r.values.join(",")),
+                Operator::Exists => r.key.clone(),
+                Operator::DoesNotExist => format!("!{}", r.key),
+            });
+        }
+        if parts.is_empty() { f.write_str("{}") } else { f.write_str(&parts.join(",")) }
+    }
+}
+
 /// MetalLB's rule for lists of selectors: empty selects all, otherwise any one must match.
 pub fn any_matches(selectors: &[LabelSelector], labels: &Labels) -> bool {
     selectors.is_empty() || selectors.iter().any(|s| s.matches(labels))
@@ -159,6 +176,16 @@ mod tests {
         assert!(sel(req("a", Operator::In, &[])).validate().is_err());
         assert!(sel(req("a", Operator::Exists, &["x"])).validate().is_err());
         assert!(sel(req("a", Operator::NotIn, &["x"])).validate().is_ok());
+    }
+
+    #[test]
+    fn display_is_the_api_server_form() {
+        let s = LabelSelector {
+            match_labels: labels(&[("app", "web")]),
+            match_expressions: vec![req("tier", Operator::In, &["a", "b"]), req("canary", Operator::DoesNotExist, &[])],
+        };
+        assert_eq!(s.to_string(), "app=web,tier in (a,b),!canary");
+        assert_eq!(LabelSelector::default().to_string(), "{}");
     }
 
     #[test]

@@ -271,7 +271,7 @@ fn full_crds_advertisements() {
                 name: "l2".into(),
                 pools: strings(&["internal", "public"]),
                 node_selectors: vec![selector(&[("kubernetes.io/hostname", "node-a")])],
-                interfaces: strings(&["eth0", "eth1"]),
+                interfaces: strings(&["eth1", "eth0"]),
             },
             L2Advertisement {
                 name: "l2-all".into(),
@@ -651,7 +651,8 @@ fn lists_and_documents() {
     assert_eq!(names(&loaded.config.pools, |p| &p.name), ["after-the-list", "from-list", "from-typed-list"]);
     assert_eq!(loaded.config.l2_advertisements[0].pools, strings(&["from-list"]));
     let file = "valid/list-and-documents.yaml".to_string();
-    assert_eq!(loaded.skipped, [(file.clone(), "Service/web".into()), (file, "ConfigMap/unrelated".into())]);
+    let skipped: Vec<(String, String)> = loaded.skipped.into_iter().map(|s| (s.file, s.object)).collect();
+    assert_eq!(skipped, [(file.clone(), "Service/web".into()), (file, "ConfigMap/unrelated".into())]);
 }
 
 #[test]
@@ -1061,7 +1062,7 @@ fn selectors_and_lists() {
             duplicate(
                 "IPAddressPool/p",
                 "spec.serviceAllocation.serviceSelectors[1]",
-                format!("{:?}", selector(&[("app", "x")])),
+                selector(&[("app", "x")]).to_string(),
             ),
             duplicate("L2Advertisement/l2", "spec.ipAddressPools[1]", "p".into()),
             duplicate("L2Advertisement/l2", "spec.interfaces[2]", "eth0".into()),
@@ -1557,4 +1558,32 @@ proptest! {
             Err(errors) => prop_assert!(!errors.is_empty()),
         }
     }
+}
+
+#[test]
+fn timers_fit_in_sixteen_bits() {
+    let yaml = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: p}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, holdTime: 65536s, connectTime: 0s}\n";
+    let errors = config::load(&[("t.yaml", yaml)]).expect_err("out of range");
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["spec.holdTime", "spec.connectTime"], "{errors:?}");
+    assert!(errors.iter().all(|e| matches!(e.kind, K::DurationOutOfRange { .. })));
+}
+
+#[test]
+fn a_metallb_kind_under_another_group_is_a_typo() {
+    let yaml =
+        "apiVersion: metalb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [192.0.2.0/24]}\n";
+    let errors = config::load(&[("t.yaml", yaml)]).expect_err("typo");
+    assert_eq!(
+        errors[0].to_string(),
+        "t.yaml: IPAddressPool/p: apiVersion: unknown resource metalb.io/v1beta1 IPAddressPool"
+    );
+}
+
+#[test]
+fn only_metallbs_configmap_is_legacy_configuration() {
+    let other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-settings, namespace: shop}\ndata: {config: 'not: metallb'}\n";
+    let loaded = config::load(&[("t.yaml", other)]).expect("someone else's ConfigMap is skipped");
+    assert!(loaded.resources.is_empty());
+    assert_eq!(loaded.skipped[0].object, "ConfigMap/app-settings");
 }

@@ -397,15 +397,15 @@ impl Allocator {
             };
             let addresses = entry.addresses.primary_first(service.primary_family());
             let (array, n) = addresses.as_array();
-            let pool = self.check_request(service).and_then(|request| {
-                if !request.addresses.is_empty() && request.addresses != addresses.to_vec() {
-                    return Err(AllocError::NoPool);
-                }
-                self.check_addresses(&array[..n], service, &request)
+            // Kept only if the Service still asks for these addresses (or
+            // for none in particular) and may still hold them.
+            let pool = self.check_request(service).ok().and_then(|request| {
+                let wanted = request.addresses.is_empty() || request.addresses == addresses.to_vec();
+                wanted.then(|| self.check_addresses(&array[..n], service, &request).ok()).flatten()
             });
             match pool {
-                Ok(pool) => self.record(service, addresses, pool),
-                Err(_) => released.push(key),
+                Some(pool) => self.record(service, addresses, pool),
+                None => released.push(key),
             }
         }
         released
@@ -441,7 +441,7 @@ impl Allocator {
     /// Checks that the Service may hold `ips`, all from one pool; returns that pool.
     fn check_addresses(&self, ips: &[IpAddr], service: &Service, request: &Request<'_>) -> Result<usize, AllocError> {
         if !request.families.accepts(ips) {
-            return Err(AllocError::FamilyMismatch { requested: ips.to_vec(), wanted: "" });
+            return Err(AllocError::FamilyMismatch { requested: ips.to_vec(), wanted: request.families.describe() });
         }
         let mut first_pool: Option<usize> = None;
         for &ip in ips {
@@ -505,7 +505,9 @@ impl Allocator {
     fn choose(&mut self, service: &Service, request: &Request<'_>) -> Result<(Addresses, usize), AllocError> {
         if !request.addresses.is_empty() {
             let pool = self.check_addresses(&request.addresses, service, request)?;
-            let addresses = Addresses::from_slice(&request.addresses).ok_or(AllocError::NoPool)?;
+            // Request::of allows at most one address per family.
+            let addresses = Addresses::from_slice(&request.addresses)
+                .ok_or(AllocError::TooManyRequestedIps { count: request.addresses.len() })?;
             return Ok((addresses, pool));
         }
         if let Some(restored) = self.restorable(service, request) {
@@ -550,6 +552,17 @@ impl Allocator {
         Ok(())
     }
 
+    /// Why no address of `family` was found: the pools are full, or none has that family.
+    fn exhausted(&self, family: Family, pools: &[usize]) -> AllocError {
+        let with_family: Vec<usize> =
+            pools.iter().copied().filter(|&p| !self.pools[p].space(family).is_empty()).collect();
+        if with_family.is_empty() {
+            AllocError::NoPoolWithFamily { family, pools: self.pool_names(pools) }
+        } else {
+            AllocError::Exhausted { family, pools: self.pool_names(&with_family) }
+        }
+    }
+
     fn pool_names(&self, pools: &[usize]) -> Vec<String> {
         pools.iter().map(|&i| self.config.pools[i].name.clone()).collect()
     }
@@ -564,7 +577,7 @@ impl Allocator {
             Families::Single(family) => self
                 .pick_family(service, request.sharing_key, family, pools)
                 .map(|(ip, pool)| (Addresses::one(ip), pool))
-                .ok_or_else(|| AllocError::Exhausted { family, pools: self.pool_names(pools) }),
+                .ok_or_else(|| self.exhausted(family, pools)),
             Families::Dual { primary, required } => {
                 let other = match primary {
                     Family::V4 => Family::V6,
@@ -585,7 +598,7 @@ impl Allocator {
                 self.pick_family(service, request.sharing_key, primary, pools)
                     .or_else(|| self.pick_family(service, request.sharing_key, other, pools))
                     .map(|(ip, pool)| (Addresses::one(ip), pool))
-                    .ok_or_else(|| AllocError::Exhausted { family: primary, pools: self.pool_names(pools) })
+                    .ok_or_else(|| self.exhausted(primary, pools))
             }
         }
     }

@@ -59,6 +59,9 @@ pub enum AllocError {
     /// No pool may serve this Service at all.
     #[error("no address pool may serve this Service (none with autoAssign, or serviceAllocation excludes it)")]
     NoPool,
+    /// None of the allowed pools has addresses of the family.
+    #[error("no {family} addresses in pools {} (the Service needs {family})", .pools.join(", "))]
+    NoPoolWithFamily { family: Family, pools: Vec<String> },
     /// Every allowed pool is full for the family.
     #[error("no free {family} address in pools {}", .pools.join(", "))]
     Exhausted { family: Family, pools: Vec<String> },

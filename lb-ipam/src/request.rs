@@ -28,7 +28,8 @@ impl Families {
         }
     }
 
-    fn describe(self) -> &'static str {
+    /// For error messages.
+    pub fn describe(self) -> &'static str {
         match self {
             Families::Single(Family::V4) => "SingleStack IPv4",
             Families::Single(Family::V6) => "SingleStack IPv6",

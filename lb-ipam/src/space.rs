@@ -51,8 +51,7 @@ impl AddressSpace {
         for block in blocks.iter().filter(|b| b.family() == family) {
             laid.push(Laid { position: positions, first: ip_to_u128(block.first()), last: ip_to_u128(block.last()) });
             positions = positions.saturating_add(block.len());
-            let buggy = if avoid_buggy { block.buggy_count() } else { 0 };
-            usable = usable.saturating_add(block.len() - buggy);
+            usable = usable.saturating_add(block.usable(avoid_buggy));
         }
         let mut by_address = laid.clone();
         by_address.sort_by_key(|b| b.first);

@@ -4,7 +4,7 @@
 //! native mode refuses but this project implements (IPv6 over BGP, large
 //! communities, BFD, graceful restart, dynamic ASNs).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use super::{
     SourcedResource,
 };
 use crate::addr::{AddressBlock, Family};
-use crate::community::{Community, CommunityError};
+use crate::community::Community;
 use crate::duration::parse_duration;
 use crate::selector::LabelSelector;
 
@@ -41,7 +41,7 @@ impl Check<'_> {
                 self.err(&format!("{field}[{i}]"), E::Selector(e));
             }
             if selectors[..i].contains(s) {
-                self.err(&format!("{field}[{i}]"), E::Duplicate { value: format!("{s:?}") });
+                self.err(&format!("{field}[{i}]"), E::Duplicate { value: s.to_string() });
             }
         }
     }
@@ -335,7 +335,18 @@ fn peer(
     if keepalive_time > hold_time {
         c.err("spec.keepaliveTime", E::KeepaliveAboveHold { keepalive: keepalive_time, hold: hold_time });
     }
+    // The OPEN message carries the hold time in 16 bits; MetalLB takes
+    // connectTime in whole seconds up to the same bound.
+    let max_time = Duration::from_secs(u64::from(u16::MAX));
+    if hold_time > max_time {
+        c.err("spec.holdTime", E::DurationOutOfRange { value: hold_time, min: MIN_HOLD, max: max_time });
+    }
     let connect_time = c.duration("spec.connectTime", s.connect_time.as_deref());
+    if let Some(t) = connect_time
+        && !(Duration::from_secs(1)..=max_time).contains(&t)
+    {
+        c.err("spec.connectTime", E::DurationOutOfRange { value: t, min: Duration::from_secs(1), max: max_time });
+    }
     let router_id = s.router_id.as_deref().and_then(|text| match text.trim().parse::<Ipv4Addr>() {
         Ok(id) => Some(id),
         Err(_) => {
@@ -441,8 +452,7 @@ fn bgp_advertisement(
             Some(value) => communities.push(*value),
             None => match text.parse::<Community>() {
                 Ok(value) => communities.push(value),
-                Err(e @ CommunityError::Range(_)) => c.err(&field, E::Community(e)),
-                Err(CommunityError::Format(_)) => c.err(&field, E::Community(CommunityError::Format(text.clone()))),
+                Err(e) => c.err(&field, E::Community(e)),
             },
         }
     }
@@ -549,11 +559,10 @@ fn l2_advertisement(
     for (i, iface) in s.interfaces.iter().enumerate() {
         c.single_line(&format!("spec.interfaces[{i}]"), Some(iface));
     }
-    let interfaces: BTreeSet<&String> = s.interfaces.iter().collect();
     L2Advertisement {
         name: o.metadata.name.clone(),
         pools: resolve_pools(config, &s.ip_address_pools, &s.ip_address_pool_selectors),
         node_selectors: s.node_selectors.clone(),
-        interfaces: interfaces.into_iter().cloned().collect(),
+        interfaces: s.interfaces.clone(),
     }
 }

@@ -65,8 +65,9 @@ impl Resource {
     }
 }
 
-/// The group every resource kind belongs to.
-pub const GROUP: &str = "metallb.io";
+/// Every kind of the `metallb.io` group this project reads.
+pub const KINDS: &[&str] =
+    &["IPAddressPool", "L2Advertisement", "BGPAdvertisement", "BGPPeer", "Community", "BFDProfile"];
 
 /// `IPAddressPool.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -34,9 +34,6 @@ impl std::error::Error for ConfigError {}
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigErrorKind {
-    /// The file could not be read.
-    #[error("cannot read file: {0}")]
-    Io(String),
     /// The file is not YAML.
     #[error("invalid YAML: {0}")]
     Yaml(String),
@@ -152,6 +149,9 @@ pub enum ConfigErrorKind {
     /// Legacy layer 2 pools cannot carry BGP advertisements.
     #[error("bgp-advertisements are only allowed in bgp pools")]
     AdvertisementsOnLayer2Pool,
+    /// BGP carries times as 16-bit seconds.
+    #[error("{value:?} is out of range ({min:?}-{max:?})")]
+    DurationOutOfRange { value: std::time::Duration, min: std::time::Duration, max: std::time::Duration },
     /// A field that must be set.
     #[error("required")]
     Required,

@@ -106,8 +106,8 @@ fn object<S>(kind: &str, version: &str, name: String, namespace: &str, spec: S) 
 }
 
 /// The `config` text of a ConfigMap, converted to resources with origins
-/// that point back into the ConfigMap. `None` when nothing usable was found
-/// (the errors say why).
+/// that point back into the ConfigMap. Problems go to `errors`; what could
+/// be read is still returned, so one mistake does not hide the others.
 pub fn convert(
     file: &Arc<str>,
     configmap: &str,

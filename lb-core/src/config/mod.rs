@@ -85,7 +85,7 @@ impl Pool {
         self.blocks
             .iter()
             .filter(|b| b.family() == family)
-            .map(|b| b.len() - if self.avoid_buggy_ips { b.buggy_count() } else { 0 })
+            .map(|b| b.usable(self.avoid_buggy_ips))
             .fold(0u128, u128::saturating_add)
     }
 
@@ -219,12 +219,20 @@ pub struct SourcedResource {
 pub struct Loaded {
     pub config: Config,
     pub resources: Vec<SourcedResource>,
-    /// Objects in the files that are not MetalLB configuration (`file`, `Kind/name`).
-    pub skipped: Vec<(String, String)>,
+    /// Objects in the files that are not MetalLB configuration.
+    pub skipped: Vec<Skipped>,
+}
+
+/// An object that is not MetalLB configuration, left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub file: String,
+    /// `Kind/name`.
+    pub object: String,
 }
 
 /// Reads resources from YAML texts (`(file name, text)`), without validating them.
-pub fn read(files: &[(&str, &str)], errors: &mut Vec<ConfigError>) -> (Vec<SourcedResource>, Vec<(String, String)>) {
+pub fn read(files: &[(&str, &str)], errors: &mut Vec<ConfigError>) -> (Vec<SourcedResource>, Vec<Skipped>) {
     let mut resources = Vec::new();
     let mut skipped = Vec::new();
     for (file, text) in files {
@@ -257,7 +265,7 @@ fn read_document(
     index: usize,
     doc: &Value,
     resources: &mut Vec<SourcedResource>,
-    skipped: &mut Vec<(String, String)>,
+    skipped: &mut Vec<Skipped>,
     errors: &mut Vec<ConfigError>,
 ) {
     let (Some(api_version), Some(kind)) =
@@ -275,7 +283,10 @@ fn read_document(
     let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("metallb-system");
     let origin = Origin { file: file.clone(), object: format!("{kind}/{name}"), legacy: None };
 
-    if kind == "ConfigMap" && api_version == "v1" {
+    // MetalLB's ConfigMap is `metallb-system/config` unless renamed; other
+    // ConfigMaps with a `config` key belong to other programs.
+    let legacy_candidate = name == "config" || namespace == "metallb-system";
+    if kind == "ConfigMap" && api_version == "v1" && legacy_candidate {
         match doc.pointer("/data/config") {
             Some(Value::String(text)) => {
                 for (origin, resource) in legacy::convert(file, &name, namespace, text, errors) {
@@ -283,12 +294,20 @@ fn read_document(
                 }
             }
             Some(_) => errors.push(origin.error("data.config", ConfigErrorKind::Decode("must be a string".into()))),
-            None => skipped.push((file.to_string(), origin.object)),
+            None => skipped.push(Skipped { file: file.to_string(), object: origin.object }),
         }
         return;
     }
     let Some(version) = api_version.strip_prefix("metallb.io/") else {
-        skipped.push((file.to_string(), origin.object));
+        // A MetalLB kind under another group is a typo, not someone else's object.
+        if crd::KINDS.contains(&kind) {
+            errors.push(origin.error(
+                "apiVersion",
+                ConfigErrorKind::UnknownKind { api_version: api_version.into(), kind: kind.into() },
+            ));
+        } else {
+            skipped.push(Skipped { file: file.to_string(), object: origin.object });
+        }
         return;
     };
     if name.is_empty() {
