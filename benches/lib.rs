@@ -28,6 +28,14 @@ impl NaiveScan {
         Some(ip)
     }
 
+    /// The state after `count` allocations from empty (the first `count`
+    /// addresses in use), built directly rather than by `count` scans.
+    pub fn filled(blocks: Vec<AddressBlock>, keys: &[ServiceKey]) -> Self {
+        let used =
+            blocks.iter().flat_map(|b| (0..b.len()).map_while(move |i| b.nth(i))).zip(keys.iter().cloned()).collect();
+        Self { blocks, used }
+    }
+
     pub fn release(&mut self, ip: IpAddr) {
         self.used.remove(&ip);
     }

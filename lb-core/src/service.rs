@@ -16,8 +16,23 @@ pub mod annotation {
 }
 
 /// `namespace/name`, cheap to clone and hash: it keys every allocation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Eq, PartialOrd, Ord, Default)]
 pub struct ServiceKey(Arc<str>);
+
+impl std::hash::Hash for ServiceKey {
+    /// The text, as equality is decided by the text.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for ServiceKey {
+    /// Keys are cloned from one another far more often than rebuilt, so the
+    /// pointer comparison usually decides without reading the text.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
 
 impl ServiceKey {
     pub fn new(namespace: &str, name: &str) -> Self {
@@ -134,6 +149,9 @@ impl Service {
 
     /// First of the annotations (current domain first) that is set.
     pub fn annotation(&self, names: [&str; 2]) -> Option<&str> {
+        if self.annotations.is_empty() {
+            return None;
+        }
         names.iter().find_map(|n| self.annotations.get(*n)).map(String::as_str)
     }
 

@@ -184,8 +184,13 @@ impl AddressSpace {
                     }
                     None => position,
                 };
-                if let Some(e) = self.used.get_mut(&start) {
-                    *e = end;
+                match self.used.first_entry() {
+                    Some(mut first) if *first.key() == start => *first.get_mut() = end,
+                    _ => {
+                        if let Some(e) = self.used.get_mut(&start) {
+                            *e = end;
+                        }
+                    }
                 }
             }
             (None, Some((right_start, right_end))) => {
