@@ -107,12 +107,17 @@ impl AddressSpace {
         u128_to_ip(self.family, block.first + (position - block.position))
     }
 
+    #[inline]
     fn is_buggy(&self, position: u128) -> bool {
         self.avoid_buggy && position < self.positions && is_buggy_ip(self.address(position))
     }
 
     /// The first position at or after `position` that is not buggy.
+    #[inline]
     fn skip_buggy(&self, mut position: u128) -> u128 {
+        if !self.avoid_buggy {
+            return position;
+        }
         while self.is_buggy(position) {
             position += 1;
         }
