@@ -128,6 +128,7 @@ struct Sharing {
 }
 
 impl Sharing {
+    #[inline]
     fn of(service: &Service) -> Option<Box<Self>> {
         service.sharing_key().map(|key| {
             Box::new(Sharing {
@@ -430,6 +431,7 @@ impl Allocator {
     }
 
     /// Whether the pool's `serviceAllocation` (if any) admits the Service.
+    #[inline]
     fn pool_admits(&self, pool: usize, service: &Service) -> bool {
         let Some(allocation) = &self.config.pools[pool].allocation else { return true };
         match self.namespaces.get(service.namespace()) {

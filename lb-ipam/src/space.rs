@@ -87,6 +87,7 @@ impl AddressSpace {
     }
 
     /// Position of `ip`, if it lies in the space.
+    #[inline]
     pub fn position(&self, ip: IpAddr) -> Option<u128> {
         if Family::of(ip) != self.family {
             return None;
@@ -101,6 +102,7 @@ impl AddressSpace {
     }
 
     /// The address at `position` (which must be below the space's size).
+    #[inline]
     fn address(&self, position: u128) -> IpAddr {
         let i = self.blocks.partition_point(|b| b.position <= position).saturating_sub(1);
         let block = &self.blocks[i];
@@ -130,6 +132,7 @@ impl AddressSpace {
     }
 
     /// Whether `(from, to)` (exclusive at both ends) holds only buggy positions.
+    #[inline]
     fn gap_is_buggy(&self, from: u128, to: u128) -> bool {
         // Where blocks meet, more than two buggy positions can follow each
         // other (`…0.255` ending one block, `…3.255`, `…4.0` starting the next).
