@@ -9,12 +9,14 @@
 //! - [`allocator`]: the [`Allocator`];
 //! - [`space`]: one family of one pool, with the used addresses as runs,
 //!   so a pool's size never costs memory or time;
+//! - `runs`: the used runs of a space, the lowest kept out of the tree;
 //! - [`request`]: what a Service asks for;
 //! - [`error`]: why a Service got no address.
 
 pub mod allocator;
 pub mod error;
 pub mod request;
+mod runs;
 pub mod space;
 
 pub use allocator::{Addresses, Allocator, Assignment, PoolStats};

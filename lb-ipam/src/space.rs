@@ -7,10 +7,11 @@
 //! (and fragmentation) of allocations, never with the size of the pool: an
 //! IPv6 /64 costs what a /30 costs.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use lb_core::addr::{AddressBlock, Family, ip_to_u128, is_buggy_ip, u128_to_ip};
+
+use crate::runs::Runs;
 
 /// A block laid out in the space, as integers: the hot paths do no address
 /// conversion beyond one at each end.
@@ -21,9 +22,6 @@ struct Laid {
     first: u128,
     last: u128,
 }
-
-/// A run of used positions, `(start, end)` inclusive.
-type Run = (u128, u128);
 
 /// One family of one pool.
 #[derive(Debug, Clone)]
@@ -37,7 +35,7 @@ pub struct AddressSpace {
     avoid_buggy: bool,
     /// Runs of used positions, `start -> end` inclusive. Runs separated only
     /// by buggy positions are merged, so skipping `.255`/`.0` costs nothing.
-    used: BTreeMap<u128, u128>,
+    used: Runs,
     in_use: u128,
     usable: u128,
 }
@@ -61,7 +59,7 @@ impl AddressSpace {
             by_address,
             positions,
             avoid_buggy: avoid_buggy && family == Family::V4,
-            used: BTreeMap::new(),
+            used: Runs::default(),
             in_use: 0,
             usable,
         }
@@ -128,7 +126,7 @@ impl AddressSpace {
 
     /// The used run containing `position`, if any.
     fn run_containing(&self, position: u128) -> Option<(u128, u128)> {
-        self.used.range(..=position).next_back().filter(|(_, end)| **end >= position).map(|(s, e)| (*s, *e))
+        self.used.containing(position)
     }
 
     /// Whether `(from, to)` (exclusive at both ends) holds only buggy positions.
@@ -151,8 +149,8 @@ impl AddressSpace {
     /// the lowest usable position or the first usable one after the first run.
     pub fn first_free(&self) -> Option<IpAddr> {
         let lowest = self.skip_buggy(0);
-        let position = match self.used.first_key_value() {
-            Some((&start, &end)) if start <= lowest && lowest <= end => self.skip_buggy(end + 1),
+        let position = match self.used.first() {
+            Some((start, end)) if start <= lowest && lowest <= end => self.skip_buggy(end + 1),
             _ => lowest,
         };
         debug_assert!(position >= self.positions || self.run_containing(position).is_none());
@@ -165,59 +163,27 @@ impl AddressSpace {
         if self.is_buggy(position) {
             return false;
         }
-        // Auto-assignment always takes the address right after the first
-        // run: find the neighbours by walking from the front, not by searching.
-        let first = self.used.first_key_value().map(|(s, e)| (*s, *e));
-        let (left, right) = match first {
-            Some((start, end)) if start <= position && end < position => {
-                let second = self.used.iter().nth(1).map(|(s, e)| (*s, *e));
-                match second {
-                    Some((next, _)) if next <= position => self.neighbours(position),
-                    _ => (first, second),
-                }
-            }
-            _ => self.neighbours(position),
-        };
+        let left = self.used.at_or_before(position);
         if left.is_some_and(|(_, end)| end >= position) {
             return false;
         }
+        let right = self.used.after(position);
         let joins_left = left.filter(|&(_, end)| self.gap_is_buggy(end, position));
         let joins_right = right.filter(|&(start, _)| self.gap_is_buggy(position, start));
         match (joins_left, joins_right) {
-            (Some((start, _)), right) => {
-                let end = match right {
-                    Some((right_start, right_end)) => {
-                        self.used.remove(&right_start);
-                        right_end
-                    }
-                    None => position,
-                };
-                match self.used.first_entry() {
-                    Some(mut first) if *first.key() == start => *first.get_mut() = end,
-                    _ => {
-                        if let Some(e) = self.used.get_mut(&start) {
-                            *e = end;
-                        }
-                    }
-                }
+            (Some((start, _)), Some((right_start, right_end))) => {
+                self.used.remove(right_start);
+                self.used.set_end(start, right_end);
             }
+            (Some((start, _)), None) => self.used.set_end(start, position),
             (None, Some((right_start, right_end))) => {
-                self.used.remove(&right_start);
-                self.used.insert(position, right_end);
+                self.used.remove(right_start);
+                self.used.insert((position, right_end));
             }
-            (None, None) => {
-                self.used.insert(position, position);
-            }
+            (None, None) => self.used.insert((position, position)),
         }
         self.in_use += 1;
         true
-    }
-
-    /// The runs starting at or before `position`, and after it.
-    fn neighbours(&self, position: u128) -> (Option<Run>, Option<Run>) {
-        let left = self.used.range(..=position).next_back().map(|(s, e)| (*s, *e));
-        let right = self.used.range(position + 1..).next().map(|(s, e)| (*s, *e));
-        (left, right)
     }
 
     /// Marks `ip` free; false if it was not used.
@@ -226,19 +192,14 @@ impl AddressSpace {
         if self.is_buggy(position) {
             return false;
         }
-        let Some((&start, end)) = self.used.range_mut(..=position).next_back() else { return false };
-        let old_end = *end;
-        if old_end < position {
-            return false;
-        }
+        let Some((start, end)) = self.used.containing(position) else { return false };
         if start < position {
-            // Shrink in place: releasing the newest address costs one lookup.
-            *end = position - 1;
+            self.used.set_end(start, position - 1);
         } else {
-            self.used.remove(&start);
+            self.used.remove(start);
         }
-        if position < old_end {
-            self.used.insert(position + 1, old_end);
+        if position < end {
+            self.used.insert((position + 1, end));
         }
         self.in_use -= 1;
         true
