@@ -1,0 +1,12 @@
+//! BGP-4 (RFC 4271) for a speaker that announces routes: the wire codec,
+//! and (in progress) the session state machine and the Adj-RIB-Out.
+//!
+//! This crate is pure: it never opens a socket, reads a clock, spawns a
+//! task or touches the file system. Bytes come in as slices and go out into
+//! buffers; a driver (`lb-k8s`) owns the TCP connection and the timers.
+//!
+//! - [`wire`]: framing and the messages, with the negotiated [`wire::Context`];
+//!   every decoder is total (any bytes give a value or an error, never a
+//!   panic) and every error knows the NOTIFICATION it calls for.
+
+pub mod wire;

@@ -1,0 +1,63 @@
+//! Decode errors, each with the NOTIFICATION RFC 4271 §6 prescribes.
+
+use super::notification::{Notification, code, subcode};
+
+/// Why received bytes are not a valid message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The 16-octet marker is not all ones: the stream lost its framing.
+    #[error("message header marker is not all ones")]
+    NotSynchronized,
+    /// The length field is impossible for the message type.
+    #[error("bad message length {len} for message type {kind}")]
+    BadLength { len: u16, kind: u8 },
+    /// A message type this speaker does not know.
+    #[error("unknown message type {0}")]
+    BadType(u8),
+    /// OPEN with a version other than 4.
+    #[error("unsupported BGP version {0}")]
+    UnsupportedVersion(u8),
+    /// OPEN with a BGP identifier of 0.0.0.0 (RFC 6286).
+    #[error("bad BGP identifier 0.0.0.0")]
+    BadBgpIdentifier,
+    /// OPEN with an optional parameter other than capabilities (RFC 5492).
+    #[error("unsupported optional parameter type {0}")]
+    UnsupportedOptionalParameter(u8),
+    /// OPEN with a hold time of 1 or 2 seconds.
+    #[error("unacceptable hold time {0}s (0 or at least 3)")]
+    UnacceptableHoldTime(u16),
+    /// OPEN whose parameter or capability lengths do not add up.
+    #[error("malformed OPEN optional parameters")]
+    MalformedOpen,
+    /// ROUTE-REFRESH whose length is not 23 (RFC 7313).
+    #[error("bad ROUTE-REFRESH length {0}")]
+    BadRouteRefreshLength(u16),
+}
+
+impl DecodeError {
+    /// The NOTIFICATION to send before closing the session.
+    pub fn notification(&self) -> Notification {
+        let (c, s, data) = match *self {
+            DecodeError::NotSynchronized => (code::HEADER, subcode::CONNECTION_NOT_SYNCHRONIZED, vec![]),
+            DecodeError::BadLength { len, .. } => {
+                (code::HEADER, subcode::BAD_MESSAGE_LENGTH, len.to_be_bytes().to_vec())
+            }
+            DecodeError::BadType(t) => (code::HEADER, subcode::BAD_MESSAGE_TYPE, vec![t]),
+            // The data is the largest version we support.
+            DecodeError::UnsupportedVersion(_) => {
+                (code::OPEN, subcode::UNSUPPORTED_VERSION, 4u16.to_be_bytes().to_vec())
+            }
+            DecodeError::BadBgpIdentifier => (code::OPEN, subcode::BAD_BGP_IDENTIFIER, vec![]),
+            DecodeError::UnsupportedOptionalParameter(_) => {
+                (code::OPEN, subcode::UNSUPPORTED_OPTIONAL_PARAMETER, vec![])
+            }
+            DecodeError::UnacceptableHoldTime(_) => (code::OPEN, subcode::UNACCEPTABLE_HOLD_TIME, vec![]),
+            DecodeError::MalformedOpen => (code::OPEN, subcode::UNSPECIFIC, vec![]),
+            DecodeError::BadRouteRefreshLength(len) => {
+                (code::ROUTE_REFRESH, subcode::INVALID_MESSAGE_LENGTH, len.to_be_bytes().to_vec())
+            }
+        };
+        Notification { code: c, subcode: s, data }
+    }
+}

@@ -1,0 +1,102 @@
+//! Properties of the wire codec: what is encoded decodes to itself, and no
+//! byte stream makes the decoder panic.
+
+use std::net::Ipv4Addr;
+
+use bytes::BytesMut;
+use lb_bgp::wire::open::{Capability, RestartFamily};
+use lb_bgp::wire::{Context, Framer, Message, Notification, Open, RouteRefresh};
+use proptest::prelude::*;
+
+fn capability() -> impl Strategy<Value = Capability> {
+    prop_oneof![
+        (any::<u16>(), any::<u8>()).prop_map(|(afi, safi)| Capability::Multiprotocol { afi, safi }),
+        Just(Capability::RouteRefresh),
+        Just(Capability::EnhancedRouteRefresh),
+        Just(Capability::ExtendedMessage),
+        any::<u32>().prop_map(Capability::FourOctetAsn),
+        (0u8..16, 0u16..4096, proptest::collection::vec((any::<u16>(), any::<u8>(), any::<u8>()), 0..4)).prop_map(
+            |(flags, time, fams)| Capability::GracefulRestart {
+                flags,
+                time,
+                families: fams.into_iter().map(|(afi, safi, flags)| RestartFamily { afi, safi, flags }).collect(),
+            }
+        ),
+        // Codes this crate does not interpret.
+        (100u8..=255, proptest::collection::vec(any::<u8>(), 0..20))
+            .prop_map(|(code, value)| Capability::Unknown { code, value }),
+    ]
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (
+            any::<u16>(),
+            any::<u16>().prop_filter("1 and 2 are refused", |h| *h != 1 && *h != 2),
+            1u32..,
+            proptest::collection::vec(capability(), 0..8)
+        )
+            .prop_map(|(my_as, hold_time, id, capabilities)| Message::Open(Open {
+                my_as,
+                hold_time,
+                bgp_id: Ipv4Addr::from(id),
+                capabilities
+            })),
+        (any::<u8>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..100))
+            .prop_map(|(code, subcode, data)| Message::Notification(Notification { code, subcode, data })),
+        Just(Message::Keepalive),
+        (any::<u16>(), any::<u8>(), 0u8..3).prop_map(|(afi, safi, subtype)| Message::RouteRefresh(RouteRefresh {
+            afi,
+            safi,
+            subtype
+        })),
+        proptest::collection::vec(any::<u8>(), 4..200).prop_map(Message::Update),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn encode_then_decode_is_identity(msg in message()) {
+        let ctx = Context::default();
+        let mut out = BytesMut::new();
+        msg.encode(&ctx, &mut out);
+        prop_assert_eq!(Message::decode(&out, &ctx), Ok(msg.clone()));
+        // Through the framer, in two pieces.
+        let mut framer = Framer::new();
+        let cut = out.len() / 2;
+        framer.push(&out[..cut]);
+        prop_assert!(framer.next_frame(&ctx).is_none() || cut == out.len());
+        framer.push(&out[cut..]);
+        let frame = framer.next_frame(&ctx).expect("complete").expect("valid");
+        prop_assert_eq!(Message::decode(&frame, &ctx), Ok(msg));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8), extended in any::<bool>()) {
+        let ctx = Context { four_octet_asn: true, extended_messages: extended };
+        let mut framer = Framer::new();
+        for chunk in chunks {
+            let _ = Message::decode(&chunk, &ctx);
+            framer.push(&chunk);
+            while let Some(frame) = framer.next_frame(&ctx) {
+                match frame {
+                    Ok(frame) => { let _ = Message::decode(&frame, &ctx); }
+                    Err(e) => { let _ = e.notification(); framer.clear(); }
+                }
+            }
+        }
+    }
+
+    /// Valid headers with arbitrary bodies: the interesting half of the input space.
+    #[test]
+    fn arbitrary_bodies_never_panic(kind in 1u8..=5, body in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let mut frame = vec![0xff; 16];
+        frame.extend_from_slice(&((body.len() + 19) as u16).to_be_bytes());
+        frame.push(kind);
+        frame.extend_from_slice(&body);
+        if let Err(e) = Message::decode(&frame, &Context::default()) {
+            let n = e.notification();
+            prop_assert!((1..=7).contains(&n.code));
+        }
+    }
+}
