@@ -5,7 +5,8 @@ use std::net::Ipv4Addr;
 
 use bytes::BytesMut;
 use lb_bgp::wire::open::{Capability, RestartFamily};
-use lb_bgp::wire::{Context, Framer, Message, Notification, Open, RouteRefresh};
+use lb_bgp::wire::update::{Aggregator, AsSegment, Attributes, MpReach, MpUnreach, Origin, RawAttribute};
+use lb_bgp::wire::{Context, Framer, Message, Notification, Open, Prefix, RouteRefresh, Update};
 use proptest::prelude::*;
 
 fn capability() -> impl Strategy<Value = Capability> {
@@ -50,11 +51,117 @@ fn message() -> impl Strategy<Value = Message> {
             safi,
             subtype
         })),
-        proptest::collection::vec(any::<u8>(), 4..200).prop_map(Message::Update),
     ]
 }
 
+fn v4_prefix() -> impl Strategy<Value = Prefix> {
+    (any::<u32>(), 0u8..=32).prop_map(|(a, l)| Prefix::new(std::net::IpAddr::V4(Ipv4Addr::from(a)), l).expect("len"))
+}
+
+fn v6_prefix() -> impl Strategy<Value = Prefix> {
+    (any::<u128>(), 0u8..=128).prop_map(|(a, l)| Prefix::new(std::net::IpAddr::V6(a.into()), l).expect("len"))
+}
+
+fn segment() -> impl Strategy<Value = AsSegment> {
+    (1u8..=4, proptest::collection::vec(any::<u32>(), 1..10)).prop_map(|(kind, asns)| match kind {
+        1 => AsSegment::Set(asns),
+        2 => AsSegment::Sequence(asns),
+        3 => AsSegment::ConfedSequence(asns),
+        _ => AsSegment::ConfedSet(asns),
+    })
+}
+
+/// UPDATEs that are valid, so that decoding gives back exactly what was encoded.
+fn update() -> impl Strategy<Value = Update> {
+    let unicast = any::<u32>().prop_filter("a usable next hop", |a| {
+        let ip = Ipv4Addr::from(*a);
+        !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast())
+    });
+    (
+        proptest::collection::vec(v4_prefix(), 0..20),
+        proptest::collection::vec(v4_prefix(), 0..20),
+        (
+            prop_oneof![Just(Origin::Igp), Just(Origin::Egp), Just(Origin::Incomplete)],
+            proptest::collection::vec(segment(), 0..3),
+            unicast,
+        ),
+        (
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<u32>()),
+            any::<bool>(),
+            proptest::option::of((any::<u32>(), any::<u32>())),
+        ),
+        (proptest::collection::vec(any::<u32>(), 0..10), proptest::collection::vec(any::<[u32; 3]>(), 0..5)),
+        proptest::option::of((
+            any::<u128>(),
+            proptest::option::of(any::<u128>()),
+            proptest::collection::vec(v6_prefix(), 0..10),
+        )),
+        proptest::option::of(proptest::collection::vec(v6_prefix(), 0..10)),
+        proptest::collection::btree_map(
+            100u8..=254,
+            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..30)),
+            0..3,
+        ),
+    )
+        .prop_map(
+            |(
+                withdrawn,
+                nlri,
+                (origin, path, nh),
+                (med, local_pref, atomic_aggregate, agg),
+                (communities, large_communities),
+                reach,
+                unreach,
+                unknown,
+            )| {
+                Update {
+                    withdrawn,
+                    nlri,
+                    attributes: Attributes {
+                        origin: Some(origin),
+                        as_path: Some(path),
+                        next_hop: Some(Ipv4Addr::from(nh)),
+                        med,
+                        local_pref,
+                        atomic_aggregate,
+                        aggregator: agg.map(|(asn, a)| Aggregator { asn, address: Ipv4Addr::from(a) }),
+                        communities,
+                        large_communities,
+                        mp_reach: reach.map(|(global, link_local, nlri)| MpReach {
+                            afi: 2,
+                            safi: 1,
+                            next_hops: std::iter::once(global)
+                                .chain(link_local)
+                                .map(|a| std::net::IpAddr::V6(a.into()))
+                                .collect(),
+                            nlri,
+                        }),
+                        mp_unreach: unreach.map(|withdrawn| MpUnreach { afi: 2, safi: 1, withdrawn }),
+                        unknown: unknown
+                            .into_iter()
+                            .map(|(code, (transitive, value))| RawAttribute {
+                                flags: if transitive { 0xc0 } else { 0x80 },
+                                code,
+                                value,
+                            })
+                            .collect(),
+                    },
+                }
+            },
+        )
+}
+
 proptest! {
+    #[test]
+    fn updates_round_trip(u in update()) {
+        let ctx = Context { four_octet_asn: true, extended_messages: true };
+        let msg = Message::Update(Box::new(u));
+        let mut out = BytesMut::new();
+        msg.encode(&ctx, &mut out);
+        prop_assert_eq!(Message::decode(&out, &ctx), Ok(msg));
+    }
+
     #[test]
     fn encode_then_decode_is_identity(msg in message()) {
         let ctx = Context::default();

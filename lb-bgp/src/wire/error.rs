@@ -1,6 +1,7 @@
 //! Decode errors, each with the NOTIFICATION RFC 4271 §6 prescribes.
 
 use super::notification::{Notification, code, subcode};
+use super::update::UpdateError;
 
 /// Why received bytes are not a valid message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,12 +34,25 @@ pub enum DecodeError {
     /// ROUTE-REFRESH whose length is not 23 (RFC 7313).
     #[error("bad ROUTE-REFRESH length {0}")]
     BadRouteRefreshLength(u16),
+    /// An UPDATE error; most void only that UPDATE (RFC 7606).
+    #[error(transparent)]
+    Update(UpdateError),
 }
 
 impl DecodeError {
+    /// Whether the session must be reset (NOTIFICATION, then close). Only
+    /// UPDATE attribute errors leave it up: RFC 7606 voids that UPDATE alone.
+    pub fn resets_session(&self) -> bool {
+        match self {
+            DecodeError::Update(e) => e.resets_session(),
+            _ => true,
+        }
+    }
+
     /// The NOTIFICATION to send before closing the session.
     pub fn notification(&self) -> Notification {
         let (c, s, data) = match *self {
+            DecodeError::Update(ref e) => return e.notification(),
             DecodeError::NotSynchronized => (code::HEADER, subcode::CONNECTION_NOT_SYNCHRONIZED, vec![]),
             DecodeError::BadLength { len, .. } => {
                 (code::HEADER, subcode::BAD_MESSAGE_LENGTH, len.to_be_bytes().to_vec())

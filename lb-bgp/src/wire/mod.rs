@@ -18,15 +18,19 @@ pub mod error;
 pub mod header;
 pub mod notification;
 pub mod open;
+pub mod prefix;
 pub mod route_refresh;
+pub mod update;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 pub use self::error::DecodeError;
 pub use self::header::{Framer, MessageType};
 pub use self::notification::Notification;
 pub use self::open::Open;
+pub use self::prefix::Prefix;
 pub use self::route_refresh::RouteRefresh;
+pub use self::update::{Update, UpdateError};
 
 /// What the session negotiated, which changes how messages are read and written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,13 +52,13 @@ impl Context {
     }
 }
 
-/// A BGP message, except UPDATE's contents, which `update` will decode.
+/// A BGP message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Message {
     Open(Open),
-    /// The UPDATE body, undecoded.
-    Update(Vec<u8>),
+    /// Boxed: an UPDATE's attributes are far larger than the other messages.
+    Update(Box<Update>),
     Notification(Notification),
     Keepalive,
     RouteRefresh(RouteRefresh),
@@ -76,7 +80,9 @@ impl Message {
         let (kind, body) = header::parse(frame, ctx)?;
         match kind {
             MessageType::Open => Open::decode(body).map(Message::Open),
-            MessageType::Update => Ok(Message::Update(body.to_vec())),
+            MessageType::Update => {
+                Update::decode(body, ctx).map(|u| Message::Update(Box::new(u))).map_err(DecodeError::Update)
+            }
             MessageType::Notification => Notification::decode(body).map(Message::Notification),
             MessageType::Keepalive => Ok(Message::Keepalive),
             MessageType::RouteRefresh => RouteRefresh::decode(body).map(Message::RouteRefresh),
@@ -88,7 +94,7 @@ impl Message {
         let start = header::begin(out, self.kind());
         match self {
             Message::Open(open) => open.encode(out),
-            Message::Update(body) => out.put_slice(body),
+            Message::Update(update) => update.encode(ctx, out),
             Message::Notification(n) => n.encode(out),
             Message::Keepalive => {}
             Message::RouteRefresh(r) => r.encode(out),
