@@ -1,0 +1,485 @@
+//! The BGP session state machine (RFC 4271 §8), without I/O.
+//!
+//! Expected flow, for a driver that owns one TCP connection and a timer:
+//! 1. [`Session::start`]; then drain [`Session::poll_event`]: a
+//!    [`SessionEvent::Connect`] asks for a connection (active mode), a
+//!    passive session waits for the driver to accept one;
+//! 2. feed what happens: [`Session::handle_connected`],
+//!    [`Session::handle_bytes`], [`Session::handle_closed`], and
+//!    [`Session::handle_timeout`] once `now` reaches [`Session::poll_timeout`];
+//! 3. after every call, write out [`Session::poll_transmit`], act on every
+//!    [`Session::poll_event`] and re-arm the timer from `poll_timeout`.
+//!
+//! Guarantees: no UPDATE is sent before Established; a silent peer is
+//! declared down when the hold time expires; every error that ends the
+//! session sends its NOTIFICATION first; restarts after repeated failures
+//! back off exponentially (§8.1.1 "DampPeerOscillations").
+
+use std::collections::VecDeque;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use crate::wire::notification::{code, subcode};
+use crate::wire::open::{Capability, afi, safi};
+use crate::wire::{Context, Framer, Message, Notification, Open, RouteRefresh};
+
+/// Which AS the peer must be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteAs {
+    Fixed(u32),
+    /// iBGP with whatever the peer says, as long as it is ours.
+    Internal,
+    /// eBGP with whatever the peer says, as long as it is not ours.
+    External,
+}
+
+/// How a session behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    pub local_asn: u32,
+    pub remote_as: RemoteAs,
+    pub router_id: Ipv4Addr,
+    /// Proposed hold time in seconds (0: no keepalives, no hold timer).
+    pub hold_time: u16,
+    /// Keepalive interval; `None` means a third of the negotiated hold time.
+    pub keepalive: Option<Duration>,
+    pub connect_retry: Duration,
+    /// Wait for the peer to connect instead of connecting.
+    pub passive: bool,
+    /// Families to announce (IPv4 and/or IPv6 unicast).
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// Announce graceful restart (RFC 4724) with this restart time.
+    pub graceful_restart: Option<u16>,
+    /// The longest the back-off between failed attempts may grow to.
+    pub max_backoff: Duration,
+}
+
+impl SessionConfig {
+    pub fn new(local_asn: u32, remote_as: RemoteAs, router_id: Ipv4Addr) -> Self {
+        Self {
+            local_asn,
+            remote_as,
+            router_id,
+            hold_time: 90,
+            keepalive: None,
+            connect_retry: Duration::from_secs(5),
+            passive: false,
+            ipv4: true,
+            ipv6: false,
+            graceful_restart: None,
+            max_backoff: Duration::from_secs(120),
+        }
+    }
+}
+
+/// RFC 4271 §8.2.2 states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+/// What both sides agreed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    pub peer_asn: u32,
+    pub peer_id: Ipv4Addr,
+    pub hold_time: u16,
+    pub keepalive: Duration,
+    pub context: Context,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    pub route_refresh: bool,
+    pub enhanced_route_refresh: bool,
+    pub peer_graceful_restart: bool,
+}
+
+/// Why a session went down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DownReason {
+    /// We sent this NOTIFICATION.
+    Sent(Notification),
+    /// The peer sent this NOTIFICATION.
+    Received(Notification),
+    /// The connection closed or failed without a NOTIFICATION.
+    ConnectionLost,
+    /// [`Session::stop`].
+    Stopped,
+}
+
+/// What the driver must do or may want to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// Open a connection to the peer.
+    Connect,
+    /// Close the connection (after writing what `poll_transmit` returns).
+    Disconnect,
+    StateChanged {
+        from: State,
+        to: State,
+    },
+    Established(Negotiated),
+    Down(DownReason),
+    /// The peer asked for the table again (RFC 2918).
+    RouteRefreshRequested {
+        afi: u16,
+        safi: u8,
+    },
+    /// A received UPDATE that RFC 7606 says to ignore: logged, not fatal.
+    UpdateIgnored(String),
+}
+
+/// One BGP session with one peer.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    state: State,
+    framer: Framer,
+    out: BytesMut,
+    events: VecDeque<SessionEvent>,
+    negotiated: Option<Negotiated>,
+    connect_retry_at: Option<Instant>,
+    hold_at: Option<Instant>,
+    keepalive_at: Option<Instant>,
+    /// Consecutive failed sessions, for the back-off.
+    failures: u32,
+    started: bool,
+}
+
+impl Session {
+    pub fn new(config: SessionConfig) -> Self {
+        Self {
+            config,
+            state: State::Idle,
+            framer: Framer::new(),
+            out: BytesMut::new(),
+            events: VecDeque::new(),
+            negotiated: None,
+            connect_retry_at: None,
+            hold_at: None,
+            keepalive_at: None,
+            failures: 0,
+            started: false,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// ManualStart: begin connecting (or waiting for the peer).
+    pub fn start(&mut self, now: Instant) {
+        self.started = true;
+        if self.state == State::Idle {
+            self.begin(now);
+        }
+    }
+
+    /// ManualStop: Cease / Administrative Shutdown (with `message` for the
+    /// peer's operator) if a connection is up, then stay Idle.
+    pub fn stop(&mut self, now: Instant, message: Option<&str>) {
+        self.started = false;
+        if matches!(self.state, State::OpenSent | State::OpenConfirm | State::Established) {
+            self.send(&Message::Notification(Notification::shutdown(message.unwrap_or(""))));
+        }
+        if self.state != State::Idle {
+            self.events.push_back(SessionEvent::Disconnect);
+            self.down(now, DownReason::Stopped, false);
+        }
+        self.connect_retry_at = None;
+    }
+
+    /// The connection is up (we connected, or accepted the peer).
+    pub fn handle_connected(&mut self, now: Instant) {
+        if !matches!(self.state, State::Connect | State::Active) {
+            // Not expecting one (Idle, or already connected): refuse it.
+            self.events.push_back(SessionEvent::Disconnect);
+            return;
+        }
+        self.connect_retry_at = None;
+        self.framer.clear();
+        self.send_open();
+        // §8.2.2: a large hold timer (4 minutes) while waiting for the OPEN.
+        self.hold_at = Some(now + Duration::from_secs(240));
+        self.set_state(State::OpenSent);
+    }
+
+    /// The connection closed or could not be made.
+    pub fn handle_closed(&mut self, now: Instant) {
+        match self.state {
+            State::Idle => {}
+            State::Connect | State::Active => {
+                // A failed attempt counts towards the back-off like a failed session.
+                self.failures = self.failures.saturating_add(1);
+                self.connect_retry_at = Some(now + self.retry_delay());
+            }
+            _ => self.down(now, DownReason::ConnectionLost, true),
+        }
+    }
+
+    /// Bytes received on the connection.
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
+        if !matches!(self.state, State::OpenSent | State::OpenConfirm | State::Established) {
+            return;
+        }
+        self.framer.push(bytes);
+        loop {
+            let ctx = self.context();
+            let frame = match self.framer.next_frame(&ctx) {
+                None => break,
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => return self.fail(now, e.notification()),
+            };
+            match Message::decode(&frame, &ctx) {
+                Ok(msg) => self.receive(now, msg),
+                Err(e) if !e.resets_session() => {
+                    self.restart_hold(now);
+                    self.events.push_back(SessionEvent::UpdateIgnored(e.to_string()));
+                }
+                Err(e) => return self.fail(now, e.notification()),
+            }
+            if !matches!(self.state, State::OpenSent | State::OpenConfirm | State::Established) {
+                break;
+            }
+        }
+    }
+
+    /// Call when `now` has reached [`Self::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.hold_at.is_some_and(|t| t <= now) {
+            self.hold_at = None;
+            return self.fail(now, Notification::new(code::HOLD_TIMER_EXPIRED, 0));
+        }
+        if self.keepalive_at.is_some_and(|t| t <= now) {
+            self.send(&Message::Keepalive);
+            self.keepalive_at = self.negotiated.as_ref().map(|n| now + n.keepalive);
+        }
+        if self.connect_retry_at.is_some_and(|t| t <= now) {
+            self.connect_retry_at = None;
+            if self.started {
+                self.begin(now);
+            }
+        }
+    }
+
+    /// Sends an UPDATE (or any message) on an Established session; refused otherwise.
+    pub fn send_message(&mut self, msg: &Message) -> bool {
+        if self.state != State::Established {
+            return false;
+        }
+        self.send(msg);
+        true
+    }
+
+    /// Asks the peer to re-send its table for one family.
+    pub fn request_route_refresh(&mut self, afi_value: u16, safi_value: u8) -> bool {
+        let supported = self.negotiated.as_ref().is_some_and(|n| n.route_refresh);
+        supported
+            && self.send_message(&Message::RouteRefresh(RouteRefresh { afi: afi_value, safi: safi_value, subtype: 0 }))
+    }
+
+    /// Moves pending output into `out`; returns how many bytes.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        let n = self.out.len();
+        out.extend_from_slice(&self.out);
+        self.out.clear();
+        n
+    }
+
+    /// Whether output is waiting (a driver with a slow socket may stop
+    /// producing UPDATEs until this drains).
+    pub fn has_pending_transmit(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// The next instant `handle_timeout` must be called at.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.hold_at, self.keepalive_at, self.connect_retry_at].into_iter().flatten().min()
+    }
+
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    fn context(&self) -> Context {
+        self.negotiated
+            .as_ref()
+            .map(|n| n.context)
+            .unwrap_or(Context { four_octet_asn: true, extended_messages: false })
+    }
+
+    fn begin(&mut self, now: Instant) {
+        if self.config.passive {
+            self.set_state(State::Active);
+        } else {
+            self.set_state(State::Connect);
+            self.events.push_back(SessionEvent::Connect);
+        }
+        self.connect_retry_at = Some(now + self.config.connect_retry);
+    }
+
+    /// Back-off for the next attempt: the retry time, doubled per
+    /// consecutive failure, capped.
+    fn retry_delay(&self) -> Duration {
+        let factor = 1u32 << self.failures.min(10);
+        (self.config.connect_retry * factor).min(self.config.max_backoff.max(self.config.connect_retry))
+    }
+
+    fn set_state(&mut self, to: State) {
+        if self.state != to {
+            let from = std::mem::replace(&mut self.state, to);
+            self.events.push_back(SessionEvent::StateChanged { from, to });
+        }
+    }
+
+    fn send(&mut self, msg: &Message) {
+        msg.encode(&self.context(), &mut self.out);
+    }
+
+    fn send_open(&mut self) {
+        let mut caps = Vec::new();
+        if self.config.ipv4 {
+            caps.push(Capability::Multiprotocol { afi: afi::IPV4, safi: safi::UNICAST });
+        }
+        if self.config.ipv6 {
+            caps.push(Capability::Multiprotocol { afi: afi::IPV6, safi: safi::UNICAST });
+        }
+        caps.push(Capability::RouteRefresh);
+        caps.push(Capability::EnhancedRouteRefresh);
+        if let Some(time) = self.config.graceful_restart {
+            caps.push(Capability::GracefulRestart { flags: 0, time: time.min(0x0fff), families: vec![] });
+        }
+        let open = Open::new(self.config.local_asn, self.config.hold_time, self.config.router_id, caps);
+        self.send(&Message::Open(open));
+    }
+
+    fn restart_hold(&mut self, now: Instant) {
+        if let Some(n) = &self.negotiated
+            && n.hold_time > 0
+        {
+            self.hold_at = Some(now + Duration::from_secs(u64::from(n.hold_time)));
+        }
+    }
+
+    fn receive(&mut self, now: Instant, msg: Message) {
+        match (self.state, msg) {
+            (_, Message::Notification(n)) => self.down(now, DownReason::Received(n), true),
+            (State::OpenSent, Message::Open(open)) => self.receive_open(now, &open),
+            (State::OpenConfirm, Message::Keepalive) => {
+                self.restart_hold(now);
+                self.set_state(State::Established);
+                self.failures = 0;
+                if let Some(n) = self.negotiated.clone() {
+                    self.events.push_back(SessionEvent::Established(n));
+                }
+            }
+            (State::Established, Message::Keepalive) => self.restart_hold(now),
+            (State::Established, Message::Update(_)) => self.restart_hold(now),
+            (State::Established, Message::RouteRefresh(r)) => {
+                self.restart_hold(now);
+                if r.subtype == 0 {
+                    self.events.push_back(SessionEvent::RouteRefreshRequested { afi: r.afi, safi: r.safi });
+                }
+            }
+            // RFC 6608: a message that is not expected in this state.
+            (state, _) => {
+                let sub = match state {
+                    State::OpenSent => 1,
+                    State::OpenConfirm => 2,
+                    _ => 3,
+                };
+                self.fail(now, Notification::new(code::FSM, sub));
+            }
+        }
+    }
+
+    fn receive_open(&mut self, now: Instant, open: &Open) {
+        let peer_asn = open.asn();
+        let acceptable = match self.config.remote_as {
+            RemoteAs::Fixed(asn) => peer_asn == asn,
+            RemoteAs::Internal => peer_asn == self.config.local_asn,
+            RemoteAs::External => peer_asn != self.config.local_asn,
+        };
+        if !acceptable {
+            let mut n = Notification::new(code::OPEN, subcode::BAD_PEER_AS);
+            n.data = open.my_as.to_be_bytes().to_vec();
+            return self.fail(now, n);
+        }
+        // RFC 6286: within an AS, identifiers must differ.
+        if peer_asn == self.config.local_asn && open.bgp_id == self.config.router_id {
+            return self.fail(now, Notification::new(code::OPEN, subcode::BAD_BGP_IDENTIFIER));
+        }
+        let hold_time = self.config.hold_time.min(open.hold_time);
+        let keepalive = match (hold_time, self.config.keepalive) {
+            (0, _) => Duration::ZERO,
+            (h, Some(k)) => k.min(Duration::from_secs(u64::from(h)) / 3).max(Duration::from_secs(1)),
+            (h, None) => Duration::from_secs(u64::from(h / 3).max(1)),
+        };
+        let mp = |a: u16| open.has(&Capability::Multiprotocol { afi: a, safi: safi::UNICAST });
+        // RFC 4760: a peer that announces no multiprotocol capability speaks IPv4 only.
+        let any_mp = open.capabilities.iter().any(|c| matches!(c, Capability::Multiprotocol { .. }));
+        let negotiated = Negotiated {
+            peer_asn,
+            peer_id: open.bgp_id,
+            hold_time,
+            keepalive,
+            context: Context {
+                four_octet_asn: open.capabilities.iter().any(|c| matches!(c, Capability::FourOctetAsn(_))),
+                extended_messages: false,
+            },
+            ipv4: self.config.ipv4 && (mp(afi::IPV4) || !any_mp),
+            ipv6: self.config.ipv6 && mp(afi::IPV6),
+            route_refresh: open.has(&Capability::RouteRefresh),
+            enhanced_route_refresh: open.has(&Capability::EnhancedRouteRefresh),
+            peer_graceful_restart: open.capabilities.iter().any(|c| matches!(c, Capability::GracefulRestart { .. })),
+        };
+        self.negotiated = Some(negotiated);
+        self.send(&Message::Keepalive);
+        self.restart_hold(now);
+        if hold_time == 0 {
+            self.hold_at = None;
+        }
+        self.keepalive_at = (hold_time > 0).then(|| now + keepalive);
+        self.set_state(State::OpenConfirm);
+    }
+
+    /// Sends `notification`, closes, and goes down.
+    fn fail(&mut self, now: Instant, notification: Notification) {
+        self.send(&Message::Notification(notification.clone()));
+        self.events.push_back(SessionEvent::Disconnect);
+        self.down(now, DownReason::Sent(notification), true);
+    }
+
+    fn down(&mut self, now: Instant, reason: DownReason, retry: bool) {
+        let was_established = self.state == State::Established;
+        self.events.push_back(SessionEvent::Down(reason));
+        if !was_established {
+            self.failures = self.failures.saturating_add(1);
+        }
+        self.negotiated = None;
+        self.hold_at = None;
+        self.keepalive_at = None;
+        self.framer.clear();
+        self.set_state(State::Idle);
+        if retry && self.started {
+            self.connect_retry_at = Some(now + self.retry_delay());
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Two sessions wired back to back on a fake clock: what one transmits the
+//! other receives, connects and closes are delivered by the harness.
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use lb_bgp::session::{DownReason, RemoteAs, Session, SessionConfig, SessionEvent, State};
+use lb_bgp::wire::notification::code;
+use lb_bgp::wire::{Context, Message, Notification};
+
+struct Pair {
+    now: Instant,
+    a: Session,
+    b: Session,
+    /// Whether the link between them is up, and whether it carries bytes.
+    connected: bool,
+    frozen_b: bool,
+    events_a: Vec<SessionEvent>,
+    events_b: Vec<SessionEvent>,
+}
+
+impl Pair {
+    fn new(a: SessionConfig, b: SessionConfig) -> Self {
+        let now = Instant::now();
+        let mut pair = Pair {
+            now,
+            a: Session::new(a),
+            b: Session::new(b),
+            connected: false,
+            frozen_b: false,
+            events_a: vec![],
+            events_b: vec![],
+        };
+        pair.a.start(now);
+        pair.b.start(now);
+        pair.drive();
+        pair
+    }
+
+    /// Delivers bytes and events until nothing moves.
+    fn drive(&mut self) {
+        for _ in 0..100 {
+            let mut moved = false;
+            let mut buf = Vec::new();
+            if self.a.poll_transmit(&mut buf) > 0 && self.connected && !self.frozen_b {
+                self.b.handle_bytes(self.now, &buf);
+                moved = true;
+            }
+            buf.clear();
+            if !self.frozen_b && self.b.poll_transmit(&mut buf) > 0 && self.connected {
+                self.a.handle_bytes(self.now, &buf);
+                moved = true;
+            }
+            while let Some(e) = self.a.poll_event() {
+                moved = true;
+                match e {
+                    SessionEvent::Connect if !self.connected => {
+                        self.connected = true;
+                        self.a.handle_connected(self.now);
+                        self.b.handle_connected(self.now);
+                    }
+                    SessionEvent::Disconnect if self.connected => {
+                        // Like TCP: what was written before the close arrives first.
+                        let mut last = Vec::new();
+                        if self.a.poll_transmit(&mut last) > 0 && !self.frozen_b {
+                            self.b.handle_bytes(self.now, &last);
+                        }
+                        self.connected = false;
+                        self.b.handle_closed(self.now);
+                        self.a.handle_closed(self.now);
+                    }
+                    _ => {}
+                }
+                self.events_a.push(e);
+            }
+            while let Some(e) = self.b.poll_event() {
+                moved = true;
+                if e == SessionEvent::Disconnect && self.connected {
+                    let mut last = Vec::new();
+                    if self.b.poll_transmit(&mut last) > 0 {
+                        self.a.handle_bytes(self.now, &last);
+                    }
+                    self.connected = false;
+                    self.a.handle_closed(self.now);
+                    self.b.handle_closed(self.now);
+                }
+                self.events_b.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the pair does not settle");
+    }
+
+    /// Advances the clock to the next deadline of either side (at most `limit`).
+    fn advance(&mut self, limit: Duration) {
+        let until = self.now + limit;
+        loop {
+            let next = [self.a.poll_timeout(), (!self.frozen_b).then(|| self.b.poll_timeout()).flatten()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= until => {
+                    self.now = self.now.max(t);
+                    if self.a.poll_timeout().is_some_and(|x| x <= self.now) {
+                        self.a.handle_timeout(self.now);
+                    }
+                    if !self.frozen_b && self.b.poll_timeout().is_some_and(|x| x <= self.now) {
+                        self.b.handle_timeout(self.now);
+                    }
+                    self.drive();
+                }
+                _ => {
+                    self.now = until;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn id(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, last)
+}
+
+fn ebgp() -> (SessionConfig, SessionConfig) {
+    let a = SessionConfig::new(64512, RemoteAs::Fixed(4_200_000_001), id(1));
+    let mut b = SessionConfig::new(4_200_000_001, RemoteAs::External, id(2));
+    b.passive = true;
+    (a, b)
+}
+
+fn down_reasons(events: &[SessionEvent]) -> Vec<&DownReason> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Down(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn establishes_and_negotiates() {
+    let (mut a, b) = ebgp();
+    a.hold_time = 30;
+    a.ipv6 = true;
+    let pair = Pair::new(a, b);
+    assert_eq!((pair.a.state(), pair.b.state()), (State::Established, State::Established));
+    let n = pair.a.negotiated().expect("negotiated");
+    assert_eq!((n.peer_asn, n.hold_time, n.keepalive), (4_200_000_001, 30, Duration::from_secs(10)));
+    assert!(n.context.four_octet_asn && n.route_refresh && n.ipv4 && !n.ipv6);
+    assert!(pair.events_a.iter().any(|e| matches!(e, SessionEvent::Established(_))));
+}
+
+#[test]
+fn keepalives_hold_the_session_and_silence_ends_it() {
+    let (mut a, b) = ebgp();
+    a.hold_time = 9;
+    let mut pair = Pair::new(a, b);
+    pair.advance(Duration::from_secs(60));
+    assert_eq!(pair.a.state(), State::Established, "keepalives every 3 s keep it up");
+    // The peer freezes: no keepalives, no reads.
+    pair.frozen_b = true;
+    pair.advance(Duration::from_secs(9));
+    assert_eq!(pair.a.state(), State::Idle);
+    assert_eq!(down_reasons(&pair.events_a), [&DownReason::Sent(Notification::new(code::HOLD_TIMER_EXPIRED, 0))]);
+}
+
+#[test]
+fn a_wrong_peer_as_is_refused_with_bad_peer_as() {
+    let (mut a, b) = ebgp();
+    a.remote_as = RemoteAs::Fixed(65000);
+    let pair = Pair::new(a, b);
+    let reasons = down_reasons(&pair.events_a);
+    assert!(matches!(reasons[0], DownReason::Sent(n) if (n.code, n.subcode) == (2, 2)), "{reasons:?}");
+    assert!(matches!(down_reasons(&pair.events_b)[0], DownReason::Received(n) if (n.code, n.subcode) == (2, 2)));
+}
+
+#[test]
+fn stop_sends_cease_with_the_message() {
+    let (a, b) = ebgp();
+    let mut pair = Pair::new(a, b);
+    let now = pair.now;
+    pair.a.stop(now, Some("maintenance"));
+    pair.drive();
+    let reasons = down_reasons(&pair.events_b);
+    let [DownReason::Received(n)] = reasons.as_slice() else { panic!("{reasons:?}") };
+    assert_eq!(n.shutdown_message(), Some("maintenance"));
+    assert_eq!(pair.a.state(), State::Idle);
+    pair.advance(Duration::from_secs(600));
+    assert_eq!(pair.a.state(), State::Idle, "a stopped session does not come back");
+}
+
+#[test]
+fn failures_back_off_exponentially() {
+    let (mut a, mut b) = ebgp();
+    a.connect_retry = Duration::from_secs(1);
+    a.max_backoff = Duration::from_secs(16);
+    b.remote_as = RemoteAs::Fixed(1); // b refuses a every time
+    let mut pair = Pair::new(a, b);
+    let mut connects = Vec::new();
+    let start = pair.now;
+    for _ in 0..200 {
+        let before = pair.events_a.iter().filter(|e| **e == SessionEvent::Connect).count();
+        pair.advance(Duration::from_millis(500));
+        let after = pair.events_a.iter().filter(|e| **e == SessionEvent::Connect).count();
+        if after > before {
+            connects.push((pair.now - start).as_secs_f64());
+        }
+    }
+    let gaps: Vec<f64> = connects.windows(2).map(|w| (w[1] - w[0]).round()).collect();
+    assert!(gaps.len() >= 5, "{connects:?}");
+    assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "gaps grow: {gaps:?}");
+    assert_eq!(gaps.last().copied(), Some(16.0), "capped: {gaps:?}");
+}
+
+#[test]
+fn route_refresh_and_bad_updates() {
+    let (a, b) = ebgp();
+    let mut pair = Pair::new(a, b);
+    assert!(pair.b.request_route_refresh(1, 1));
+    pair.drive();
+    assert!(pair.events_a.contains(&SessionEvent::RouteRefreshRequested { afi: 1, safi: 1 }));
+    // An UPDATE with an invalid ORIGIN is ignored (RFC 7606), the session stays.
+    let mut frame = vec![0xff; 16];
+    let body = [0, 0, 0, 4, 0x40, 1, 1, 9];
+    frame.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
+    frame.push(2);
+    frame.extend_from_slice(&body);
+    let now = pair.now;
+    pair.a.handle_bytes(now, &frame);
+    pair.drive();
+    assert_eq!(pair.a.state(), State::Established);
+    assert!(pair.events_a.iter().any(|e| matches!(e, SessionEvent::UpdateIgnored(_))));
+    // A framing error ends it with the header error.
+    pair.a.handle_bytes(now, &[0u8; 19]);
+    pair.drive();
+    assert_eq!(pair.a.state(), State::Idle);
+    assert!(matches!(down_reasons(&pair.events_a)[0], DownReason::Sent(n) if n.code == code::HEADER));
+}
+
+#[test]
+fn nothing_but_open_and_keepalive_before_established() {
+    let (a, _) = ebgp();
+    let mut s = Session::new(a);
+    let now = Instant::now();
+    s.start(now);
+    assert!(!s.send_message(&Message::Keepalive));
+    s.handle_connected(now);
+    let mut out = Vec::new();
+    s.poll_transmit(&mut out);
+    let msg = Message::decode(&out, &Context::default()).expect("an OPEN");
+    assert!(matches!(msg, Message::Open(_)));
+}
+
+mod arbitrary_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any bytes, in any chunks, at any times: no panic, and nothing but
+        /// OPEN, KEEPALIVE and NOTIFICATION leaves a session that is not Established.
+        #[test]
+        fn never_panics_never_updates_early(chunks in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..80), 0u64..5000), 0..20)) {
+            let (a, _) = ebgp();
+            let mut s = Session::new(a);
+            let mut now = Instant::now();
+            s.start(now);
+            s.handle_connected(now);
+            let mut out = Vec::new();
+            for (bytes, ms) in chunks {
+                now += Duration::from_millis(ms);
+                s.handle_bytes(now, &bytes);
+                if s.poll_timeout().is_some_and(|t| t <= now) {
+                    s.handle_timeout(now);
+                }
+                while s.poll_event().is_some() {}
+                if s.state() != State::Established {
+                    out.clear();
+                    s.poll_transmit(&mut out);
+                    let mut framer = lb_bgp::wire::Framer::new();
+                    framer.push(&out);
+                    while let Some(Ok(frame)) = framer.next_frame(&Context { four_octet_asn: true, extended_messages: false }) {
+                        prop_assert_ne!(frame[18], 2, "an UPDATE before Established");
+                    }
+                }
+            }
+        }
+    }
+}
