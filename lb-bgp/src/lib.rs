@@ -5,10 +5,12 @@
 //! task or touches the file system. Bytes come in as slices and go out into
 //! buffers; a driver (`lb-k8s`) owns the TCP connection and the timers.
 //!
+//! - [`adj_rib_out`]: the fewest UPDATEs from what a peer has to what it should have;
 //! - [`session`]: the RFC 4271 state machine, fed bytes, events and time;
 //! - [`wire`]: framing and the messages, with the negotiated [`wire::Context`];
 //!   every decoder is total (any bytes give a value or an error, never a
 //!   panic) and every error knows the NOTIFICATION it calls for.
 
+pub mod adj_rib_out;
 pub mod session;
 pub mod wire;

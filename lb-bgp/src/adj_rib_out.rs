@@ -1,0 +1,420 @@
+//! Adj-RIB-Out: from what the peer has to what it should have.
+//!
+//! The caller says which routes the peer should have (all at once with
+//! [`AdjRibOut::set_routes`], or change by change with
+//! [`AdjRibOut::set_route`]); [`AdjRibOut::poll_update`] then yields the
+//! fewest UPDATEs that take the peer there: withdrawals for what went away,
+//! announcements for what is new or changed, prefixes that share their
+//! attributes packed together up to the message size. Only the set of
+//! pending prefixes is kept, not a queue of changes, so a prefix that
+//! flaps a thousand times while the socket is blocked costs one UPDATE,
+//! and memory stays bounded by the table.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use crate::wire::header::HEADER_LEN;
+use crate::wire::open::{afi, safi};
+use crate::wire::update::{AsSegment, Attributes, MpReach, MpUnreach, Origin};
+use crate::wire::{Prefix, Update};
+
+/// What the load balancer attaches to a route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct RouteAttributes {
+    pub communities: Vec<u32>,
+    pub large_communities: Vec<[u32; 3]>,
+    /// Sent to iBGP peers only.
+    pub local_pref: Option<u32>,
+    pub med: Option<u32>,
+}
+
+/// How this speaker talks to this peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerContext {
+    pub local_asn: u32,
+    pub ibgp: bool,
+    /// Next hop for IPv4 routes: the local address of the connection.
+    pub next_hop_v4: Option<Ipv4Addr>,
+    /// Next hop for IPv6 routes, global and (for on-link peers) link-local.
+    pub next_hop_v6: Option<(Ipv6Addr, Option<Ipv6Addr>)>,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// Largest message: 4096, or 65535 with extended messages.
+    pub max_message_len: usize,
+}
+
+/// The routes one peer should have and has.
+#[derive(Debug, Default)]
+pub struct AdjRibOut {
+    desired: HashMap<Prefix, Arc<RouteAttributes>>,
+    sent: HashMap<Prefix, Arc<RouteAttributes>>,
+    /// Prefixes whose desired state may differ from what was sent.
+    pending: BTreeSet<Prefix>,
+    /// Prefixes to announce again even though the peer has them (ROUTE-REFRESH).
+    resend: HashSet<Prefix>,
+    /// End-of-RIB markers still to send after the initial table (IPv4, IPv6).
+    end_of_rib: [bool; 2],
+}
+
+impl AdjRibOut {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the whole desired table. Cost: a comparison per route.
+    pub fn set_routes(&mut self, routes: &BTreeMap<Prefix, RouteAttributes>) {
+        let gone: Vec<Prefix> = self.desired.keys().filter(|p| !routes.contains_key(p)).copied().collect();
+        for p in gone {
+            self.set_route(p, None);
+        }
+        for (p, attrs) in routes {
+            if self.desired.get(p).is_none_or(|a| **a != *attrs) {
+                self.set_route(*p, Some(attrs.clone()));
+            }
+        }
+    }
+
+    /// Changes one route (`None` withdraws it). Cost: independent of the table.
+    pub fn set_route(&mut self, prefix: Prefix, attrs: Option<RouteAttributes>) {
+        match attrs {
+            Some(a) => {
+                self.desired.insert(prefix, Arc::new(a));
+            }
+            None => {
+                self.desired.remove(&prefix);
+            }
+        }
+        self.pending.insert(prefix);
+    }
+
+    /// The session (re)started: the peer has nothing; send the whole table,
+    /// then End-of-RIB for each family.
+    pub fn reset(&mut self, peer: &PeerContext) {
+        self.sent.clear();
+        self.resend.clear();
+        self.pending = self.desired.keys().copied().collect();
+        self.end_of_rib = [peer.ipv4, peer.ipv6];
+    }
+
+    /// ROUTE-REFRESH: send the whole table again. What the peer has but
+    /// should not stays known, so its pending withdrawal is not lost.
+    pub fn refresh(&mut self) {
+        self.resend.extend(self.desired.keys().copied());
+        self.pending.extend(self.desired.keys().copied());
+    }
+
+    /// Whether UPDATEs are waiting.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || self.end_of_rib.iter().any(|x| *x)
+    }
+
+    /// Routes the peer has been sent.
+    pub fn sent_len(&self) -> usize {
+        self.sent.len()
+    }
+
+    /// The next UPDATE to send, or `None` when the peer is up to date.
+    pub fn poll_update(&mut self, peer: &PeerContext) -> Option<Update> {
+        while let Some(&first) = self.pending.first() {
+            // Settle prefixes whose desired state is what was sent.
+            let desired = self.desired.get(&first);
+            let sent = self.sent.get(&first);
+            let settled = match (desired, sent) {
+                (None, None) => true,
+                (d, s) => d.map(Arc::as_ref) == s.map(Arc::as_ref) && !self.resend.contains(&first),
+            };
+            if settled {
+                self.pending.pop_first();
+                self.resend.remove(&first);
+                continue;
+            }
+            let family_ok = if first.is_ipv4() { peer.ipv4 } else { peer.ipv6 };
+            if !family_ok {
+                self.pending.pop_first();
+                self.resend.remove(&first);
+                continue;
+            }
+            let update = match desired.cloned() {
+                None => self.withdrawals(peer, first.is_ipv4()),
+                Some(attrs) => self.announcements(peer, first.is_ipv4(), &attrs),
+            };
+            if self.pending.first() == Some(&first) {
+                // Nothing fitted (attributes larger than a message): this
+                // prefix cannot be sent; drop it rather than loop forever.
+                self.pending.pop_first();
+                continue;
+            }
+            return Some(update);
+        }
+        for (i, pending) in self.end_of_rib.iter_mut().enumerate() {
+            if std::mem::take(pending) {
+                return Some(if i == 0 {
+                    Update::end_of_rib_ipv4()
+                } else {
+                    Update::end_of_rib(afi::IPV6, safi::UNICAST)
+                });
+            }
+        }
+        None
+    }
+
+    /// An UPDATE with as many pending withdrawals of the family as fit.
+    fn withdrawals(&mut self, peer: &PeerContext, ipv4: bool) -> Update {
+        let budget = peer.max_message_len - HEADER_LEN - 4 - if ipv4 { 0 } else { 3 + 3 };
+        let desired = &self.desired;
+        let sent = &self.sent;
+        let withdrawn = take_fitting(&self.pending, budget, |p| {
+            p.is_ipv4() == ipv4 && !desired.contains_key(p) && sent.contains_key(p)
+        });
+        for p in &withdrawn {
+            self.pending.remove(p);
+            self.sent.remove(p);
+            self.resend.remove(p);
+        }
+        if ipv4 {
+            Update { withdrawn, ..Default::default() }
+        } else {
+            let attributes = Attributes {
+                mp_unreach: Some(MpUnreach { afi: afi::IPV6, safi: safi::UNICAST, withdrawn }),
+                ..Default::default()
+            };
+            Update { attributes, ..Default::default() }
+        }
+    }
+
+    /// An UPDATE announcing as many pending prefixes with `attrs` as fit.
+    fn announcements(&mut self, peer: &PeerContext, ipv4: bool, attrs: &Arc<RouteAttributes>) -> Update {
+        let mut attributes = path_attributes(peer, attrs);
+        let mut probe = bytes::BytesMut::new();
+        if !ipv4 {
+            // IPv6 next hops travel in MP_REACH_NLRI.
+            attributes.next_hop = None;
+            attributes.mp_reach = Some(MpReach {
+                afi: afi::IPV6,
+                safi: safi::UNICAST,
+                next_hops: peer
+                    .next_hop_v6
+                    .map(|(g, ll)| std::iter::once(IpAddr::V6(g)).chain(ll.map(IpAddr::V6)).collect())
+                    .unwrap_or_default(),
+                nlri: vec![],
+            });
+        }
+        attributes.encode(&crate::wire::Context { four_octet_asn: true, extended_messages: false }, &mut probe);
+        let budget = peer.max_message_len.saturating_sub(HEADER_LEN + 4 + probe.len() + if ipv4 { 0 } else { 2 });
+        let desired = &self.desired;
+        let nlri =
+            take_fitting(&self.pending, budget, |p| p.is_ipv4() == ipv4 && desired.get(p).is_some_and(|a| a == attrs));
+        for p in &nlri {
+            self.pending.remove(p);
+            self.sent.insert(*p, attrs.clone());
+            self.resend.remove(p);
+        }
+        if ipv4 {
+            Update { attributes, nlri, ..Default::default() }
+        } else {
+            if let Some(mp) = attributes.mp_reach.as_mut() {
+                mp.nlri = nlri;
+            }
+            Update { attributes, ..Default::default() }
+        }
+    }
+}
+
+/// Pending prefixes that match, in order, as many as fit in `budget` octets.
+fn take_fitting(pending: &BTreeSet<Prefix>, budget: usize, matches: impl Fn(&Prefix) -> bool) -> Vec<Prefix> {
+    let mut used = 0;
+    let mut out = Vec::new();
+    for p in pending.iter().filter(|p| matches(p)) {
+        if used + p.encoded_len() > budget {
+            break;
+        }
+        used += p.encoded_len();
+        out.push(*p);
+    }
+    out
+}
+
+/// The attributes of an announcement: ORIGIN IGP, AS_PATH with the local
+/// ASN for eBGP and empty for iBGP, LOCAL_PREF to iBGP peers only.
+fn path_attributes(peer: &PeerContext, attrs: &RouteAttributes) -> Attributes {
+    Attributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(if peer.ibgp { vec![] } else { vec![AsSegment::Sequence(vec![peer.local_asn])] }),
+        next_hop: peer.next_hop_v4,
+        med: attrs.med,
+        local_pref: if peer.ibgp { Some(attrs.local_pref.unwrap_or(100)) } else { None },
+        communities: attrs.communities.clone(),
+        large_communities: attrs.large_communities.clone(),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::wire::Context;
+
+    fn peer(ibgp: bool) -> PeerContext {
+        PeerContext {
+            local_asn: 64512,
+            ibgp,
+            next_hop_v4: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            next_hop_v6: Some(("2001:db8::1".parse().expect("v6"), Some("fe80::1".parse().expect("v6")))),
+            ipv4: true,
+            ipv6: true,
+            max_message_len: 4096,
+        }
+    }
+
+    fn v4(i: u32) -> Prefix {
+        Prefix::new(IpAddr::V4(Ipv4Addr::from(0xc633_6400 + i)), 32).expect("v4")
+    }
+
+    fn v6(i: u128) -> Prefix {
+        Prefix::new(IpAddr::V6(Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000 + i)), 128).expect("v6")
+    }
+
+    /// The peer's view: applies UPDATEs as a receiving router would.
+    #[derive(Default)]
+    struct Peer {
+        routes: BTreeMap<Prefix, Attributes>,
+        end_of_rib: usize,
+        updates: usize,
+    }
+
+    impl Peer {
+        fn apply(&mut self, u: &Update) {
+            self.updates += 1;
+            // Every UPDATE must survive the wire.
+            let mut out = BytesMut::new();
+            u.encode(&Context { four_octet_asn: true, extended_messages: false }, &mut out);
+            assert!(out.len() + HEADER_LEN <= 4096, "message too long: {}", out.len());
+            let u = Update::decode(&out, &Context { four_octet_asn: true, extended_messages: false }).expect("valid");
+            let eor_v6 = u.attributes.mp_unreach.as_ref().is_some_and(|m| m.withdrawn.is_empty());
+            if u == Update::default() || (eor_v6 && u.nlri.is_empty() && u.withdrawn.is_empty()) {
+                self.end_of_rib += 1;
+                return;
+            }
+            for p in &u.withdrawn {
+                self.routes.remove(p);
+            }
+            if let Some(mp) = &u.attributes.mp_unreach {
+                for p in &mp.withdrawn {
+                    self.routes.remove(p);
+                }
+            }
+            let mut attrs = u.attributes.clone();
+            attrs.mp_reach = None;
+            attrs.mp_unreach = None;
+            for p in &u.nlri {
+                self.routes.insert(*p, attrs.clone());
+            }
+            if let Some(mp) = &u.attributes.mp_reach {
+                for p in &mp.nlri {
+                    self.routes.insert(*p, attrs.clone());
+                }
+            }
+        }
+    }
+
+    fn drain(rib: &mut AdjRibOut, p: &PeerContext, peer: &mut Peer) {
+        while let Some(u) = rib.poll_update(p) {
+            peer.apply(&u);
+        }
+    }
+
+    #[test]
+    fn initial_table_is_packed_then_end_of_rib() {
+        let p = peer(false);
+        let mut rib = AdjRibOut::new();
+        let routes: BTreeMap<Prefix, RouteAttributes> =
+            (0..2000).map(|i| (v4(i), RouteAttributes::default())).collect();
+        rib.set_routes(&routes);
+        rib.reset(&p);
+        let mut view = Peer::default();
+        drain(&mut rib, &p, &mut view);
+        assert_eq!(view.routes.len(), 2000);
+        // 5 octets per /32 in about 4,050 octets of NLRI per message.
+        assert_eq!(view.updates, 3 + 2, "three UPDATEs and two End-of-RIB");
+        assert_eq!(view.end_of_rib, 2);
+        let attrs = view.routes.values().next().expect("a route");
+        assert_eq!(attrs.as_path, Some(vec![AsSegment::Sequence(vec![64512])]));
+        assert_eq!(attrs.local_pref, None, "no LOCAL_PREF to eBGP peers");
+    }
+
+    #[test]
+    fn ibgp_gets_local_pref_and_an_empty_path_and_ipv6_goes_in_mp_reach() {
+        let p = peer(true);
+        let mut rib = AdjRibOut::new();
+        rib.reset(&p);
+        let attrs = RouteAttributes { local_pref: Some(200), communities: vec![1], ..Default::default() };
+        rib.set_route(v6(5), Some(attrs));
+        let u = rib.poll_update(&p).expect("announcement");
+        assert_eq!(u.attributes.local_pref, Some(200));
+        assert_eq!(u.attributes.as_path, Some(vec![]));
+        assert_eq!(u.attributes.next_hop, None);
+        let mp = u.attributes.mp_reach.expect("MP_REACH");
+        assert_eq!(mp.nlri, [v6(5)]);
+        assert_eq!(mp.next_hops.len(), 2);
+    }
+
+    #[test]
+    fn flapping_while_blocked_costs_one_update() {
+        let p = peer(false);
+        let mut rib = AdjRibOut::new();
+        rib.reset(&p);
+        let mut view = Peer::default();
+        drain(&mut rib, &p, &mut view);
+        let before = view.updates;
+        for i in 0..1000 {
+            let attrs = (i % 2 == 0).then(RouteAttributes::default);
+            rib.set_route(v4(1), attrs);
+        }
+        rib.set_route(v4(1), Some(RouteAttributes::default()));
+        drain(&mut rib, &p, &mut view);
+        assert_eq!(view.updates - before, 1);
+        // Flapping back to what the peer already has costs nothing.
+        rib.set_route(v4(1), None);
+        rib.set_route(v4(1), Some(RouteAttributes::default()));
+        assert!(rib.poll_update(&p).is_none());
+    }
+
+    proptest! {
+        /// After any sequence of desired-set changes, the peer ends with
+        /// exactly the desired set, whatever was drained in between.
+        #[test]
+        fn the_peer_converges_to_the_desired_set(steps in proptest::collection::vec(
+            (proptest::collection::vec((0u32..30, any::<bool>(), 0u8..3), 0..20), any::<bool>(), any::<bool>()), 1..10)) {
+            let p = peer(false);
+            let mut rib = AdjRibOut::new();
+            rib.reset(&p);
+            let mut view = Peer::default();
+            let mut desired: BTreeMap<Prefix, RouteAttributes> = BTreeMap::new();
+            for (changes, drain_now, refresh) in steps {
+                for (i, v6_route, community) in changes {
+                    let prefix = if v6_route { v6(u128::from(i)) } else { v4(i) };
+                    if community == 0 {
+                        desired.remove(&prefix);
+                    } else {
+                        desired.insert(prefix, RouteAttributes { communities: vec![u32::from(community)], ..Default::default() });
+                    }
+                }
+                rib.set_routes(&desired);
+                if refresh {
+                    rib.refresh();
+                }
+                if drain_now {
+                    drain(&mut rib, &p, &mut view);
+                }
+            }
+            drain(&mut rib, &p, &mut view);
+            let got: BTreeMap<Prefix, Vec<u32>> = view.routes.iter().map(|(k, a)| (*k, a.communities.clone())).collect();
+            let want: BTreeMap<Prefix, Vec<u32>> = desired.iter().map(|(k, a)| (*k, a.communities.clone())).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
