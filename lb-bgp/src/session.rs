@@ -15,15 +15,21 @@
 //! session sends its NOTIFICATION first; restarts after repeated failures
 //! back off exponentially (§8.1.1 "DampPeerOscillations").
 
-use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use crate::adj_rib_out::{AdjRibOut, PeerContext, RouteAttributes};
+use crate::wire::header::MAX_LEN;
 use crate::wire::notification::{code, subcode};
 use crate::wire::open::{Capability, afi, safi};
-use crate::wire::{Context, Framer, Message, Notification, Open, RouteRefresh};
+use crate::wire::{Context, Framer, Message, Notification, Open, Prefix, RouteRefresh};
+
+/// UPDATEs are produced only while less than this is waiting to be
+/// written: beyond it, changes coalesce in the Adj-RIB-Out instead.
+const TRANSMIT_HIGH_WATER: usize = 64 * 1024;
 
 /// Which AS the peer must be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,9 @@ pub struct SessionConfig {
     pub graceful_restart: Option<u16>,
     /// The longest the back-off between failed attempts may grow to.
     pub max_backoff: Duration,
+    /// IPv6 next hop (global, link-local) when the connection is over IPv4,
+    /// or to override the connection's address.
+    pub next_hop_v6: Option<(Ipv6Addr, Option<Ipv6Addr>)>,
 }
 
 impl SessionConfig {
@@ -71,6 +80,7 @@ impl SessionConfig {
             ipv6: false,
             graceful_restart: None,
             max_backoff: Duration::from_secs(120),
+            next_hop_v6: None,
         }
     }
 }
@@ -153,6 +163,10 @@ pub struct Session {
     /// Consecutive failed sessions, for the back-off.
     failures: u32,
     started: bool,
+    rib: AdjRibOut,
+    /// The local address of the connection: the next hop of announcements.
+    local: Option<SocketAddr>,
+    peer: Option<PeerContext>,
 }
 
 impl Session {
@@ -169,6 +183,9 @@ impl Session {
             keepalive_at: None,
             failures: 0,
             started: false,
+            rib: AdjRibOut::new(),
+            local: None,
+            peer: None,
         }
     }
 
@@ -206,8 +223,9 @@ impl Session {
         self.connect_retry_at = None;
     }
 
-    /// The connection is up (we connected, or accepted the peer).
-    pub fn handle_connected(&mut self, now: Instant) {
+    /// The connection is up (we connected, or accepted the peer); `local`
+    /// is our end of it, whose address becomes the next hop.
+    pub fn handle_connected(&mut self, now: Instant, local: SocketAddr) {
         if !matches!(self.state, State::Connect | State::Active) {
             // Not expecting one (Idle, or already connected): refuse it.
             self.events.push_back(SessionEvent::Disconnect);
@@ -215,6 +233,7 @@ impl Session {
         }
         self.connect_retry_at = None;
         self.framer.clear();
+        self.local = Some(local);
         self.send_open();
         // §8.2.2: a large hold timer (4 minutes) while waiting for the OPEN.
         self.hold_at = Some(now + Duration::from_secs(240));
@@ -295,18 +314,39 @@ impl Session {
             && self.send_message(&Message::RouteRefresh(RouteRefresh { afi: afi_value, safi: safi_value, subtype: 0 }))
     }
 
-    /// Moves pending output into `out`; returns how many bytes.
+    /// Sets the routes the peer should have; UPDATEs follow from
+    /// [`Self::poll_transmit`] once Established.
+    pub fn set_routes(&mut self, routes: &BTreeMap<Prefix, RouteAttributes>) {
+        self.rib.set_routes(routes);
+    }
+
+    /// Changes one route (`None` withdraws it).
+    pub fn set_route(&mut self, prefix: Prefix, attrs: Option<RouteAttributes>) {
+        self.rib.set_route(prefix, attrs);
+    }
+
+    /// Moves pending output into `out`; returns how many bytes. UPDATEs are
+    /// generated here, as the driver is ready to write, so a slow socket
+    /// makes changes coalesce instead of queueing.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        if self.state == State::Established
+            && let Some(peer) = self.peer
+        {
+            let ctx = self.context();
+            while self.out.len() < TRANSMIT_HIGH_WATER {
+                let Some(update) = self.rib.poll_update(&peer) else { break };
+                Message::Update(Box::new(update)).encode(&ctx, &mut self.out);
+            }
+        }
         let n = self.out.len();
         out.extend_from_slice(&self.out);
         self.out.clear();
         n
     }
 
-    /// Whether output is waiting (a driver with a slow socket may stop
-    /// producing UPDATEs until this drains).
+    /// Whether output is waiting, UPDATEs included.
     pub fn has_pending_transmit(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || (self.state == State::Established && self.rib.has_pending())
     }
 
     /// The next instant `handle_timeout` must be called at.
@@ -387,6 +427,9 @@ impl Session {
                 self.set_state(State::Established);
                 self.failures = 0;
                 if let Some(n) = self.negotiated.clone() {
+                    let peer = self.peer_context(&n);
+                    self.rib.reset(&peer);
+                    self.peer = Some(peer);
                     self.events.push_back(SessionEvent::Established(n));
                 }
             }
@@ -395,6 +438,7 @@ impl Session {
             (State::Established, Message::RouteRefresh(r)) => {
                 self.restart_hold(now);
                 if r.subtype == 0 {
+                    self.rib.refresh();
                     self.events.push_back(SessionEvent::RouteRefreshRequested { afi: r.afi, safi: r.safi });
                 }
             }
@@ -460,6 +504,26 @@ impl Session {
         self.set_state(State::OpenConfirm);
     }
 
+    fn peer_context(&self, n: &Negotiated) -> PeerContext {
+        let local = self.local.map(|a| a.ip());
+        PeerContext {
+            local_asn: self.config.local_asn,
+            ibgp: n.peer_asn == self.config.local_asn,
+            next_hop_v4: match local {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            },
+            next_hop_v6: self.config.next_hop_v6.or(match local {
+                Some(IpAddr::V6(a)) => Some((a, None)),
+                _ => None,
+            }),
+            // A family is announced only where there is a next hop for it.
+            ipv4: n.ipv4 && matches!(local, Some(IpAddr::V4(_))),
+            ipv6: n.ipv6 && (self.config.next_hop_v6.is_some() || matches!(local, Some(IpAddr::V6(_)))),
+            max_message_len: MAX_LEN,
+        }
+    }
+
     /// Sends `notification`, closes, and goes down.
     fn fail(&mut self, now: Instant, notification: Notification) {
         self.send(&Message::Notification(notification.clone()));
@@ -474,6 +538,7 @@ impl Session {
             self.failures = self.failures.saturating_add(1);
         }
         self.negotiated = None;
+        self.peer = None;
         self.hold_at = None;
         self.keepalive_at = None;
         self.framer.clear();

@@ -4,9 +4,13 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
+use lb_bgp::adj_rib_out::RouteAttributes;
 use lb_bgp::session::{DownReason, RemoteAs, Session, SessionConfig, SessionEvent, State};
 use lb_bgp::wire::notification::code;
 use lb_bgp::wire::{Context, Message, Notification};
+use lb_bgp::wire::{Framer, Prefix, Update};
 
 struct Pair {
     now: Instant,
@@ -17,19 +21,27 @@ struct Pair {
     frozen_b: bool,
     events_a: Vec<SessionEvent>,
     events_b: Vec<SessionEvent>,
+    /// Everything `a` wrote, to look at what the peer was told.
+    wire_a: Vec<u8>,
 }
 
 impl Pair {
     fn new(a: SessionConfig, b: SessionConfig) -> Self {
+        Self::with(Session::new(a), b)
+    }
+
+    /// A pair whose `a` was prepared (routes set, say) before it starts.
+    fn with(a: Session, b: SessionConfig) -> Self {
         let now = Instant::now();
         let mut pair = Pair {
             now,
-            a: Session::new(a),
+            a,
             b: Session::new(b),
             connected: false,
             frozen_b: false,
             events_a: vec![],
             events_b: vec![],
+            wire_a: vec![],
         };
         pair.a.start(now);
         pair.b.start(now);
@@ -43,6 +55,7 @@ impl Pair {
             let mut moved = false;
             let mut buf = Vec::new();
             if self.a.poll_transmit(&mut buf) > 0 && self.connected && !self.frozen_b {
+                self.wire_a.extend_from_slice(&buf);
                 self.b.handle_bytes(self.now, &buf);
                 moved = true;
             }
@@ -56,8 +69,8 @@ impl Pair {
                 match e {
                     SessionEvent::Connect if !self.connected => {
                         self.connected = true;
-                        self.a.handle_connected(self.now);
-                        self.b.handle_connected(self.now);
+                        self.a.handle_connected(self.now, "192.0.2.1:50000".parse().expect("addr"));
+                        self.b.handle_connected(self.now, "192.0.2.2:179".parse().expect("addr"));
                     }
                     SessionEvent::Disconnect if self.connected => {
                         // Like TCP: what was written before the close arrives first.
@@ -140,6 +153,44 @@ fn down_reasons(events: &[SessionEvent]) -> Vec<&DownReason> {
             _ => None,
         })
         .collect()
+}
+
+/// The UPDATEs `a` sent, in order.
+fn updates_sent(pair: &Pair) -> Vec<Update> {
+    let ctx = Context { four_octet_asn: true, extended_messages: false };
+    let mut framer = Framer::new();
+    framer.push(&pair.wire_a);
+    let mut out = Vec::new();
+    while let Some(Ok(frame)) = framer.next_frame(&ctx) {
+        if let Ok(Message::Update(u)) = Message::decode(&frame, &ctx) {
+            out.push(*u);
+        }
+    }
+    out
+}
+
+#[test]
+fn routes_follow_the_desired_set() {
+    let (a, b) = ebgp();
+    let p = |s: &str| Prefix::new(s.parse().expect("ip"), 32).expect("prefix");
+    let mut routes = BTreeMap::new();
+    routes.insert(p("198.51.100.1"), RouteAttributes { communities: vec![0xfde8_0064], ..Default::default() });
+    // Set before Established: sent as the initial table, then End-of-RIB.
+    let mut session = Session::new(a);
+    session.set_routes(&routes);
+    let mut pair2 = Pair::with(session, b);
+    pair2.drive();
+    let updates = updates_sent(&pair2);
+    assert!(updates.iter().any(|u| u.nlri == [p("198.51.100.1")] && u.attributes.next_hop == Some(id(1))));
+    assert!(updates.iter().any(|u| *u == Update::end_of_rib_ipv4()));
+    // A change while Established: the old route withdrawn, the new announced.
+    routes.clear();
+    routes.insert(p("198.51.100.2"), RouteAttributes::default());
+    pair2.a.set_routes(&routes);
+    pair2.drive();
+    let updates = updates_sent(&pair2);
+    assert!(updates.iter().any(|u| u.withdrawn == [p("198.51.100.1")]));
+    assert!(updates.iter().any(|u| u.nlri == [p("198.51.100.2")]));
 }
 
 #[test]
@@ -249,7 +300,7 @@ fn nothing_but_open_and_keepalive_before_established() {
     let now = Instant::now();
     s.start(now);
     assert!(!s.send_message(&Message::Keepalive));
-    s.handle_connected(now);
+    s.handle_connected(now, "192.0.2.1:50000".parse().expect("addr"));
     let mut out = Vec::new();
     s.poll_transmit(&mut out);
     let msg = Message::decode(&out, &Context::default()).expect("an OPEN");
@@ -270,7 +321,7 @@ mod arbitrary_input {
             let mut s = Session::new(a);
             let mut now = Instant::now();
             s.start(now);
-            s.handle_connected(now);
+            s.handle_connected(now, "192.0.2.1:50000".parse().expect("addr"));
             let mut out = Vec::new();
             for (bytes, ms) in chunks {
                 now += Duration::from_millis(ms);
