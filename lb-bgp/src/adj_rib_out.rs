@@ -11,6 +11,11 @@
 //! and memory stays bounded by the table.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// Maps keyed by prefix: foldhash is several times faster than SipHash on
+/// such short keys, with a per-process seed against crafted collisions.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type Set<K> = HashSet<K, foldhash::fast::RandomState>;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -47,12 +52,15 @@ pub struct PeerContext {
 /// The routes one peer should have and has.
 #[derive(Debug, Default)]
 pub struct AdjRibOut {
-    desired: HashMap<Prefix, Arc<RouteAttributes>>,
-    sent: HashMap<Prefix, Arc<RouteAttributes>>,
+    desired: Map<Prefix, Arc<RouteAttributes>>,
+    sent: Map<Prefix, Arc<RouteAttributes>>,
     /// Prefixes whose desired state may differ from what was sent.
     pending: BTreeSet<Prefix>,
     /// Prefixes to announce again even though the peer has them (ROUTE-REFRESH).
-    resend: HashSet<Prefix>,
+    resend: Set<Prefix>,
+    /// One shared copy of each distinct attribute set: a million routes with
+    /// the same communities hold one allocation, and compare by pointer.
+    interned: Set<Arc<RouteAttributes>>,
     /// End-of-RIB markers still to send after the initial table (IPv4, IPv6).
     end_of_rib: [bool; 2],
 }
@@ -70,16 +78,33 @@ impl AdjRibOut {
         }
         for (p, attrs) in routes {
             if self.desired.get(p).is_none_or(|a| **a != *attrs) {
-                self.set_route(*p, Some(attrs.clone()));
+                let shared = match self.interned.get(attrs) {
+                    Some(shared) => shared.clone(),
+                    None => self.intern(attrs.clone()),
+                };
+                self.desired.insert(*p, shared);
+                self.pending.insert(*p);
             }
         }
+        // Attribute sets no route uses any more.
+        self.interned.retain(|a| Arc::strong_count(a) > 1);
+    }
+
+    fn intern(&mut self, attrs: RouteAttributes) -> Arc<RouteAttributes> {
+        if let Some(shared) = self.interned.get(&attrs) {
+            return shared.clone();
+        }
+        let shared = Arc::new(attrs);
+        self.interned.insert(shared.clone());
+        shared
     }
 
     /// Changes one route (`None` withdraws it). Cost: independent of the table.
     pub fn set_route(&mut self, prefix: Prefix, attrs: Option<RouteAttributes>) {
         match attrs {
             Some(a) => {
-                self.desired.insert(prefix, Arc::new(a));
+                let shared = self.intern(a);
+                self.desired.insert(prefix, shared);
             }
             None => {
                 self.desired.remove(&prefix);
@@ -164,11 +189,10 @@ impl AdjRibOut {
         let budget = peer.max_message_len - HEADER_LEN - 4 - if ipv4 { 0 } else { 3 + 3 };
         let desired = &self.desired;
         let sent = &self.sent;
-        let withdrawn = take_fitting(&self.pending, budget, |p| {
+        let withdrawn = take_fitting(&mut self.pending, budget, |p| {
             p.is_ipv4() == ipv4 && !desired.contains_key(p) && sent.contains_key(p)
         });
         for p in &withdrawn {
-            self.pending.remove(p);
             self.sent.remove(p);
             self.resend.remove(p);
         }
@@ -203,10 +227,10 @@ impl AdjRibOut {
         attributes.encode(&crate::wire::Context { four_octet_asn: true, extended_messages: false }, &mut probe);
         let budget = peer.max_message_len.saturating_sub(HEADER_LEN + 4 + probe.len() + if ipv4 { 0 } else { 2 });
         let desired = &self.desired;
-        let nlri =
-            take_fitting(&self.pending, budget, |p| p.is_ipv4() == ipv4 && desired.get(p).is_some_and(|a| a == attrs));
+        let nlri = take_fitting(&mut self.pending, budget, |p| {
+            p.is_ipv4() == ipv4 && desired.get(p).is_some_and(|a| a == attrs)
+        });
         for p in &nlri {
-            self.pending.remove(p);
             self.sent.insert(*p, attrs.clone());
             self.resend.remove(p);
         }
@@ -221,16 +245,35 @@ impl AdjRibOut {
     }
 }
 
-/// Pending prefixes that match, in order, as many as fit in `budget` octets.
-fn take_fitting(pending: &BTreeSet<Prefix>, budget: usize, matches: impl Fn(&Prefix) -> bool) -> Vec<Prefix> {
+/// Takes out of `pending` the prefixes that match, in order, as many as
+/// fit in `budget` octets.
+fn take_fitting(pending: &mut BTreeSet<Prefix>, budget: usize, matches: impl Fn(&Prefix) -> bool) -> Vec<Prefix> {
     let mut used = 0;
     let mut out = Vec::new();
-    for p in pending.iter().filter(|p| matches(p)) {
+    // Usually the taken prefixes are the first ones: then one split removes them all.
+    let mut contiguous = true;
+    let mut stop = None;
+    for p in pending.iter() {
+        if !matches(p) {
+            contiguous = false;
+            continue;
+        }
         if used + p.encoded_len() > budget {
+            stop = Some(*p);
             break;
         }
         used += p.encoded_len();
         out.push(*p);
+    }
+    if contiguous {
+        *pending = match stop {
+            Some(stop) => pending.split_off(&stop),
+            None => BTreeSet::new(),
+        };
+    } else {
+        for p in &out {
+            pending.remove(p);
+        }
     }
     out
 }
