@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::adj_rib_out::{AdjRibOut, PeerContext, RouteAttributes};
-use crate::wire::header::MAX_LEN;
+use crate::wire::header::{MAX_EXTENDED_LEN, MAX_LEN};
 use crate::wire::notification::{code, subcode};
 use crate::wire::open::{Capability, afi, safi};
 use crate::wire::{Context, Framer, Message, Notification, Open, Prefix, RouteRefresh};
@@ -164,6 +164,8 @@ pub struct Session {
     failures: u32,
     started: bool,
     rib: AdjRibOut,
+    /// Families owed an End-of-Route-Refresh once the re-sent table is out.
+    end_of_refresh: Vec<(u16, u8)>,
     /// The local address of the connection: the next hop of announcements.
     local: Option<SocketAddr>,
     peer: Option<PeerContext>,
@@ -184,6 +186,7 @@ impl Session {
             failures: 0,
             started: false,
             rib: AdjRibOut::new(),
+            end_of_refresh: Vec::new(),
             local: None,
             peer: None,
         }
@@ -337,6 +340,12 @@ impl Session {
                 let Some(update) = self.rib.poll_update(&peer) else { break };
                 Message::Update(Box::new(update)).encode(&ctx, &mut self.out);
             }
+            if !self.rib.has_pending() {
+                for (afi_value, safi_value) in std::mem::take(&mut self.end_of_refresh) {
+                    let eorr = RouteRefresh { afi: afi_value, safi: safi_value, subtype: 2 };
+                    Message::RouteRefresh(eorr).encode(&ctx, &mut self.out);
+                }
+            }
         }
         let n = self.out.len();
         out.extend_from_slice(&self.out);
@@ -403,6 +412,7 @@ impl Session {
         }
         caps.push(Capability::RouteRefresh);
         caps.push(Capability::EnhancedRouteRefresh);
+        caps.push(Capability::ExtendedMessage);
         if let Some(time) = self.config.graceful_restart {
             caps.push(Capability::GracefulRestart { flags: 0, time: time.min(0x0fff), families: vec![] });
         }
@@ -439,6 +449,11 @@ impl Session {
                 self.restart_hold(now);
                 if r.subtype == 0 {
                     self.rib.refresh();
+                    // RFC 7313: bracket the re-sent table with BoRR and EoRR.
+                    if self.negotiated.as_ref().is_some_and(|n| n.enhanced_route_refresh) {
+                        self.send(&Message::RouteRefresh(RouteRefresh { subtype: 1, ..r }));
+                        self.end_of_refresh.push((r.afi, r.safi));
+                    }
                     self.events.push_back(SessionEvent::RouteRefreshRequested { afi: r.afi, safi: r.safi });
                 }
             }
@@ -486,7 +501,8 @@ impl Session {
             keepalive,
             context: Context {
                 four_octet_asn: open.capabilities.iter().any(|c| matches!(c, Capability::FourOctetAsn(_))),
-                extended_messages: false,
+                // RFC 8654: only when both sides announce it.
+                extended_messages: open.has(&Capability::ExtendedMessage),
             },
             ipv4: self.config.ipv4 && (mp(afi::IPV4) || !any_mp),
             ipv6: self.config.ipv6 && mp(afi::IPV6),
@@ -520,7 +536,7 @@ impl Session {
             // A family is announced only where there is a next hop for it.
             ipv4: n.ipv4 && matches!(local, Some(IpAddr::V4(_))),
             ipv6: n.ipv6 && (self.config.next_hop_v6.is_some() || matches!(local, Some(IpAddr::V6(_)))),
-            max_message_len: MAX_LEN,
+            max_message_len: if n.context.extended_messages { MAX_EXTENDED_LEN } else { MAX_LEN },
         }
     }
 
@@ -539,6 +555,7 @@ impl Session {
         }
         self.negotiated = None;
         self.peer = None;
+        self.end_of_refresh.clear();
         self.hold_at = None;
         self.keepalive_at = None;
         self.framer.clear();

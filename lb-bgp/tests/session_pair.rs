@@ -203,6 +203,7 @@ fn establishes_and_negotiates() {
     let n = pair.a.negotiated().expect("negotiated");
     assert_eq!((n.peer_asn, n.hold_time, n.keepalive), (4_200_000_001, 30, Duration::from_secs(10)));
     assert!(n.context.four_octet_asn && n.route_refresh && n.ipv4 && !n.ipv6);
+    assert!(n.context.extended_messages && n.enhanced_route_refresh);
     assert!(pair.events_a.iter().any(|e| matches!(e, SessionEvent::Established(_))));
 }
 
@@ -275,6 +276,17 @@ fn route_refresh_and_bad_updates() {
     assert!(pair.b.request_route_refresh(1, 1));
     pair.drive();
     assert!(pair.events_a.contains(&SessionEvent::RouteRefreshRequested { afi: 1, safi: 1 }));
+    // RFC 7313: the re-sent table comes between BoRR and EoRR.
+    let ctx = Context { four_octet_asn: true, extended_messages: true };
+    let mut framer = Framer::new();
+    framer.push(&pair.wire_a);
+    let subtypes: Vec<u8> = std::iter::from_fn(|| framer.next_frame(&ctx))
+        .filter_map(|f| match Message::decode(&f.expect("frame"), &ctx) {
+            Ok(Message::RouteRefresh(r)) => Some(r.subtype),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(subtypes, [1, 2]);
     // An UPDATE with an invalid ORIGIN is ignored (RFC 7606), the session stays.
     let mut frame = vec![0xff; 16];
     let body = [0, 0, 0, 4, 0x40, 1, 1, 9];
