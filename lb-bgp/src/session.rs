@@ -148,6 +148,17 @@ pub enum SessionEvent {
     UpdateIgnored(String),
 }
 
+/// RFC 4271 §6.8: when both speakers connect at once, the connection
+/// opened by the speaker with the higher BGP identifier survives.
+///
+/// The driver runs one [`Session`] per connection; once the peer's OPEN has
+/// arrived on both (each session past OpenSent, [`Session::negotiated`]
+/// set), it keeps the connection this says and calls
+/// [`Session::close_collision`] on the other.
+pub fn keeps_connection(local_id: Ipv4Addr, peer_id: Ipv4Addr, initiated_locally: bool) -> bool {
+    (u32::from(local_id) > u32::from(peer_id)) == initiated_locally
+}
+
 /// One BGP session with one peer.
 #[derive(Debug)]
 pub struct Session {
@@ -223,6 +234,20 @@ impl Session {
             self.events.push_back(SessionEvent::Disconnect);
             self.down(now, DownReason::Stopped, false);
         }
+        self.connect_retry_at = None;
+    }
+
+    /// Closes this connection as the loser of a collision (§6.8): Cease /
+    /// Connection Collision Resolution, then Idle without retrying, since
+    /// the other connection carries the session.
+    pub fn close_collision(&mut self, now: Instant) {
+        if matches!(self.state, State::OpenSent | State::OpenConfirm | State::Established) {
+            let n = Notification::new(code::CEASE, subcode::CONNECTION_COLLISION_RESOLUTION);
+            self.send(&Message::Notification(n.clone()));
+            self.events.push_back(SessionEvent::Disconnect);
+            self.down(now, DownReason::Sent(n), false);
+        }
+        self.started = false;
         self.connect_retry_at = None;
     }
 

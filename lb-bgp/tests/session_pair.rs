@@ -355,3 +355,40 @@ mod arbitrary_input {
         }
     }
 }
+
+#[test]
+fn collisions_keep_the_connection_of_the_higher_identifier() {
+    use lb_bgp::session::keeps_connection;
+    // Both connect at once: two connections, a session on each end of each.
+    let (mut a_cfg, mut b_cfg) = ebgp();
+    b_cfg.passive = false;
+    a_cfg.router_id = id(9); // a has the higher identifier
+    let mut a_out = Pair::new(a_cfg.clone(), {
+        let mut c = b_cfg.clone();
+        c.passive = true;
+        c
+    });
+    let mut b_out = Pair::new(b_cfg, {
+        let mut c = a_cfg;
+        c.passive = true;
+        c
+    });
+    assert_eq!(a_out.a.state(), State::Established);
+    assert_eq!(b_out.a.state(), State::Established);
+    // a keeps the connection it opened; b agrees, so b's own is closed.
+    assert!(keeps_connection(id(9), id(2), true));
+    assert!(!keeps_connection(id(9), id(2), false));
+    assert!(!keeps_connection(id(2), id(9), true));
+    let now = b_out.now;
+    b_out.a.close_collision(now);
+    b_out.drive();
+    let reasons = down_reasons(&b_out.events_b);
+    assert!(
+        matches!(reasons.as_slice(), [DownReason::Received(n)] if (n.code, n.subcode) == (code::CEASE, 7)),
+        "{reasons:?}"
+    );
+    b_out.advance(Duration::from_secs(600));
+    assert_eq!(b_out.a.state(), State::Idle, "the loser does not reconnect");
+    a_out.advance(Duration::from_secs(60));
+    assert_eq!(a_out.a.state(), State::Established);
+}
