@@ -61,6 +61,9 @@ pub struct SessionConfig {
     pub graceful_restart: Option<u16>,
     /// The longest the back-off between failed attempts may grow to.
     pub max_backoff: Duration,
+    /// RFC 4271 DelayOpen: after connecting, wait this long for the peer's
+    /// OPEN before sending ours (answering at once if it comes).
+    pub delay_open: Option<Duration>,
     /// IPv6 next hop (global, link-local) when the connection is over IPv4,
     /// or to override the connection's address.
     pub next_hop_v6: Option<(Ipv6Addr, Option<Ipv6Addr>)>,
@@ -81,6 +84,7 @@ impl SessionConfig {
             graceful_restart: None,
             max_backoff: Duration::from_secs(120),
             next_hop_v6: None,
+            delay_open: None,
         }
     }
 }
@@ -169,6 +173,8 @@ pub struct Session {
     events: VecDeque<SessionEvent>,
     negotiated: Option<Negotiated>,
     connect_retry_at: Option<Instant>,
+    /// Running DelayOpen timer: connected, our OPEN not sent yet.
+    delay_open_at: Option<Instant>,
     hold_at: Option<Instant>,
     keepalive_at: Option<Instant>,
     /// Consecutive failed sessions, for the back-off.
@@ -192,6 +198,7 @@ impl Session {
             events: VecDeque::new(),
             negotiated: None,
             connect_retry_at: None,
+            delay_open_at: None,
             hold_at: None,
             keepalive_at: None,
             failures: 0,
@@ -262,10 +269,15 @@ impl Session {
         self.connect_retry_at = None;
         self.framer.clear();
         self.local = Some(local);
-        self.send_open();
         // §8.2.2: a large hold timer (4 minutes) while waiting for the OPEN.
         self.hold_at = Some(now + Duration::from_secs(240));
-        self.set_state(State::OpenSent);
+        match self.config.delay_open {
+            Some(delay) => self.delay_open_at = Some(now + delay),
+            None => {
+                self.send_open();
+                self.set_state(State::OpenSent);
+            }
+        }
     }
 
     /// The connection closed or could not be made.
@@ -273,6 +285,8 @@ impl Session {
         match self.state {
             State::Idle => {}
             State::Connect | State::Active => {
+                self.delay_open_at = None;
+                self.hold_at = None;
                 // A failed attempt counts towards the back-off like a failed session.
                 self.failures = self.failures.saturating_add(1);
                 self.connect_retry_at = Some(now + self.retry_delay());
@@ -283,7 +297,7 @@ impl Session {
 
     /// Bytes received on the connection.
     pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
-        if !matches!(self.state, State::OpenSent | State::OpenConfirm | State::Established) {
+        if !self.is_connected() {
             return;
         }
         self.framer.push(bytes);
@@ -302,14 +316,24 @@ impl Session {
                 }
                 Err(e) => return self.fail(now, e.notification()),
             }
-            if !matches!(self.state, State::OpenSent | State::OpenConfirm | State::Established) {
+            if !self.is_connected() {
                 break;
             }
         }
     }
 
+    /// A connection is up: past Active/Connect, or waiting out DelayOpen.
+    fn is_connected(&self) -> bool {
+        matches!(self.state, State::OpenSent | State::OpenConfirm | State::Established) || self.delay_open_at.is_some()
+    }
+
     /// Call when `now` has reached [`Self::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.delay_open_at.is_some_and(|t| t <= now) {
+            self.delay_open_at = None;
+            self.send_open();
+            self.set_state(State::OpenSent);
+        }
         if self.hold_at.is_some_and(|t| t <= now) {
             self.hold_at = None;
             return self.fail(now, Notification::new(code::HOLD_TIMER_EXPIRED, 0));
@@ -385,7 +409,7 @@ impl Session {
 
     /// The next instant `handle_timeout` must be called at.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.hold_at, self.keepalive_at, self.connect_retry_at].into_iter().flatten().min()
+        [self.hold_at, self.keepalive_at, self.connect_retry_at, self.delay_open_at].into_iter().flatten().min()
     }
 
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
@@ -457,6 +481,12 @@ impl Session {
         match (self.state, msg) {
             (_, Message::Notification(n)) => self.down(now, DownReason::Received(n), true),
             (State::OpenSent, Message::Open(open)) => self.receive_open(now, &open),
+            // The peer's OPEN while DelayOpen runs: answer with ours at once.
+            (State::Connect | State::Active, Message::Open(open)) if self.delay_open_at.is_some() => {
+                self.delay_open_at = None;
+                self.send_open();
+                self.receive_open(now, &open);
+            }
             (State::OpenConfirm, Message::Keepalive) => {
                 self.restart_hold(now);
                 self.set_state(State::Established);
@@ -581,6 +611,7 @@ impl Session {
         self.negotiated = None;
         self.peer = None;
         self.end_of_refresh.clear();
+        self.delay_open_at = None;
         self.hold_at = None;
         self.keepalive_at = None;
         self.framer.clear();

@@ -392,3 +392,20 @@ fn collisions_keep_the_connection_of_the_higher_identifier() {
     a_out.advance(Duration::from_secs(60));
     assert_eq!(a_out.a.state(), State::Established);
 }
+
+#[test]
+fn delay_open_answers_an_early_open_and_otherwise_waits() {
+    // b delays, a does not: a's OPEN arrives during b's delay, b answers at once.
+    let (a, mut b) = ebgp();
+    b.delay_open = Some(Duration::from_secs(5));
+    let pair = Pair::new(a.clone(), b.clone());
+    assert_eq!((pair.a.state(), pair.b.state()), (State::Established, State::Established));
+    // Both delay: nothing until the timers fire, then the usual exchange.
+    let mut a = a;
+    a.delay_open = Some(Duration::from_secs(2));
+    let mut pair = Pair::new(a, b);
+    assert_eq!(pair.a.state(), State::Connect);
+    assert!(pair.wire_a.is_empty(), "no OPEN before the delay");
+    pair.advance(Duration::from_secs(3));
+    assert_eq!((pair.a.state(), pair.b.state()), (State::Established, State::Established));
+}
