@@ -166,8 +166,21 @@ impl AdjRibOut {
             };
             if self.pending.first() == Some(&first) {
                 // Nothing fitted (attributes larger than a message): this
-                // prefix cannot be sent; drop it rather than loop forever.
+                // prefix cannot be announced. Drop it rather than loop, and
+                // withdraw what the peer has of it, which is no longer right.
                 self.pending.pop_first();
+                self.resend.remove(&first);
+                if self.sent.remove(&first).is_some() {
+                    return Some(if first.is_ipv4() {
+                        Update { withdrawn: vec![first], ..Default::default() }
+                    } else {
+                        let mp = MpUnreach { afi: afi::IPV6, safi: safi::UNICAST, withdrawn: vec![first] };
+                        Update {
+                            attributes: Attributes { mp_unreach: Some(mp), ..Default::default() },
+                            ..Default::default()
+                        }
+                    });
+                }
                 continue;
             }
             return Some(update);
@@ -186,7 +199,9 @@ impl AdjRibOut {
 
     /// An UPDATE with as many pending withdrawals of the family as fit.
     fn withdrawals(&mut self, peer: &PeerContext, ipv4: bool) -> Update {
-        let budget = peer.max_message_len - HEADER_LEN - 4 - if ipv4 { 0 } else { 3 + 3 };
+        // MP_UNREACH_NLRI: a 4-octet attribute header (2-octet length once
+        // past 255 octets), AFI and SAFI.
+        let budget = peer.max_message_len - HEADER_LEN - 4 - if ipv4 { 0 } else { 4 + 3 };
         let desired = &self.desired;
         let sent = &self.sent;
         let withdrawn = take_fitting(&mut self.pending, budget, |p| {
@@ -225,10 +240,15 @@ impl AdjRibOut {
             });
         }
         attributes.encode(&crate::wire::Context { four_octet_asn: true, extended_messages: false }, &mut probe);
-        let budget = peer.max_message_len.saturating_sub(HEADER_LEN + 4 + probe.len() + if ipv4 { 0 } else { 2 });
-        let desired = &self.desired;
+        // For IPv6 the probe wrote MP_REACH_NLRI with a 1-octet length; with
+        // the NLRI it will need 2.
+        let budget = peer.max_message_len.saturating_sub(HEADER_LEN + 4 + probe.len() + if ipv4 { 0 } else { 1 });
+        // Pending prefixes already in sync (and not asked again) are skipped.
+        let (desired, sent, resend) = (&self.desired, &self.sent, &self.resend);
         let nlri = take_fitting(&mut self.pending, budget, |p| {
-            p.is_ipv4() == ipv4 && desired.get(p).is_some_and(|a| a == attrs)
+            p.is_ipv4() == ipv4
+                && desired.get(p).is_some_and(|a| a == attrs)
+                && (sent.get(p) != Some(attrs) || resend.contains(p))
         });
         for p in &nlri {
             self.sent.insert(*p, attrs.clone());

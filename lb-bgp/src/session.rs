@@ -310,9 +310,14 @@ impl Session {
             };
             match Message::decode(&frame, &ctx) {
                 Ok(msg) => self.receive(now, msg),
-                Err(e) if !e.resets_session() => {
+                Err(e) if !e.resets_session() && self.state == State::Established => {
                     self.restart_hold(now);
                     self.events.push_back(SessionEvent::UpdateIgnored(e.to_string()));
+                }
+                // RFC 6608: an UPDATE, even a void one, before Established.
+                Err(e) if !e.resets_session() => {
+                    let sub = if self.state == State::OpenConfirm { 2 } else { 1 };
+                    return self.fail(now, Notification::new(code::FSM, sub));
                 }
                 Err(e) => return self.fail(now, e.notification()),
             }
@@ -502,7 +507,11 @@ impl Session {
             (State::Established, Message::Update(_)) => self.restart_hold(now),
             (State::Established, Message::RouteRefresh(r)) => {
                 self.restart_hold(now);
-                if r.subtype == 0 {
+                // RFC 2918 §4: requests for families not negotiated are ignored.
+                let negotiated = self.negotiated.as_ref().is_some_and(|n| {
+                    r.safi == safi::UNICAST && ((r.afi == afi::IPV4 && n.ipv4) || (r.afi == afi::IPV6 && n.ipv6))
+                });
+                if r.subtype == 0 && negotiated && !self.end_of_refresh.contains(&(r.afi, r.safi)) {
                     self.rib.refresh();
                     // RFC 7313: bracket the re-sent table with BoRR and EoRR.
                     if self.negotiated.as_ref().is_some_and(|n| n.enhanced_route_refresh) {

@@ -135,9 +135,12 @@ pub struct Update {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UpdateError {
-    /// Withdrawn or attribute lengths that overrun the message, or an attribute twice.
+    /// Withdrawn or attribute lengths that overrun the message, or an MP attribute twice.
     #[error("malformed attribute list")]
     MalformedAttributeList,
+    /// An attribute that runs past the end of the attribute list.
+    #[error("attribute runs past the attribute list")]
+    AttributeOverrun,
     /// A well-known attribute code this speaker does not know.
     #[error("unrecognized well-known attribute {0}")]
     UnrecognizedWellKnown(u8),
@@ -181,7 +184,9 @@ impl UpdateError {
     /// session is reset).
     pub fn notification(&self) -> Notification {
         let (subcode, data) = match self {
-            UpdateError::MalformedAttributeList | UpdateError::MalformedMp(_) => (1, vec![]),
+            UpdateError::MalformedAttributeList | UpdateError::MalformedMp(_) | UpdateError::AttributeOverrun => {
+                (1, vec![])
+            }
             UpdateError::UnrecognizedWellKnown(c) => (2, vec![*c]),
             UpdateError::MissingWellKnown(c) => (3, vec![*c]),
             UpdateError::AttributeFlags { code, flags } => (4, vec![*flags, *code]),
@@ -285,12 +290,18 @@ impl Attributes {
                 let [l, rest @ ..] = rest else { return Err(UpdateError::MalformedAttributeList) };
                 (usize::from(*l), rest)
             };
-            let value = rest.get(..len).ok_or(UpdateError::MalformedAttributeList)?;
+            // RFC 7606 §4: an attribute running past the attribute list voids the UPDATE.
+            let value = rest.get(..len).ok_or(UpdateError::AttributeOverrun)?;
             bytes = &rest[len..];
             // The extended-length bit describes this encoding, not the attribute.
             let (flags, code) = (*flags & !flag::EXTENDED_LENGTH, *code);
+            // RFC 7606 §3(g): a repeated MP attribute resets the session;
+            // other repeats are discarded.
             if std::mem::replace(&mut seen[usize::from(code)], true) {
-                return Err(UpdateError::MalformedAttributeList);
+                if matches!(code, attr::MP_REACH_NLRI | attr::MP_UNREACH_NLRI) {
+                    return Err(UpdateError::MalformedAttributeList);
+                }
+                continue;
             }
             a.decode_one(flags, code, value, ctx)?;
         }
@@ -301,6 +312,10 @@ impl Attributes {
         if let Some(expected) = expected_flags(code)
             && flags & (flag::OPTIONAL | flag::TRANSITIVE) != expected
         {
+            // RFC 7606 §5.3: without its MP attributes the UPDATE cannot be read.
+            if matches!(code, attr::MP_REACH_NLRI | attr::MP_UNREACH_NLRI) {
+                return Err(UpdateError::MalformedMp("MP_REACH_NLRI or MP_UNREACH_NLRI flags"));
+            }
             return Err(UpdateError::AttributeFlags { code, flags });
         }
         let length = |ok: bool| if ok { Ok(()) } else { Err(UpdateError::AttributeLength { code, len: v.len() }) };
@@ -649,8 +664,13 @@ mod tests {
         let overrun = [0, 9, 0, 0];
         let e = Update::decode(&overrun, &ctx()).expect_err("overrun");
         assert!(e.resets_session());
-        let duplicate = [0, 0, 0, 8, 0x40, 1, 1, 0, 0x40, 1, 1, 0];
-        assert_eq!(Update::decode(&duplicate, &ctx()), Err(UpdateError::MalformedAttributeList));
+        // A repeated attribute is discarded, a repeated MP attribute is fatal.
+        let duplicate = [0, 0, 0, 8, 0x40, 1, 1, 0, 0x40, 1, 1, 2];
+        assert_eq!(Update::decode(&duplicate, &ctx()).map(|u| u.attributes.origin), Ok(Some(Origin::Igp)));
+        let duplicate_mp = [0, 0, 0, 12, 0x80, 15, 3, 0, 1, 1, 0x80, 15, 3, 0, 1, 1];
+        assert_eq!(Update::decode(&duplicate_mp, &ctx()), Err(UpdateError::MalformedAttributeList));
+        let overrun = [0, 0, 0, 4, 0x40, 1, 5, 0];
+        assert_eq!(Update::decode(&overrun, &ctx()).map_err(|e| e.resets_session()), Err(false));
         let bad_nlri = [0, 0, 0, 0, 40, 1, 2, 3, 4, 5];
         assert_eq!(Update::decode(&bad_nlri, &ctx()), Err(UpdateError::InvalidNetworkField));
         // An unknown optional attribute is kept and written back.
