@@ -55,10 +55,16 @@ fn drain(rib: &mut AdjRibOut, out: &mut BytesMut) -> usize {
     n
 }
 
-fn stream(n: u32) -> BytesMut {
+/// An Adj-RIB-Out holding `routes`, all pending, no End-of-RIB owed.
+fn loaded(routes: &BTreeMap<Prefix, RouteAttributes>) -> AdjRibOut {
     let mut rib = AdjRibOut::new();
-    rib.set_routes(&table(n));
+    rib.set_routes(routes);
     rib.reset(&PeerContext { ipv4: false, ..peer() });
+    rib
+}
+
+fn stream(n: u32) -> BytesMut {
+    let mut rib = loaded(&table(n));
     let mut out = BytesMut::new();
     drain(&mut rib, &mut out);
     out
@@ -135,12 +141,7 @@ fn encode(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(5)).throughput(Throughput::Elements(u64::from(ROUTES)));
     group.bench_function("lb_bgp_adj_rib_out", |b| {
         b.iter_batched(
-            || {
-                let mut rib = AdjRibOut::new();
-                rib.set_routes(&routes);
-                rib.reset(&PeerContext { ipv4: false, ..peer() });
-                rib
-            },
+            || loaded(&routes),
             |mut rib| {
                 let mut out = BytesMut::with_capacity(6_000_000);
                 drain(&mut rib, &mut out);
@@ -161,12 +162,7 @@ fn change(c: &mut Criterion) {
     group.sample_size(20).measurement_time(Duration::from_secs(5));
     group.bench_function("full_table", |b| {
         b.iter_batched(
-            || {
-                let mut rib = AdjRibOut::new();
-                rib.set_routes(&routes);
-                rib.reset(&PeerContext { ipv4: false, ..peer() });
-                rib
-            },
+            || loaded(&routes),
             |mut rib| {
                 let mut out = BytesMut::with_capacity(600_000);
                 drain(&mut rib, &mut out);
@@ -178,9 +174,7 @@ fn change(c: &mut Criterion) {
     group.bench_function("one_percent_change", |b| {
         b.iter_batched(
             || {
-                let mut rib = AdjRibOut::new();
-                rib.set_routes(&routes);
-                rib.reset(&PeerContext { ipv4: false, ..peer() });
+                let mut rib = loaded(&routes);
                 drain(&mut rib, &mut BytesMut::new());
                 rib
             },
