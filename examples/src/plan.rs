@@ -1,11 +1,15 @@
 //! `lb plan`: allocate addresses for Service manifests, as the controller
-//! would, and print the result.
+//! would, then (with `--nodes`) plan what every node announces over BGP, as
+//! its speaker would, and print the result.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use lb_core::{Namespace, Service, manifest};
+use lb_core::community::Community;
+use lb_core::endpoints::{EndpointSlice, Endpoints};
+use lb_core::planner::{self, AssignedService, BgpPlan, World};
+use lb_core::{Namespace, Node, Service, manifest};
 use lb_ipam::Allocator;
 use serde::Serialize;
 
@@ -22,6 +26,13 @@ pub struct PlanArgs {
     /// Namespace manifests, for serviceAllocation.namespaceSelectors.
     #[arg(long, num_args = 1..)]
     namespaces: Vec<PathBuf>,
+    /// Node manifests: plan the BGP announcements of each of these nodes.
+    #[arg(long, num_args = 1..)]
+    nodes: Vec<PathBuf>,
+    /// EndpointSlice (or Endpoints) manifests; without them every Service
+    /// counts as served on every node.
+    #[arg(long, num_args = 1..)]
+    endpoints: Vec<PathBuf>,
     /// Also handle Services with this spec.loadBalancerClass.
     #[arg(long = "lb-class")]
     lb_class: Option<String>,
@@ -34,6 +45,64 @@ pub struct PlanArgs {
 struct Plan {
     services: Vec<ServiceResult>,
     pools: Vec<PoolResult>,
+    nodes: Vec<NodeResult>,
+}
+
+#[derive(Serialize)]
+struct NodeResult {
+    node: String,
+    bgp: Vec<PeerResult>,
+}
+
+#[derive(Serialize)]
+struct PeerResult {
+    /// The peer's address (or `name` for a peer reached by interface).
+    peer: String,
+    routes: Vec<RouteResult>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteResult {
+    prefix: String,
+    local_pref: Option<u32>,
+    communities: Vec<String>,
+    large_communities: Vec<String>,
+}
+
+impl NodeResult {
+    fn new(plan: &BgpPlan) -> Self {
+        let bgp = plan
+            .peers
+            .iter()
+            .map(|p| PeerResult {
+                peer: p.address.map_or_else(|| p.peer.clone(), |a| a.to_string()),
+                routes: p
+                    .routes
+                    .iter()
+                    .map(|(prefix, attrs)| RouteResult {
+                        prefix: prefix.to_string(),
+                        local_pref: attrs.local_pref,
+                        communities: attrs
+                            .communities
+                            .iter()
+                            .filter(|c| matches!(c, Community::Standard(_)))
+                            .map(ToString::to_string)
+                            .collect(),
+                        large_communities: attrs
+                            .communities
+                            .iter()
+                            .filter_map(|c| match c {
+                                Community::Large(a, b, c) => Some(format!("{a}:{b}:{c}")),
+                                Community::Standard(_) => None,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Self { node: plan.node.clone(), bgp }
+    }
 }
 
 #[derive(Serialize)]
@@ -72,13 +141,37 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         namespaces.extend(manifest::namespaces(&text).with_context(|| format!("{name}: cannot read Namespaces"))?);
     }
 
-    let mut allocator = Allocator::new(loaded.config).with_load_balancer_class(args.lb_class.clone());
+    let mut nodes: Vec<Node> = Vec::new();
+    for (name, text) in files::read_all(&args.nodes)? {
+        nodes.extend(manifest::nodes(&text).with_context(|| format!("{name}: cannot read Nodes"))?);
+    }
+    let mut slices: Vec<EndpointSlice> = Vec::new();
+    for (name, text) in files::read_all(&args.endpoints)? {
+        slices.extend(manifest::endpoint_slices(&text).with_context(|| format!("{name}: cannot read EndpointSlices"))?);
+    }
+    let endpoints = (!args.endpoints.is_empty()).then(|| Endpoints::new(slices));
+
+    let config = loaded.config;
+    let mut allocator = Allocator::new(config.clone()).with_load_balancer_class(args.lb_class.clone());
     allocator.set_namespaces(namespaces);
     let results = allocator.allocate_all(&services);
+    let ips: Vec<Vec<std::net::IpAddr>> = results
+        .iter()
+        .map(|r| r.as_ref().ok().and_then(Option::as_ref).map_or_else(Vec::new, |(a, _)| a.to_vec()))
+        .collect();
+    let assigned: Vec<AssignedService<'_>> = services
+        .iter()
+        .zip(&ips)
+        .filter(|(_, ips)| !ips.is_empty())
+        .map(|(service, ips)| AssignedService { service, ips })
+        .collect();
+    let world = World { config: &config, services: &assigned, endpoints: endpoints.as_ref(), nodes: &nodes };
+    let node_results: Vec<NodeResult> =
+        nodes.iter().map(|n| NodeResult::new(&planner::plan_bgp(&world, &n.name))).collect();
     let plan = Plan {
         services: services
             .iter()
-            .zip(results)
+            .zip(results.iter().cloned())
             .filter_map(|(s, r)| match r {
                 Ok(None) => None,
                 Ok(Some((addresses, pool))) => Some(ServiceResult {
@@ -106,6 +199,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
                 ipv6_in_use: p.ipv6_in_use,
             })
             .collect(),
+        nodes: node_results,
     };
     match args.output {
         Output::Json => println!("{}", serde_json::to_string(&plan)?),
@@ -143,6 +237,37 @@ fn table(plan: &Plan) -> String {
         ]);
     }
     out.push_str(&render(&rows));
+    if !plan.nodes.is_empty() {
+        let mut rows =
+            vec![["NODE".to_string(), "PEER".into(), "PREFIX".into(), "LOCAL PREF".into(), "COMMUNITIES".into()]];
+        for node in &plan.nodes {
+            for peer in &node.bgp {
+                if peer.routes.is_empty() {
+                    rows.push([node.node.clone(), peer.peer.clone(), "-".into(), "-".into(), "-".into()]);
+                }
+                for r in &peer.routes {
+                    let communities: Vec<String> = r
+                        .communities
+                        .iter()
+                        .cloned()
+                        .chain(r.large_communities.iter().map(|c| format!("large:{c}")))
+                        .collect();
+                    rows.push([
+                        node.node.clone(),
+                        peer.peer.clone(),
+                        r.prefix.clone(),
+                        r.local_pref.map_or_else(|| "-".into(), |l| l.to_string()),
+                        if communities.is_empty() { "-".into() } else { communities.join(",") },
+                    ]);
+                }
+            }
+            if node.bgp.is_empty() {
+                rows.push([node.node.clone(), "-".into(), "-".into(), "-".into(), "-".into()]);
+            }
+        }
+        out.push('\n');
+        out.push_str(&render(&rows));
+    }
     out
 }
 

@@ -97,6 +97,56 @@ fn plan_json_has_the_documented_shape() {
 }
 
 #[test]
+fn plan_with_nodes_lists_each_nodes_bgp_routes() {
+    let out = lb(&[
+        "plan",
+        "--config",
+        "config/metallb.yaml",
+        "--services",
+        "services.yaml",
+        "--nodes",
+        "nodes.yaml",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let nodes = plan["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 3);
+    let route = serde_json::json!({
+        "prefix": "203.0.113.0/32", "localPref": 100,
+        "communities": ["65535:65282"], "largeCommunities": ["64512:1:2"],
+    });
+    assert_eq!(nodes[0]["node"], "node-a");
+    assert_eq!(nodes[0]["bgp"][0]["peer"], "192.0.2.254");
+    let routes = nodes[0]["bgp"][0]["routes"].as_array().expect("routes");
+    assert_eq!(routes.len(), 2, "payments and reserved are the pools announced over BGP: {routes:?}");
+    assert_eq!(routes[0], route);
+    assert_eq!(nodes[2]["node"], "node-c");
+    assert_eq!(nodes[2]["bgp"][0]["routes"], serde_json::json!([]), "excluded from load balancers");
+
+    // With endpoints: the ingress Service has none serving, so it is withdrawn everywhere.
+    let out = lb(&[
+        "plan",
+        "--config",
+        "config/metallb.yaml",
+        "--services",
+        "services.yaml",
+        "--nodes",
+        "nodes.yaml",
+        "--endpoints",
+        "endpoints.yaml",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for node in &plan["nodes"].as_array().expect("nodes")[..2] {
+        assert_eq!(node["bgp"][0]["routes"], serde_json::json!([route]), "{node}");
+    }
+}
+
+#[test]
 fn plan_table_is_for_people() {
     let out = lb(&["plan", "--config", "config/metallb.yaml", "--services", "services.yaml"]);
     assert!(out.status.success());

@@ -1,5 +1,6 @@
 //! The model of a bare-metal load balancer: MetalLB-compatible
-//! configuration, Services and Namespaces, label selectors.
+//! configuration, Services, Namespaces, Nodes and endpoints, label
+//! selectors, and the planner that decides what each node announces.
 //!
 //! This crate is pure: it never opens a socket, reads a clock, spawns a task
 //! or touches the file system. Text comes in as `&str`, results come out as
@@ -7,8 +8,11 @@
 //!
 //! - [`config`]: the legacy ConfigMap and the `metallb.io` resources, read
 //!   from YAML and validated into [`config::Config`];
-//! - [`service`], [`manifest`]: Services and Namespaces, and reading them
-//!   from Kubernetes manifests;
+//! - [`service`], [`node`], [`endpoints`], [`manifest`]: Services,
+//!   Namespaces, Nodes and EndpointSlices, and reading them from Kubernetes
+//!   manifests;
+//! - [`planner`]: the one function from the observed world to the routes a
+//!   node announces to each of its peers;
 //! - [`addr`], [`community`], [`duration`], [`selector`]: the value types
 //!   the configuration is written in.
 
@@ -16,10 +20,14 @@ pub mod addr;
 pub mod community;
 pub mod config;
 pub mod duration;
+pub mod endpoints;
 pub mod manifest;
+pub mod node;
+pub mod planner;
 pub mod selector;
 pub mod service;
 
 pub use addr::{AddressBlock, Family};
 pub use config::{Config, ConfigError, Pool};
+pub use node::Node;
 pub use service::{Namespace, Service, ServiceKey};

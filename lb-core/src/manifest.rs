@@ -1,5 +1,5 @@
 //! Kubernetes manifests as YAML text: multi-document files and `List`s of
-//! Services and Namespaces, read leniently (unknown fields are ignored, as
+//! Services, Namespaces, Nodes and EndpointSlices, read leniently (unknown fields are ignored, as
 //! the API server's clients do), into the model of [`crate::service`].
 
 use std::net::IpAddr;
@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::addr::Family;
+use crate::endpoints::{Endpoint, EndpointSlice, SERVICE_NAME_LABEL};
+use crate::node::{Node, NodeAddress};
 use crate::selector::Labels;
 use crate::service::{
     IpFamilyPolicy, Namespace, Protocol, Service, ServiceKey, ServicePort, ServiceType, TrafficPolicy,
@@ -249,6 +251,149 @@ pub fn namespaces(text: &str) -> Result<Vec<Namespace>, ManifestError> {
     documents(text)?.iter().filter(|d| kind(d) == Some("Namespace")).map(namespace).collect()
 }
 
+/// Reads a `kind: Node` object.
+pub fn node(doc: &Value) -> Result<Node, ManifestError> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct NodeManifest {
+        metadata: Meta,
+        status: NodeStatus,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct NodeStatus {
+        conditions: Vec<Condition>,
+        addresses: Vec<Address>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Condition {
+        #[serde(rename = "type")]
+        type_: String,
+        status: String,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Address {
+        #[serde(rename = "type")]
+        type_: String,
+        address: String,
+    }
+    let object = format!("Node/{}", name(doc).unwrap_or("?"));
+    let m: NodeManifest = serde_path_to_error::deserialize(doc)
+        .map_err(|e| field_error(&object, &e.path().to_string(), e.inner().to_string()))?;
+    if m.metadata.name.is_empty() {
+        return Err(field_error(&object, "metadata.name", "missing"));
+    }
+    let mut node = Node::new(&m.metadata.name);
+    node.labels.extend(m.metadata.labels);
+    node.network_unavailable =
+        m.status.conditions.iter().any(|c| c.type_ == "NetworkUnavailable" && c.status == "True");
+    // Hostnames are not addresses; the speaker only needs IPs.
+    node.addresses = m
+        .status
+        .addresses
+        .iter()
+        .filter_map(|a| a.address.parse().ok().map(|address| NodeAddress { kind: a.type_.clone(), address }))
+        .collect();
+    Ok(node)
+}
+
+/// Reads a `kind: EndpointSlice` (discovery.k8s.io/v1) object.
+pub fn endpoint_slice(doc: &Value) -> Result<EndpointSlice, ManifestError> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct SliceManifest {
+        metadata: Meta,
+        endpoints: Option<Vec<SliceEndpoint>>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    struct SliceEndpoint {
+        conditions: Conditions,
+        node_name: Option<String>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Conditions {
+        ready: Option<bool>,
+        serving: Option<bool>,
+    }
+    let object = format!("EndpointSlice/{}", name(doc).unwrap_or("?"));
+    let m: SliceManifest = serde_path_to_error::deserialize(doc)
+        .map_err(|e| field_error(&object, &e.path().to_string(), e.inner().to_string()))?;
+    let Some(service) = m.metadata.labels.get(SERVICE_NAME_LABEL).filter(|s| !s.is_empty()) else {
+        return Err(field_error(&object, "metadata.labels", format!("missing label {SERVICE_NAME_LABEL}")));
+    };
+    let namespace = m.metadata.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or("default");
+    Ok(EndpointSlice {
+        service: ServiceKey::new(namespace, service),
+        endpoints: m
+            .endpoints
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| Endpoint { node_name: e.node_name, ready: e.conditions.ready, serving: e.conditions.serving })
+            .collect(),
+    })
+}
+
+/// Reads a `kind: Endpoints` (core/v1) object: ready addresses count as
+/// ready endpoints, `notReadyAddresses` as not ready.
+pub fn endpoints_object(doc: &Value) -> Result<EndpointSlice, ManifestError> {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct EndpointsManifest {
+        metadata: Meta,
+        subsets: Option<Vec<Subset>>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Subset {
+        addresses: Option<Vec<Address>>,
+        not_ready_addresses: Option<Vec<Address>>,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Address {
+        node_name: Option<String>,
+    }
+    let object = format!("Endpoints/{}", name(doc).unwrap_or("?"));
+    let m: EndpointsManifest = serde_path_to_error::deserialize(doc)
+        .map_err(|e| field_error(&object, &e.path().to_string(), e.inner().to_string()))?;
+    if m.metadata.name.is_empty() {
+        return Err(field_error(&object, "metadata.name", "missing"));
+    }
+    let namespace = m.metadata.namespace.as_deref().filter(|n| !n.is_empty()).unwrap_or("default");
+    let mut endpoints = Vec::new();
+    for subset in m.subsets.unwrap_or_default() {
+        for (list, ready) in [(subset.addresses, true), (subset.not_ready_addresses, false)] {
+            endpoints.extend(list.unwrap_or_default().into_iter().map(|a| Endpoint {
+                node_name: a.node_name,
+                ready: Some(ready),
+                serving: None,
+            }));
+        }
+    }
+    Ok(EndpointSlice { service: ServiceKey::new(namespace, &m.metadata.name), endpoints })
+}
+
+/// All Nodes of a YAML text, in order; other kinds are skipped.
+pub fn nodes(text: &str) -> Result<Vec<Node>, ManifestError> {
+    documents(text)?.iter().filter(|d| kind(d) == Some("Node")).map(node).collect()
+}
+
+/// All EndpointSlices and Endpoints of a YAML text, in order; other kinds are skipped.
+pub fn endpoint_slices(text: &str) -> Result<Vec<EndpointSlice>, ManifestError> {
+    documents(text)?
+        .iter()
+        .filter_map(|d| match kind(d) {
+            Some("EndpointSlice") => Some(endpoint_slice(d)),
+            Some("Endpoints") => Some(endpoints_object(d)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +452,53 @@ status:
         let err = services(text).expect_err("port out of range").to_string();
         assert!(err.contains("spec.ports[0].port"), "{err}");
         assert!(services("a: [").is_err());
+    }
+
+    #[test]
+    fn reads_nodes_and_endpoints() {
+        let text = r#"
+apiVersion: v1
+kind: Node
+metadata:
+  name: n1
+  labels: {zone: a}
+status:
+  conditions:
+  - {type: Ready, status: "True"}
+  - {type: NetworkUnavailable, status: "True"}
+  addresses:
+  - {type: InternalIP, address: 192.0.2.10}
+  - {type: Hostname, address: n1}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-abc
+  namespace: shop
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+endpoints:
+- addresses: [10.0.0.1]
+  conditions: {ready: false, serving: true, terminating: true}
+  nodeName: n1
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: db}
+subsets:
+- addresses: [{ip: 10.0.0.2, nodeName: n2}]
+  notReadyAddresses: [{ip: 10.0.0.3, nodeName: n3}]
+"#;
+        let nodes = nodes(text).expect("nodes");
+        assert_eq!(nodes[0].labels.get("zone").map(String::as_str), Some("a"));
+        assert!(nodes[0].network_unavailable);
+        assert_eq!(nodes[0].addresses.len(), 1);
+        let slices = endpoint_slices(text).expect("slices");
+        assert_eq!(slices[0].service.as_str(), "shop/web");
+        assert!(slices[0].endpoints[0].is_serving());
+        assert_eq!(slices[1].service.as_str(), "default/db");
+        assert_eq!(slices[1].endpoints.iter().filter(|e| e.is_serving()).count(), 1);
+        let err = endpoint_slices("kind: EndpointSlice\nmetadata: {name: x}\n").expect_err("no service label");
+        assert!(err.to_string().contains("kubernetes.io/service-name"), "{err}");
     }
 }
