@@ -258,6 +258,14 @@ impl Session {
         self.connect_retry_at = None;
     }
 
+    /// Sets the IPv6 next hop (global, and link-local for an on-link peer)
+    /// for the next connection. Which addresses those are depends on the
+    /// interface the connection leaves by, which only the driver can know;
+    /// call before [`Self::handle_connected`].
+    pub fn set_next_hop_v6(&mut self, next_hop: Option<(Ipv6Addr, Option<Ipv6Addr>)>) {
+        self.config.next_hop_v6 = next_hop;
+    }
+
     /// The connection is up (we connected, or accepted the peer); `local`
     /// is our end of it, whose address becomes the next hop.
     pub fn handle_connected(&mut self, now: Instant, local: SocketAddr) {

@@ -357,11 +357,11 @@ impl Attributes {
                 self.aggregator = Some(Aggregator { asn, address: Ipv4Addr::from(u32_at(v, asn_len)) });
             }
             attr::COMMUNITIES => {
-                length(v.len() % 4 == 0)?;
+                length(v.len().is_multiple_of(4))?;
                 self.communities = v.chunks_exact(4).map(|c| u32_at(c, 0)).collect();
             }
             attr::LARGE_COMMUNITY => {
-                length(!v.is_empty() && v.len() % 12 == 0)?;
+                length(!v.is_empty() && v.len().is_multiple_of(12))?;
                 self.large_communities =
                     v.chunks_exact(12).map(|c| [u32_at(c, 0), u32_at(c, 4), u32_at(c, 8)]).collect();
             }

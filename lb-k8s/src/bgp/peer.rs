@@ -1,0 +1,489 @@
+//! One BGP peer: a tokio task that drives an [`lb_bgp::session::Session`]
+//! over TCP.
+//!
+//! The task owns the connection and the session's timer; it does nothing the
+//! session does not ask for. What the outside may do is send it a
+//! [`Command`] (new routes, a connection accepted for it, stop), and read
+//! its [`PeerStatus`] and counters.
+//!
+//! Reading and writing run concurrently in one `select!` loop: a peer slow
+//! to read never stops us reading its KEEPALIVEs, and while the socket is
+//! slow the session's Adj-RIB-Out coalesces changes instead of queueing
+//! UPDATEs (output is pulled from the session only while less than
+//! [`WRITE_BATCH`] is waiting).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use lb_bgp::adj_rib_out::RouteAttributes;
+use lb_bgp::session::{DownReason, Session, SessionConfig, SessionEvent, State};
+use lb_bgp::wire::Prefix;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::nexthop;
+use super::socket::{self, ConnectOptions, SocketError};
+
+/// The routes a peer should have.
+pub type Routes = BTreeMap<Prefix, RouteAttributes>;
+
+/// Output is pulled from the session while less than this waits to be written.
+pub const WRITE_BATCH: usize = 256 * 1024;
+
+/// How long a closing connection may take to write its last NOTIFICATION.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Everything that defines a session with one peer: a change to any of it
+/// means a new session (the old one is closed with a Cease first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    /// The BGPPeer's name, for logs and status.
+    pub name: String,
+    pub remote: SocketAddr,
+    /// Connect from this address.
+    pub source: Option<IpAddr>,
+    /// Connect through this interface (`SO_BINDTODEVICE`).
+    pub interface: Option<String>,
+    /// TCP MD5 signature key (RFC 2385).
+    pub md5_key: Option<Vec<u8>>,
+    /// IP TTL / hop limit of our packets.
+    pub ttl: u8,
+    pub connect_timeout: Duration,
+    pub session: SessionConfig,
+}
+
+/// What a peer task is told.
+#[derive(Debug)]
+pub enum Command {
+    /// The routes the peer should now have.
+    Routes(Arc<Routes>),
+    /// A connection from the peer, accepted by a listener (passive sessions).
+    Accepted(TcpStream),
+    /// Cease / Administrative Shutdown with this message, then end the task.
+    Stop(Option<String>),
+}
+
+/// What a peer is doing, for `/status` and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub name: String,
+    pub remote: SocketAddr,
+    pub state: State,
+    /// When the session last reached Established, while it is.
+    pub established_at: Option<SystemTime>,
+    /// Local address of the current connection: the IPv4 next hop.
+    pub local: Option<SocketAddr>,
+    /// The peer's AS and BGP identifier, while established.
+    pub peer_asn: Option<u32>,
+    /// Prefixes the peer should have.
+    pub routes: usize,
+    /// Why the last session or attempt ended.
+    pub last_error: Option<String>,
+}
+
+/// Counters of one peer, for metrics.
+#[derive(Debug, Default)]
+pub struct PeerCounters {
+    pub opens_sent: AtomicU64,
+    pub updates_sent: AtomicU64,
+    pub keepalives_sent: AtomicU64,
+    pub notifications_sent: AtomicU64,
+    pub route_refreshes_sent: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub connects: AtomicU64,
+    pub sessions_established: AtomicU64,
+}
+
+impl PeerCounters {
+    /// Counts the messages in `bytes`, which holds whole messages only (the
+    /// session produces them whole).
+    fn count_sent(&self, mut bytes: &[u8]) {
+        self.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        while bytes.len() >= 19 {
+            let len = usize::from(u16::from_be_bytes([bytes[16], bytes[17]])).max(19);
+            let counter = match bytes[18] {
+                1 => &self.opens_sent,
+                2 => &self.updates_sent,
+                3 => &self.notifications_sent,
+                4 => &self.keepalives_sent,
+                5 => &self.route_refreshes_sent,
+                _ => {
+                    bytes = bytes.get(len..).unwrap_or_default();
+                    continue;
+                }
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            bytes = bytes.get(len..).unwrap_or_default();
+        }
+    }
+}
+
+/// Shared between a peer task and whoever watches it.
+#[derive(Debug)]
+pub struct PeerShared {
+    status: Mutex<PeerStatus>,
+    pub counters: PeerCounters,
+}
+
+impl PeerShared {
+    pub fn status(&self) -> PeerStatus {
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut PeerStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// A running peer task.
+#[derive(Debug)]
+pub struct PeerHandle {
+    spec: PeerSpec,
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<PeerShared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeerHandle {
+    /// Starts a task for `spec` announcing `routes`.
+    pub fn spawn(spec: PeerSpec, routes: Arc<Routes>) -> Self {
+        let (commands, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(PeerShared {
+            status: Mutex::new(PeerStatus {
+                name: spec.name.clone(),
+                remote: spec.remote,
+                state: State::Idle,
+                established_at: None,
+                local: None,
+                peer_asn: None,
+                routes: routes.len(),
+                last_error: None,
+            }),
+            counters: PeerCounters::default(),
+        });
+        let task = tokio::spawn(Driver::new(spec.clone(), routes, shared.clone()).run(rx));
+        Self { spec, commands, shared, task }
+    }
+
+    pub fn spec(&self) -> &PeerSpec {
+        &self.spec
+    }
+
+    pub fn shared(&self) -> &Arc<PeerShared> {
+        &self.shared
+    }
+
+    pub fn set_routes(&self, routes: Arc<Routes>) {
+        // A send fails only once the task has ended, when routes no longer matter.
+        let _ = self.commands.send(Command::Routes(routes));
+    }
+
+    /// Hands an accepted connection to the task.
+    pub fn accepted(&self, stream: TcpStream) {
+        let _ = self.commands.send(Command::Accepted(stream));
+    }
+
+    /// Sends Cease / Administrative Shutdown (if a session is up) and waits
+    /// for the task to end.
+    pub async fn stop(self, message: Option<String>) {
+        let _ = self.commands.send(Command::Stop(message));
+        if let Err(e) = self.task.await {
+            warn!(peer = %self.spec.name, error = %e, "peer task failed");
+        }
+    }
+}
+
+type Connecting = Pin<Box<dyn Future<Output = Result<TcpStream, SocketError>> + Send>>;
+
+/// The state of one peer task.
+struct Driver {
+    spec: PeerSpec,
+    session: Session,
+    shared: Arc<PeerShared>,
+    reader: Option<OwnedReadHalf>,
+    writer: Option<OwnedWriteHalf>,
+    connecting: Option<Connecting>,
+    /// Bytes to write; `out[written..]` is still pending.
+    out: Vec<u8>,
+    written: usize,
+    stopping: bool,
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl Driver {
+    fn new(spec: PeerSpec, routes: Arc<Routes>, shared: Arc<PeerShared>) -> Self {
+        let mut session = Session::new(spec.session.clone());
+        session.set_routes(&routes);
+        Self {
+            spec,
+            session,
+            shared,
+            reader: None,
+            writer: None,
+            connecting: None,
+            out: Vec::new(),
+            written: 0,
+            stopping: false,
+        }
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        self.session.start(now());
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            self.handle_events().await;
+            if self.stopping && self.writer.is_none() && self.connecting.is_none() {
+                break;
+            }
+            if self.writer.is_some() && self.out.len() - self.written < WRITE_BATCH {
+                let before = self.out.len();
+                self.session.poll_transmit(&mut self.out);
+                self.shared.counters.count_sent(&self.out[before..]);
+            }
+            let deadline = self.session.poll_timeout().map(Instant::from_std);
+            let pending_write = self.written < self.out.len();
+            tokio::select! {
+                result = async { self.connecting.as_mut().expect("guarded").await }, if self.connecting.is_some() => {
+                    self.connecting = None;
+                    match result {
+                        Ok(stream) => self.connected(stream),
+                        Err(e) => {
+                            debug!(peer = %self.spec.name, error = %e, "connect failed");
+                            self.shared.update(|s| s.last_error = Some(e.to_string()));
+                            self.session.handle_closed(now());
+                        }
+                    }
+                }
+                result = async { self.reader.as_mut().expect("guarded").read(&mut buf).await }, if self.reader.is_some() => {
+                    match result {
+                        Ok(0) => self.lost("connection closed by peer".into()),
+                        Ok(n) => {
+                            self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                            self.session.handle_bytes(now(), &buf[..n]);
+                        }
+                        Err(e) => self.lost(format!("read: {e}")),
+                    }
+                }
+                result = async { self.writer.as_mut().expect("guarded").write(&self.out[self.written..]).await }, if self.writer.is_some() && pending_write => {
+                    match result {
+                        Ok(n) => {
+                            self.written += n;
+                            if self.written == self.out.len() {
+                                self.out.clear();
+                                self.written = 0;
+                            }
+                        }
+                        Err(e) => self.lost(format!("write: {e}")),
+                    }
+                }
+                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    self.session.handle_timeout(now());
+                }
+                command = commands.recv(), if !self.stopping => match command {
+                    Some(Command::Routes(routes)) => {
+                        self.shared.update(|s| s.routes = routes.len());
+                        self.session.set_routes(&routes);
+                    }
+                    Some(Command::Accepted(stream)) => self.accepted(stream),
+                    Some(Command::Stop(message)) => self.stop(message),
+                    None => self.stop(None),
+                },
+            }
+        }
+        self.shared.update(|s| {
+            s.state = State::Idle;
+            s.established_at = None;
+            s.local = None;
+        });
+    }
+
+    fn stop(&mut self, message: Option<String>) {
+        self.stopping = true;
+        self.connecting = None;
+        self.session.stop(now(), message.as_deref());
+    }
+
+    fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            remote: self.spec.remote,
+            source: self.spec.source,
+            bind_device: self.spec.interface.clone(),
+            md5_key: self.spec.md5_key.clone(),
+            ttl: self.spec.ttl,
+            timeout: self.spec.connect_timeout,
+        }
+    }
+
+    fn connected(&mut self, stream: TcpStream) {
+        let (Ok(local), Ok(remote)) = (stream.local_addr(), stream.peer_addr()) else {
+            return self.session.handle_closed(now());
+        };
+        self.shared.counters.connects.fetch_add(1, Ordering::Relaxed);
+        let addresses = nexthop::interface_addresses();
+        self.session.set_next_hop_v6(nexthop::ipv6_next_hop(&addresses, local.ip(), remote.ip()));
+        let (reader, writer) = stream.into_split();
+        self.reader = Some(reader);
+        self.writer = Some(writer);
+        self.out.clear();
+        self.written = 0;
+        self.shared.update(|s| s.local = Some(local));
+        debug!(peer = %self.spec.name, %local, %remote, "connected");
+        self.session.handle_connected(now(), local);
+    }
+
+    /// A connection from the peer. Taken while we have none (a passive
+    /// session waiting, or an active one between attempts); refused while
+    /// one is up, as this speaker never runs two connections to one peer.
+    fn accepted(&mut self, stream: TcpStream) {
+        if self.stopping || self.writer.is_some() {
+            debug!(peer = %self.spec.name, "refusing a second connection");
+            return;
+        }
+        if let Err(e) = socket::set_ttl(&stream, self.spec.ttl) {
+            warn!(peer = %self.spec.name, error = %e, "cannot set the TTL of an accepted connection");
+        }
+        if let Err(e) = socket::set_nodelay(&stream) {
+            warn!(peer = %self.spec.name, error = %e, "cannot set TCP_NODELAY");
+        }
+        self.connecting = None;
+        if matches!(self.session.state(), State::Idle) {
+            // Between attempts: the session must be expecting a connection.
+            self.session.start(now());
+        }
+        self.connected(stream);
+    }
+
+    fn lost(&mut self, why: String) {
+        debug!(peer = %self.spec.name, reason = %why, "connection lost");
+        self.reader = None;
+        self.writer = None;
+        self.out.clear();
+        self.written = 0;
+        self.shared.update(|s| s.last_error = Some(why));
+        self.session.handle_closed(now());
+    }
+
+    /// Acts on everything the session asked for since the last call.
+    async fn handle_events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                SessionEvent::Connect => {
+                    if self.writer.is_none() {
+                        let opts = self.connect_options();
+                        self.connecting = Some(Box::pin(async move { socket::connect(&opts).await }));
+                    }
+                }
+                SessionEvent::Disconnect => self.close().await,
+                SessionEvent::StateChanged { to, .. } => {
+                    self.shared.update(|s| s.state = to);
+                }
+                SessionEvent::Established(n) => {
+                    self.shared.counters.sessions_established.fetch_add(1, Ordering::Relaxed);
+                    self.shared.update(|s| {
+                        s.established_at = Some(SystemTime::now());
+                        s.peer_asn = Some(n.peer_asn);
+                        s.last_error = None;
+                    });
+                    info!(
+                        event = "sessionUp",
+                        peer = %self.spec.name,
+                        remote = %self.spec.remote,
+                        peer_asn = n.peer_asn,
+                        peer_id = %n.peer_id,
+                        hold_time = n.hold_time,
+                        ipv4 = n.ipv4,
+                        ipv6 = n.ipv6,
+                        "BGP session established"
+                    );
+                }
+                SessionEvent::Down(reason) => {
+                    let was_up = self.shared.status().established_at.is_some();
+                    let why = match &reason {
+                        DownReason::Sent(n) => format!("sent NOTIFICATION {n}"),
+                        DownReason::Received(n) => format!("received NOTIFICATION {n}"),
+                        DownReason::ConnectionLost => "connection lost".to_string(),
+                        DownReason::Stopped => "stopped".to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    self.shared.update(|s| {
+                        s.established_at = None;
+                        s.peer_asn = None;
+                        s.last_error = Some(why.clone());
+                    });
+                    // The session is done with this connection, whether or not it
+                    // asked to close it (a received NOTIFICATION ends it too).
+                    self.close().await;
+                    if was_up {
+                        warn!(event = "sessionDown", peer = %self.spec.name, remote = %self.spec.remote, reason = %why, "BGP session down");
+                    } else {
+                        debug!(peer = %self.spec.name, reason = %why, "session attempt failed");
+                    }
+                }
+                SessionEvent::RouteRefreshRequested { afi, safi } => {
+                    debug!(peer = %self.spec.name, afi, safi, "route refresh requested");
+                }
+                SessionEvent::UpdateIgnored(why) => {
+                    warn!(peer = %self.spec.name, reason = %why, "ignored a malformed UPDATE (RFC 7606)");
+                }
+                other => debug!(peer = %self.spec.name, event = ?other, "session event"),
+            }
+        }
+    }
+
+    /// Writes what is pending (a NOTIFICATION, usually), then closes.
+    async fn close(&mut self) {
+        let before = self.out.len();
+        self.session.poll_transmit(&mut self.out);
+        self.shared.counters.count_sent(&self.out[before..]);
+        self.reader = None;
+        if let Some(mut writer) = self.writer.take() {
+            let pending = &self.out[self.written..];
+            let flushed = tokio::time::timeout(CLOSE_GRACE, async {
+                writer.write_all(pending).await?;
+                writer.shutdown().await
+            })
+            .await;
+            if !matches!(flushed, Ok(Ok(()))) {
+                debug!(peer = %self.spec.name, "connection closed before the last bytes were written");
+            }
+        }
+        self.out.clear();
+        self.written = 0;
+        self.shared.update(|s| s.local = None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_messages_by_type() {
+        let counters = PeerCounters::default();
+        let mut bytes = Vec::new();
+        for (ty, len) in [(4u8, 19u16), (2, 23), (2, 30), (3, 21)] {
+            bytes.extend_from_slice(&[0xff; 16]);
+            bytes.extend_from_slice(&len.to_be_bytes());
+            bytes.push(ty);
+            bytes.resize(bytes.len() + usize::from(len) - 19, 0);
+        }
+        counters.count_sent(&bytes);
+        assert_eq!(counters.keepalives_sent.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.updates_sent.load(Ordering::Relaxed), 2);
+        assert_eq!(counters.notifications_sent.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.bytes_sent.load(Ordering::Relaxed), bytes.len() as u64);
+    }
+}

@@ -1,0 +1,107 @@
+//! Two of our own speakers over loopback: one connects, one accepts. No
+//! root and no router needed; the interop tests check the same against
+//! BIRD, FRR and GoBGP.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use lb_bgp::adj_rib_out::RouteAttributes;
+use lb_bgp::session::{RemoteAs, SessionConfig, State};
+use lb_bgp::wire::Prefix;
+use lb_k8s::bgp::socket;
+use lb_k8s::bgp::{PeerHandle, PeerShared, PeerSpec, Routes};
+
+fn spec(name: &str, remote: SocketAddr, local_asn: u32, peer_asn: u32, passive: bool) -> PeerSpec {
+    let mut session =
+        SessionConfig::new(local_asn, RemoteAs::Fixed(peer_asn), Ipv4Addr::new(192, 0, 2, local_asn as u8));
+    session.passive = passive;
+    session.hold_time = 3;
+    session.connect_retry = Duration::from_millis(200);
+    PeerSpec {
+        name: name.into(),
+        remote,
+        source: None,
+        interface: None,
+        md5_key: Some(b"loopback-secret".to_vec()),
+        ttl: 1,
+        connect_timeout: Duration::from_secs(2),
+        session,
+    }
+}
+
+fn routes(n: u32) -> Routes {
+    (0..n)
+        .map(|i| {
+            let ip = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(203, 0, 113, 0)) + i));
+            (Prefix::new(ip, 32).expect("prefix"), RouteAttributes { communities: vec![1], ..Default::default() })
+        })
+        .collect()
+}
+
+async fn wait(shared: &Arc<PeerShared>, what: &str, f: impl Fn(&PeerShared) -> bool) {
+    for _ in 0..200 {
+        if f(shared) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what}: {:?}", shared.status());
+}
+
+#[tokio::test]
+async fn active_and_passive_establish_with_md5_and_exchange_routes() {
+    let listener = socket::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let port = listener.local_addr().expect("local").port();
+    socket::set_md5_key(&listener, IpAddr::from([127, 0, 0, 1]), Some(b"loopback-secret")).expect("md5");
+
+    // The passive side knows the active one by address; the listener hands it the connection.
+    let passive = PeerHandle::spawn(
+        spec("active-side", "127.0.0.1:179".parse().expect("addr"), 64501, 64500, true),
+        Arc::new(Routes::new()),
+    );
+    let active = PeerHandle::spawn(
+        spec("passive-side", SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port), 64500, 64501, false),
+        Arc::new(routes(3)),
+    );
+    let (stream, _) = listener.accept().await.expect("accept");
+    passive.accepted(stream);
+
+    let a = active.shared().clone();
+    let p = passive.shared().clone();
+    wait(&a, "active established", |s| s.status().state == State::Established).await;
+    wait(&p, "passive established", |s| s.status().state == State::Established).await;
+    wait(&a, "UPDATEs sent", |s| s.counters.updates_sent.load(Ordering::Relaxed) >= 1).await;
+    assert_eq!(a.status().peer_asn, Some(64501));
+    assert_eq!(a.status().routes, 3);
+
+    // Routes change on the live session: no new connection.
+    active.set_routes(Arc::new(routes(5)));
+    wait(&a, "more UPDATEs", |s| s.counters.updates_sent.load(Ordering::Relaxed) >= 2).await;
+    assert_eq!(a.counters.connects.load(Ordering::Relaxed), 1);
+
+    // Stopping one side: it sends a Cease, the other sees the session go down.
+    active.stop(Some("maintenance".into())).await;
+    assert_eq!(a.counters.notifications_sent.load(Ordering::Relaxed), 1);
+    wait(&p, "passive down", |s| s.status().state != State::Established).await;
+    let err = p.status().last_error.unwrap_or_default();
+    assert!(err.contains("received NOTIFICATION") && err.contains("maintenance"), "{err}");
+    passive.stop(None).await;
+}
+
+#[tokio::test]
+async fn a_silent_address_keeps_retrying_without_errors_escaping() {
+    // Nothing listens on this port: connects are refused and retried.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = probe.local_addr().expect("addr").port();
+    drop(probe);
+    let mut s = spec("nobody", SocketAddr::new(IpAddr::from([127, 0, 0, 1]), port), 64500, 64501, false);
+    s.md5_key = None;
+    let peer = PeerHandle::spawn(s, Arc::new(routes(1)));
+    let shared = peer.shared().clone();
+    wait(&shared, "an attempt failed", |s| s.status().last_error.is_some()).await;
+    assert_ne!(shared.status().state, State::Established);
+    peer.stop(None).await;
+    assert_eq!(shared.counters.notifications_sent.load(Ordering::Relaxed), 0, "no session, no Cease");
+}
