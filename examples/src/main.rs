@@ -2,12 +2,16 @@
 //!
 //! - `lb check-config FILE...`: validate MetalLB configuration;
 //! - `lb convert FILE`: legacy ConfigMap to `metallb.io` resources;
-//! - `lb plan --config FILE... --services FILE...`: which IP each Service gets.
+//! - `lb plan --config FILE... --services FILE... [--nodes FILE...]`: which IP
+//!   each Service gets, and what each node announces;
+//! - `lb standalone --config FILE... --services FILE... --node NAME`: run the
+//!   allocator and this node's BGP speaker over files.
 
 mod check;
 mod convert;
 mod files;
 mod plan;
+mod standalone;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,8 +39,10 @@ enum Command {
         /// other objects are left out (and named on stderr).
         file: PathBuf,
     },
-    /// Show which addresses the Services in the manifests get.
+    /// Show which addresses the Services in the manifests get, and (with --nodes) what each node announces.
     Plan(plan::PlanArgs),
+    /// Run the allocator and this node's BGP speaker, with files as the source of truth.
+    Standalone(standalone::StandaloneArgs),
 }
 
 /// Output format of `plan`.
@@ -52,6 +58,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { files } => check::run(&files),
         Command::Convert { file } => convert::run(&file),
         Command::Plan(args) => plan::run(&args),
+        Command::Standalone(args) => standalone::run(args),
     };
     match result {
         Ok(code) => code,

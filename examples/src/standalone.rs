@@ -1,0 +1,62 @@
+//! `lb standalone`: the allocator and this node's BGP speaker in one
+//! process, with files as the source of truth.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use lb_k8s::files::FileSources;
+use lb_k8s::standalone::{self, Options};
+
+#[derive(clap::Args)]
+pub struct StandaloneArgs {
+    /// Configuration files (legacy ConfigMap and/or metallb.io resources;
+    /// Secrets for passwordSecret may be among them).
+    #[arg(long, num_args = 1.., required = true)]
+    config: Vec<PathBuf>,
+    /// Service manifests.
+    #[arg(long, num_args = 1.., required = true)]
+    services: Vec<PathBuf>,
+    /// This node's name.
+    #[arg(long)]
+    node: String,
+    /// Node manifests: labels, conditions and addresses.
+    #[arg(long, num_args = 1..)]
+    nodes: Vec<PathBuf>,
+    /// EndpointSlice manifests; without them every Service counts as served on this node.
+    #[arg(long, num_args = 1..)]
+    endpoints: Vec<PathBuf>,
+    /// Address for /metrics and /status.
+    #[arg(long, default_value = "127.0.0.1:7472")]
+    listen: SocketAddr,
+    /// Also handle Services with this spec.loadBalancerClass.
+    #[arg(long = "lb-class")]
+    lb_class: Option<String>,
+}
+
+pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .init();
+    let options = Options {
+        sources: FileSources {
+            config: args.config,
+            services: args.services,
+            nodes: args.nodes,
+            endpoints: args.endpoints,
+        },
+        node: args.node,
+        load_balancer_class: args.lb_class,
+    };
+    // One thread is plenty for a handful of sessions and keeps memory low.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(standalone::run(options, args.listen))?;
+    Ok(ExitCode::SUCCESS)
+}
