@@ -1,11 +1,30 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property, integration and CLI tests of every
-# crate, then a short run of every fuzz target from its seed corpus.
-# Installs what it needs (cargo-fuzz) on first use.
+# crate (interop tests against real routers included), then a short run of
+# every fuzz target from its seed corpus. Installs what it needs (routers,
+# cargo-fuzz) on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lb-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+# Interop tests run real routers (BIRD 2, FRR, GoBGP) in network
+# namespaces: install them where we can (root with apt), else those tests
+# skip and say why.
+need=()
+command -v bird >/dev/null || need+=(bird2)
+command -v gobgpd >/dev/null || need+=(gobgpd)
+[ -x /usr/lib/frr/bgpd ] || need+=(frr)
+command -v ip >/dev/null || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "warning: ${need[*]} missing and cannot be installed (not root); interop tests will skip"
+  fi
+fi
 
 cargo test --workspace
 

@@ -1,6 +1,7 @@
 //! Arbitrary configuration and Service manifests: allocation results or
 //! errors, never a panic, and never one address held by two Services that
-//! may not share it. The input is split at the first NUL into configuration
+//! may not share it; then the BGP plan of a node, whose every route covers
+//! an address the allocator gave out. The input is split at the first NUL into configuration
 //! and Services so both halves get mutated.
 #![no_main]
 
@@ -26,6 +27,27 @@ fuzz_target!(|data: &[u8]| {
             holders.entry(ip).or_default().push(latest[key]);
         }
     }
+    let assigned: Vec<(&lb_core::Service, Vec<IpAddr>)> =
+        allocator.assignments().map(|(key, a)| (latest[key], a.addresses.to_vec())).collect();
+    let views: Vec<lb_core::planner::AssignedService<'_>> =
+        assigned.iter().map(|(service, ips)| lb_core::planner::AssignedService { service, ips }).collect();
+    let world = lb_core::planner::World {
+        config: allocator.config(),
+        services: &views,
+        endpoints: None,
+        nodes: &[],
+    };
+    let plan = lb_core::planner::plan_bgp(&world, "node");
+    for peer in &plan.peers {
+        for prefix in peer.routes.keys() {
+            assert!(
+                assigned.iter().any(|(_, ips)| ips.iter().any(|ip| prefix.contains(*ip))),
+                "{prefix} announced to {} covers no assigned address",
+                peer.peer
+            );
+        }
+    }
+
     for (ip, list) in holders {
         if let [first, rest @ ..] = list.as_slice() {
             for other in rest {

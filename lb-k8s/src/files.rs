@@ -176,7 +176,7 @@ impl std::fmt::Debug for Watcher {
 
 /// Changes closer together than this are taken as one (an editor's write
 /// and rename, or a script writing several files).
-const SETTLE: Duration = Duration::from_millis(20);
+const SETTLE: Duration = Duration::from_millis(10);
 
 impl Watcher {
     pub fn new(paths: impl IntoIterator<Item = PathBuf>, poll_every: Duration) -> Self {
