@@ -1,0 +1,382 @@
+//! `lb standalone` against real routers: BIRD 2, FRR and GoBGP, each in a
+//! network namespace of its own, with `lb` in another (or several, as
+//! nodes), linked by veth pairs. Every check is made from the router's own
+//! CLI. Needs root (namespaces); skips with a message without it.
+
+#[path = "../../lb-k8s/tests/support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use support::{
+    Bird, BirdConfig, BirdNeighbor, Daemon, Frr, FrrConfig, FrrNeighbor, Gobgp, GobgpConfig, GobgpNeighbor, Netns,
+    Route, Segment, TempDir, next_hops, paths, wait_for,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("IP")
+}
+
+/// One node running `lb standalone`, with its files in a temp dir.
+struct Node {
+    ns: Netns,
+    dir: TempDir,
+    lb: Option<Daemon>,
+    name: String,
+}
+
+impl Node {
+    fn new(name: &str) -> Self {
+        Self {
+            ns: Netns::new().expect("namespace"),
+            dir: TempDir::new().expect("temp dir"),
+            lb: None,
+            name: name.into(),
+        }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Replaces a file the way editors do (write aside, rename over).
+    fn write(&self, name: &str, text: &str) {
+        let tmp = self.file(&format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, self.file(name)).expect("rename");
+    }
+
+    fn start(&mut self, config: &str, services: &str, extra: &[&str]) {
+        self.write("config.yaml", config);
+        self.write("services.yaml", services);
+        let (c, s, log) = (self.file("config.yaml"), self.file("services.yaml"), self.file("lb.log"));
+        let mut argv = vec![
+            env!("CARGO_BIN_EXE_lb"),
+            "standalone",
+            "--config",
+            c.to_str().expect("utf-8"),
+            "--services",
+            s.to_str().expect("utf-8"),
+            "--node",
+            &self.name,
+        ];
+        argv.extend_from_slice(extra);
+        let mut cmd = self.ns.command(argv[0]);
+        cmd.args(&argv[1..]).env("LB_LOG", "debug");
+        self.lb = Some(Daemon::spawn("lb", &mut cmd, log).expect("start lb"));
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.file("lb.log")).unwrap_or_default()
+    }
+
+    /// `GET path` on lb's HTTP endpoint, from inside the namespace.
+    fn get(&self, path: &str) -> Result<String, String> {
+        let path = path.to_string();
+        self.ns.run(move || {
+            let mut s = TcpStream::connect("127.0.0.1:7472").map_err(|e| format!("connect: {e}"))?;
+            s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+            write!(s, "GET {path} HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+            Ok(out.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
+        })
+    }
+
+    fn status(&self) -> Result<serde_json::Value, String> {
+        serde_json::from_str(&self.get("/status")?).map_err(|e| e.to_string())
+    }
+
+    /// SIGTERM, then wait for the process to end.
+    fn terminate(&mut self) {
+        if let Some(lb) = self.lb.as_mut() {
+            lb.signal(Signal::SIGTERM);
+            let _ = wait_for(Duration::from_secs(10), || match lb.check_alive() {
+                Ok(()) => Err("still running".into()),
+                Err(_) => Ok(()),
+            });
+        }
+    }
+}
+
+fn config(peers: &str, pool: &str, advertisement: &str) -> String {
+    format!(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: pool}}\nspec:\n  addresses: [{pool}]\n---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: adv}}\nspec:\n  ipAddressPools: [pool]\n{advertisement}\n{peers}"
+    )
+}
+
+fn peer(name: &str, my_asn: u32, peer_asn: u32, address: &str, extra: &str) -> String {
+    format!(
+        "---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: {name}}}\nspec:\n  myASN: {my_asn}\n  peerASN: {peer_asn}\n  peerAddress: \"{address}\"\n  holdTime: 3s\n  keepaliveTime: 1s\n  connectTime: 1s\n{extra}\n"
+    )
+}
+
+fn service(name: &str, annotations: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n  annotations: {{{annotations}}}\nspec:\n  type: LoadBalancer\n  ports: [{{port: 80}}]\n"
+    )
+}
+
+fn find(routes: &[Route], prefix: &str) -> Result<Route, String> {
+    paths(routes, prefix).first().map(|r| (*r).clone()).ok_or_else(|| format!("{prefix} not in {routes:?}"))
+}
+
+/// A router namespace linked to one node namespace: router .1, node .11.
+fn pair(node: &Node) -> Netns {
+    let router = Netns::new().expect("namespace");
+    Netns::link(&router, &node.ns, &["192.0.2.1/24", "2001:db8::1/64"], &["192.0.2.11/24", "2001:db8::11/64"])
+        .expect("link");
+    router
+}
+
+#[test]
+fn ebgp_to_bird_routes_follow_services_and_config_live_and_stop_sends_cease() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    let bird = Bird::start(
+        &router,
+        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
+            .neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).passive()),
+    )
+    .expect("bird");
+    let adv = "  communities: [\"64500:100\", \"large:64500:1:2\"]";
+    let cfg = config(&peer("bird", 64500, 64501, "192.0.2.1", ""), "203.0.113.0/28", adv);
+    node.start(&cfg, &service("web", ""), &[]);
+
+    bird.wait_established("lb", WAIT).expect("session");
+    let route = wait_for(WAIT, || find(&bird.routes()?, "203.0.113.0/32")).expect("route");
+    assert_eq!(route.next_hops, vec![ip("192.0.2.11")], "{route}");
+    assert_eq!(route.as_path, vec![64500], "{route}");
+    assert_eq!(route.communities, vec![(64500, 100)], "{route}");
+    assert_eq!(route.large_communities, vec![(64500, 1, 2)], "{route}");
+    let since = bird.birdc("show protocols lb").expect("protocols");
+
+    // A Service added appears; one deleted is withdrawn.
+    node.write("services.yaml", &format!("{}{}", service("web", ""), service("api", "")));
+    wait_for(WAIT, || find(&bird.routes()?, "203.0.113.1/32")).expect("added");
+    node.write("services.yaml", &service("api", ""));
+    wait_for(WAIT, || match find(&bird.routes()?, "203.0.113.0/32") {
+        Ok(_) => Err("still there".into()),
+        Err(_) => Ok(()),
+    })
+    .expect("withdrawn");
+    assert!(find(&bird.routes().expect("routes"), "203.0.113.1/32").is_ok(), "api keeps its address");
+
+    // A config change (another community) applies on the same session.
+    let adv2 = "  communities: [\"64500:100\", \"64500:200\", \"large:64500:1:2\"]";
+    node.write("config.yaml", &config(&peer("bird", 64500, 64501, "192.0.2.1", ""), "203.0.113.0/28", adv2));
+    wait_for(WAIT, || {
+        let r = find(&bird.routes()?, "203.0.113.1/32")?;
+        if r.communities == vec![(64500, 100), (64500, 200)] { Ok(()) } else { Err(r.to_string()) }
+    })
+    .expect("new community");
+    assert_eq!(bird.birdc("show protocols lb").expect("protocols"), since, "no session reset");
+
+    // An invalid change is refused and changes nothing.
+    node.write(
+        "config.yaml",
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: x}\nspec: {addresses: [nonsense]}\n",
+    );
+    wait_for(WAIT, || if node.log().contains("configStale") { Ok(()) } else { Err("no configStale".into()) })
+        .expect("refused");
+    assert!(find(&bird.routes().expect("routes"), "203.0.113.1/32").is_ok(), "last good state stays");
+    let status = node.status().expect("status");
+    assert_eq!(status["configStale"], true, "{status}");
+    assert_eq!(status["sessions"][0]["state"], "Established", "{status}");
+    let metrics = node.get("/metrics").expect("metrics");
+    assert!(metrics.contains("metallb_bgp_session_up{peer=\"192.0.2.1:179\"} 1"), "{metrics}");
+    assert!(metrics.contains("metallb_k8s_client_config_stale_bool 1"), "{metrics}");
+
+    // Stopping lb: BIRD gets a Cease and drops the routes at once.
+    let stopped = Instant::now();
+    node.terminate();
+    wait_for(WAIT, || if bird.routes()?.is_empty() { Ok(()) } else { Err("routes left".into()) }).expect("gone");
+    assert!(stopped.elapsed() < Duration::from_secs(3), "withdrawn by the Cease, not by hold expiry");
+    let proto = bird.birdc("show protocols all lb").expect("protocols");
+    assert!(proto.contains("Administrative shutdown"), "{proto}");
+}
+
+#[test]
+fn ibgp_four_octet_asn_with_md5_ipv6_and_aggregation() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    let asn = 4_200_000_001;
+    let bird = Bird::start(
+        &router,
+        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), asn)
+            .neighbor(BirdNeighbor::internal("lb4", ip("192.0.2.11")).password("s3cret").passive())
+            .neighbor(BirdNeighbor::internal("lb6", ip("2001:db8::11")).password("s3cret").passive()),
+    )
+    .expect("bird");
+    let password = "  password: s3cret";
+    let peers = format!(
+        "{}{}",
+        peer("bird4", asn, asn, "192.0.2.1", password),
+        peer("bird6", asn, asn, "2001:db8::1", password)
+    );
+    let adv = "  localPref: 150\n  aggregationLength: 30\n  aggregationLengthV6: 124\n  communities: [\"65535:65281\"]";
+    let svc = service("web", "metallb.io/loadBalancerIPs: \"203.0.113.5,2001:db8:ff::5\"")
+        .replace("  ports:", "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n  ports:");
+    node.start(&config(&peers, "203.0.113.0/28, \"2001:db8:ff::/120\"", adv), &svc, &[]);
+
+    bird.wait_established("lb4", WAIT).expect("IPv4 session with MD5");
+    bird.wait_established("lb6", WAIT).expect("IPv6 session with MD5");
+    let v4 = wait_for(WAIT, || find(&bird.routes()?, "203.0.113.4/30")).expect("aggregated IPv4 route");
+    assert_eq!(v4.local_pref, Some(150), "{v4}");
+    assert!(v4.as_path.is_empty(), "iBGP: empty AS path: {v4}");
+    assert_eq!(v4.communities, vec![(65535, 65281)], "{v4}");
+    assert_eq!(v4.next_hops, vec![ip("192.0.2.11")], "{v4}");
+    let v6 = wait_for(WAIT, || find(&bird.routes()?, "2001:db8:ff::/124")).expect("aggregated IPv6 route");
+    assert_eq!(v6.local_pref, Some(150), "{v6}");
+    assert!(v6.next_hops.contains(&ip("2001:db8::11")), "global next hop: {v6}");
+    assert!(bird.routes().expect("routes").iter().all(|r| r.prefix != "203.0.113.5/32"), "only the aggregate");
+}
+
+#[test]
+fn wrong_md5_password_never_establishes() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    let bird = Bird::start(
+        &router,
+        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
+            .neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).password("right").passive()),
+    )
+    .expect("bird");
+    node.start(
+        &config(&peer("bird", 64500, 64501, "192.0.2.1", "  password: wrong"), "203.0.113.0/28", ""),
+        &service("web", ""),
+        &[],
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!bird.is_established("lb"), "a wrong key must not establish");
+    let status = node.status().expect("status");
+    assert_ne!(status["sessions"][0]["state"], "Established", "{status}");
+    assert!(bird.routes().expect("routes").is_empty());
+}
+
+#[test]
+fn bird_restart_gets_the_table_again_and_a_frozen_bird_is_declared_down() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    // BIRD active this time: it connects to us too, and we do not listen,
+    // so our connection carries the session.
+    let mut bird = Bird::start(
+        &router,
+        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501).neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500)),
+    )
+    .expect("bird");
+    let svcs = format!("{}{}", service("a", ""), service("b", ""));
+    node.start(&config(&peer("bird", 64500, 64501, "192.0.2.1", ""), "203.0.113.0/28", ""), &svcs, &[]);
+    wait_for(WAIT, || if bird.routes()?.len() == 2 { Ok(()) } else { Err("not yet".into()) }).expect("routes");
+
+    bird.restart().expect("restart");
+    wait_for(WAIT, || if bird.routes()?.len() == 2 { Ok(()) } else { Err("not yet".into()) })
+        .expect("the full table again after a restart");
+
+    bird.freeze();
+    let frozen = Instant::now();
+    wait_for(WAIT, || {
+        let s = node.status()?;
+        if s["sessions"][0]["state"] != "Established" { Ok(()) } else { Err(s.to_string()) }
+    })
+    .expect("down at hold expiry");
+    let took = frozen.elapsed();
+    assert!(took >= Duration::from_secs(2), "not before the 3 s hold time: {took:?}");
+    assert!(node.log().contains("Hold Timer Expired") || node.log().contains("hold"), "{}", node.log());
+    bird.thaw();
+    wait_for(WAIT, || {
+        let s = node.status()?;
+        if s["sessions"][0]["state"] == "Established" { Ok(()) } else { Err(s.to_string()) }
+    })
+    .expect("reconnects after the thaw");
+    wait_for(WAIT, || if bird.routes()?.len() == 2 { Ok(()) } else { Err("not yet".into()) }).expect("routes back");
+}
+
+#[test]
+fn two_nodes_give_frr_ecmp_paths_and_endpoints_decide() {
+    support::skip_unless_root!();
+    let segment = Segment::new().expect("segment");
+    let router = Netns::new().expect("namespace");
+    segment.attach(&router, &["192.0.2.1/24"]).expect("attach router");
+    let mut a = Node::new("node-a");
+    let mut b = Node::new("node-b");
+    segment.attach(&a.ns, &["192.0.2.11/24"]).expect("attach a");
+    segment.attach(&b.ns, &["192.0.2.12/24"]).expect("attach b");
+    let frr = Frr::start(
+        &router,
+        &FrrConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
+            .neighbor(FrrNeighbor::new(ip("192.0.2.11"), 64500))
+            .neighbor(FrrNeighbor::new(ip("192.0.2.12"), 64500))
+            .maximum_paths(4),
+    )
+    .expect("frr");
+    let cfg = config(&peer("frr", 64500, 64501, "192.0.2.1", ""), "203.0.113.0/28", "");
+    let svc = service("web", "").replace("  ports:", "  externalTrafficPolicy: Local\n  ports:");
+    let slice = |node: &str| {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: web-1\n  namespace: default\n  labels: {{kubernetes.io/service-name: web}}\naddressType: IPv4\nendpoints:\n- addresses: [10.0.0.1]\n  conditions: {{ready: true}}\n  nodeName: {node}\n- addresses: [10.0.0.2]\n  conditions: {{ready: true}}\n  nodeName: node-b\n"
+        )
+    };
+    for n in [&mut a, &mut b] {
+        n.write("endpoints.yaml", &slice("node-a"));
+        let eps = n.file("endpoints.yaml");
+        n.start(&cfg, &svc, &["--endpoints", eps.to_str().expect("utf-8")]);
+    }
+    wait_for(WAIT, || {
+        let hops = next_hops(&frr.routes()?, "203.0.113.0/32");
+        if hops == vec![ip("192.0.2.11"), ip("192.0.2.12")] { Ok(()) } else { Err(format!("{hops:?}")) }
+    })
+    .expect("two paths, one per node");
+    let fib = wait_for(WAIT, || {
+        let hops = router.fib_next_hops("203.0.113.0/32")?;
+        if hops.len() == 2 { Ok(hops) } else { Err(format!("{hops:?}")) }
+    })
+    .expect("ECMP in the router's FIB");
+    assert_eq!(fib.len(), 2);
+
+    // Local traffic policy: node-a's endpoint is gone, node-a withdraws.
+    let only_b = slice("node-b");
+    a.write("endpoints.yaml", &only_b);
+    b.write("endpoints.yaml", &only_b);
+    wait_for(WAIT, || {
+        let hops = next_hops(&frr.routes()?, "203.0.113.0/32");
+        if hops == vec![ip("192.0.2.12")] { Ok(()) } else { Err(format!("{hops:?}")) }
+    })
+    .expect("only node-b announces");
+}
+
+#[test]
+fn gobgp_receives_ipv4_and_ipv6() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    let gobgp = Gobgp::start(
+        &router,
+        &GobgpConfig::new(Ipv4Addr::new(192, 0, 2, 1), 65001)
+            .neighbor(GobgpNeighbor::new(ip("192.0.2.11"), 4_200_000_000))
+            .neighbor(GobgpNeighbor::new(ip("2001:db8::11"), 4_200_000_000)),
+    )
+    .expect("gobgp");
+    let peers = format!(
+        "{}{}",
+        peer("gobgp4", 4_200_000_000, 65001, "192.0.2.1", ""),
+        peer("gobgp6", 4_200_000_000, 65001, "2001:db8::1", "")
+    );
+    let svc = service("web", "").replace("  ports:", "  ipFamilyPolicy: RequireDualStack\n  ports:");
+    node.start(&config(&peers, "203.0.113.0/28, \"2001:db8:ff::/120\"", "  communities: [\"65001:7\"]"), &svc, &[]);
+    let v4 = wait_for(WAIT, || find(&gobgp.routes_v4()?, "203.0.113.0/32")).expect("IPv4 route");
+    assert_eq!(v4.as_path, vec![4_200_000_000], "4-octet AS: {v4}");
+    assert_eq!(v4.communities, vec![(65001, 7)], "{v4}");
+    let v6 = wait_for(WAIT, || find(&gobgp.routes_v6()?, "2001:db8:ff::/128")).expect("IPv6 route");
+    assert!(v6.next_hops.contains(&ip("2001:db8::11")), "{v6}");
+}
