@@ -24,11 +24,12 @@ use lb_core::service::{Namespace, Service, ServiceKey, ServicePort, ServiceType}
 
 use crate::error::AllocError;
 use crate::request::{Families, Request};
+use crate::services::Services;
 use crate::space::AddressSpace;
 
-/// Hash maps keyed by addresses and Service keys. foldhash is several times
-/// faster than SipHash on such short keys, and allocation does a handful of
-/// lookups; its per-process random seed still resists crafted collisions.
+/// Hash maps keyed by addresses and names (Services have their own table,
+/// [`Services`]). foldhash is several times faster than SipHash on such
+/// short keys; its per-process random seed still resists crafted collisions.
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One or two addresses (one per family), the primary family first.
@@ -161,6 +162,21 @@ impl Holders {
     }
 }
 
+/// The family of a Service that asks for nothing in particular: one
+/// family, no annotations (so no requested address, pool or sharing key),
+/// no `spec.loadBalancerIP`, no status address to restore. Its [`Request`]
+/// cannot fail and says nothing more than this.
+#[inline]
+fn plain_family(service: &Service) -> Option<Family> {
+    if !service.annotations.is_empty() || service.load_balancer_ip.is_some() || !service.ingress_ips.is_empty() {
+        return None;
+    }
+    match Families::of(service) {
+        Families::Single(family) => Some(family),
+        Families::Dual { .. } => None,
+    }
+}
+
 /// Address allocation for LoadBalancer Services with MetalLB's semantics.
 #[derive(Debug, Clone)]
 pub struct Allocator {
@@ -168,7 +184,7 @@ pub struct Allocator {
     pools: Vec<PoolSpaces>,
     /// Pools for auto-assignment, in the order they are tried.
     auto_order: Vec<usize>,
-    services: Map<ServiceKey, Entry>,
+    services: Services<Entry>,
     /// Holders of addresses taken under a sharing key. An address held
     /// without one has a single holder by definition and is not indexed:
     /// that keeps two hash operations off every plain allocation, and only
@@ -187,7 +203,7 @@ impl Allocator {
             config: Config::default(),
             pools: Vec::new(),
             auto_order: Vec::new(),
-            services: Map::default(),
+            services: Services::default(),
             holders: Map::default(),
             by_sharing_key: Map::default(),
             namespaces: Map::default(),
@@ -311,6 +327,13 @@ impl Allocator {
             self.release(key);
             return Ok(None);
         }
+        let hash = self.services.hash(key);
+        if let Some(family) = plain_family(service)
+            && self.services.get_hashed(hash, key).is_none()
+            && let Some((addresses, pool)) = self.take_plain(service, family, hash)
+        {
+            return Ok(Some(Assignment { addresses, pool: &self.config.pools[pool].name }));
+        }
         let request = match self.check_request(service) {
             Ok(r) => r,
             Err(e) => {
@@ -318,7 +341,7 @@ impl Allocator {
                 return Err(e);
             }
         };
-        if let Some(entry) = self.services.get(key) {
+        if let Some(entry) = self.services.get_hashed(hash, key) {
             let current = entry.addresses.primary_first(service.primary_family());
             let wanted = request.addresses.is_empty() || request.addresses == current.to_vec();
             let (array, n) = current.as_array();
@@ -332,8 +355,31 @@ impl Allocator {
             self.release(key);
         }
         let (addresses, pool) = self.choose(service, &request)?;
-        self.record(service, addresses, pool);
+        self.record(hash, service, addresses, pool);
         Ok(Some(Assignment { addresses, pool: &self.config.pools[pool].name }))
+    }
+
+    /// The common case in one step, for a Service that holds nothing and
+    /// asks for nothing in particular (see [`plain_family`]): the lowest
+    /// free address of the first pool that admits it, which is what
+    /// [`Allocator::choose`] would pick, held at once without building a
+    /// [`Request`], finding the address's position again or hashing the key
+    /// again. `None`, having changed nothing, when no pool has a free
+    /// address: the general path then finds out why.
+    #[inline(always)]
+    fn take_plain(&mut self, service: &Service, family: Family, hash: u64) -> Option<(Addresses, usize)> {
+        for i in 0..self.auto_order.len() {
+            let pool = self.auto_order[i];
+            if !self.pool_admits(pool, service) {
+                continue;
+            }
+            if let Some(ip) = self.pools[pool].space_mut(family).take_first_free() {
+                let addresses = Addresses::one(ip);
+                self.services.insert_new_hashed(hash, service.key.clone(), Entry { addresses, pool, sharing: None });
+                return Some((addresses, pool));
+            }
+        }
+        None
     }
 
     /// Allocates for every Service: first those with status addresses (so
@@ -378,12 +424,11 @@ impl Allocator {
     /// Service is not in `services`) are released and returned: allocate
     /// those Services again. The others keep their addresses.
     pub fn set_config(&mut self, config: Config, services: &[Service]) -> Vec<ServiceKey> {
-        let old = std::mem::take(&mut self.services);
+        let mut entries: Vec<(ServiceKey, Entry)> = self.services.drain().collect();
         self.holders.clear();
         self.by_sharing_key.clear();
         self.install(config);
         let by_key: HashMap<&ServiceKey, &Service> = services.iter().map(|s| (&s.key, s)).collect();
-        let mut entries: Vec<(ServiceKey, Entry)> = old.into_iter().collect();
         // Services whose sharing terms changed are checked last: when two
         // holders of an address no longer agree, the one that changed moves.
         entries.sort_by_cached_key(|(key, entry)| {
@@ -405,7 +450,7 @@ impl Allocator {
                 wanted.then(|| self.check_addresses(&array[..n], service, &request).ok()).flatten()
             });
             match pool {
-                Some(pool) => self.record(service, addresses, pool),
+                Some(pool) => self.record(self.services.hash(&key), service, addresses, pool),
                 None => released.push(key),
             }
         }
@@ -628,7 +673,8 @@ impl Allocator {
         pools.iter().find_map(|&pool| self.pools[pool].space(family).first_free().map(|ip| (ip, pool)))
     }
 
-    fn record(&mut self, service: &Service, addresses: Addresses, pool: usize) {
+    /// Holds `addresses` for the Service, which holds nothing; `hash` is its key's.
+    fn record(&mut self, hash: u64, service: &Service, addresses: Addresses, pool: usize) {
         let key = &service.key;
         let sharing = Sharing::of(service);
         for ip in addresses.iter() {
@@ -647,7 +693,7 @@ impl Allocator {
             }
             self.by_sharing_key.entry(sharing.key.clone()).or_default().insert(ip);
         }
-        self.services.insert(key.clone(), Entry { addresses, pool, sharing });
+        self.services.insert_new_hashed(hash, key.clone(), Entry { addresses, pool, sharing });
     }
 
     /// Updates the stored sharing terms of a Service that keeps its addresses

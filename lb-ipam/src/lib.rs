@@ -10,6 +10,7 @@
 //! - [`space`]: one family of one pool, with the used addresses as runs,
 //!   so a pool's size never costs memory or time;
 //! - `runs`: the used runs of a space, the lowest kept out of the tree;
+//! - `services`: the per-Service table, each key stored with its hash;
 //! - [`request`]: what a Service asks for;
 //! - [`error`]: why a Service got no address.
 
@@ -17,6 +18,7 @@ pub mod allocator;
 pub mod error;
 pub mod request;
 mod runs;
+mod services;
 pub mod space;
 
 pub use allocator::{Addresses, Allocator, Assignment, PoolStats};

@@ -26,6 +26,12 @@ impl Runs {
         self.head
     }
 
+    /// The second lowest run.
+    #[inline]
+    pub(crate) fn second(&self) -> Option<Run> {
+        self.tail.first_key_value().map(|(s, e)| (*s, *e))
+    }
+
     /// The run with the greatest start at or before `position`.
     #[inline]
     pub(crate) fn at_or_before(&self, position: u128) -> Option<Run> {
@@ -50,7 +56,55 @@ impl Runs {
     /// The run holding `position`.
     #[inline]
     pub(crate) fn containing(&self, position: u128) -> Option<Run> {
-        self.at_or_before(position).filter(|(_, end)| *end >= position)
+        match self.head {
+            Some((start, end)) if start <= position && position <= end => self.head,
+            Some((start, _)) if position > start && !self.tail.is_empty() => {
+                let (start, end) = self.tail.range(..=position).next_back()?;
+                (*end >= position).then_some((*start, *end))
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes `position` out of the run holding it (shrinking, splitting or
+    /// removing that run); false if no run holds it. Releasing the newest
+    /// address shrinks the head in place, touching no tree node.
+    #[inline]
+    pub(crate) fn free(&mut self, position: u128) -> bool {
+        let end = match &mut self.head {
+            Some(head) if head.0 <= position && position <= head.1 => {
+                let (start, end) = *head;
+                if start < position {
+                    head.1 = position - 1;
+                } else if position < end {
+                    head.0 = position + 1;
+                    return true;
+                } else {
+                    self.head = self.tail.pop_first();
+                    return true;
+                }
+                end
+            }
+            Some(head) if head.0 < position && !self.tail.is_empty() => {
+                let Some((&start, end)) = self.tail.range_mut(..=position).next_back() else { return false };
+                let old_end = *end;
+                if old_end < position {
+                    return false;
+                }
+                if start < position {
+                    *end = position - 1;
+                } else {
+                    self.tail.remove(&start);
+                }
+                old_end
+            }
+            _ => return false,
+        };
+        // What was after `position` in its run becomes a run of its own.
+        if position < end {
+            self.tail.insert(position + 1, end);
+        }
+        true
     }
 
     /// Adds a run that overlaps none.
@@ -122,5 +176,31 @@ mod tests {
         runs.remove(10);
         runs.remove(20);
         assert_eq!((runs.first(), runs.len()), (None, 0));
+    }
+
+    #[test]
+    fn free_shrinks_splits_and_removes() {
+        let mut runs = Runs::default();
+        runs.insert((0, 9));
+        runs.insert((20, 29));
+        assert_eq!(runs.second(), Some((20, 29)));
+        assert!(runs.free(9));
+        assert!(!runs.free(9));
+        assert_eq!(runs.first(), Some((0, 8)));
+        assert!(runs.free(0));
+        assert_eq!(runs.first(), Some((1, 8)));
+        assert!(runs.free(4));
+        assert_eq!((runs.first(), runs.second()), (Some((1, 3)), Some((5, 8))));
+        assert!(runs.free(25));
+        assert!(runs.free(20));
+        assert_eq!(runs.containing(24), Some((21, 24)));
+        assert_eq!(runs.containing(25), None);
+        assert_eq!(runs.containing(27), Some((26, 29)));
+        assert!(!runs.free(15));
+        for p in [1, 2, 3] {
+            assert!(runs.free(p));
+        }
+        assert_eq!(runs.first(), Some((5, 8)));
+        assert_eq!(runs.len(), 3);
     }
 }

@@ -135,7 +135,7 @@ fn spec() -> impl Strategy<Value = Spec> {
 }
 
 fn service(slot: usize, spec: &Spec) -> Service {
-    let namespace = if slot % 2 == 0 { "red" } else { "blue" };
+    let namespace = ["red", "blue"][slot % 2];
     let mut s = Service::new(namespace, &format!("s{slot}"));
     if spec.load_balancer {
         s.service_type = ServiceType::LoadBalancer;
