@@ -26,12 +26,99 @@ pub enum ManifestError {
     Field { object: String, field: String, message: String },
 }
 
+/// The parser's limits. Its defaults guard against hostile documents
+/// (1,024 documents, 250,000 nodes), but a cluster's Services written one
+/// document each exceed them at a few thousand; these files come from the
+/// operator, so the limits are those of a very large cluster, and alias
+/// expansion stays capped as by default.
+fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = 1_000_000;
+    budget.max_nodes = 50_000_000;
+    budget.max_events = 200_000_000;
+    budget.max_total_scalar_bytes = 1 << 30;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
+/// A kind of object read from manifests, and how.
+trait Kind {
+    type Object;
+    /// `None` for documents of other kinds.
+    fn convert(doc: &Value) -> Option<Result<Self::Object, ManifestError>>;
+}
+
+/// Objects of one kind, converted as the parser yields each document: a
+/// file of many thousand objects never exists as a whole tree of `Value`s
+/// (about 4 KB per Service), only as the objects it describes.
+struct Converted<K: Kind>(Vec<Result<K::Object, ManifestError>>);
+
+impl<K: Kind> Default for Converted<K> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<K: Kind> Extend<Value> for Converted<K> {
+    fn extend<I: IntoIterator<Item = Value>>(&mut self, docs: I) {
+        let mut flat = Vec::new();
+        for doc in docs {
+            flatten_lists(doc, &mut flat);
+            self.0.extend(flat.drain(..).filter_map(|d| K::convert(&d)));
+        }
+    }
+}
+
+/// The objects of kind `K` in a YAML text, in order.
+fn objects<K: Kind>(text: &str) -> Result<Vec<K::Object>, ManifestError> {
+    let converted = serde_saphyr::from_str_multiple_with_options::<Value, Converted<K>>(text, options())
+        .map_err(|e| ManifestError::Yaml(e.without_snippet().to_string()))?;
+    converted.0.into_iter().collect()
+}
+
+struct Services;
+impl Kind for Services {
+    type Object = Service;
+    fn convert(doc: &Value) -> Option<Result<Service, ManifestError>> {
+        (kind(doc) == Some("Service")).then(|| service(doc))
+    }
+}
+
+struct Namespaces;
+impl Kind for Namespaces {
+    type Object = Namespace;
+    fn convert(doc: &Value) -> Option<Result<Namespace, ManifestError>> {
+        (kind(doc) == Some("Namespace")).then(|| namespace(doc))
+    }
+}
+
+struct Nodes;
+impl Kind for Nodes {
+    type Object = Node;
+    fn convert(doc: &Value) -> Option<Result<Node, ManifestError>> {
+        (kind(doc) == Some("Node")).then(|| node(doc))
+    }
+}
+
+struct Slices;
+impl Kind for Slices {
+    type Object = EndpointSlice;
+    fn convert(doc: &Value) -> Option<Result<EndpointSlice, ManifestError>> {
+        match kind(doc) {
+            Some("EndpointSlice") => Some(endpoint_slice(doc)),
+            Some("Endpoints") => Some(endpoints_object(doc)),
+            _ => None,
+        }
+    }
+}
+
 /// Every document of a YAML stream, with `kind: List` expanded into its items.
 pub fn documents(text: &str) -> Result<Vec<Value>, ManifestError> {
     // Without the source snippet: the message must stay on one line, and it
     // still says where (`at line 4, column 2`).
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml(e.without_snippet().to_string()))?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options())
+        .map_err(|e| ManifestError::Yaml(e.without_snippet().to_string()))?;
     let mut out = Vec::with_capacity(docs.len());
     for doc in docs {
         flatten_lists(doc, &mut out);
@@ -243,12 +330,12 @@ pub fn namespace(doc: &Value) -> Result<Namespace, ManifestError> {
 
 /// All Services of a YAML text, in order; other kinds are skipped.
 pub fn services(text: &str) -> Result<Vec<Service>, ManifestError> {
-    documents(text)?.iter().filter(|d| kind(d) == Some("Service")).map(service).collect()
+    objects::<Services>(text)
 }
 
 /// All Namespaces of a YAML text, in order; other kinds are skipped.
 pub fn namespaces(text: &str) -> Result<Vec<Namespace>, ManifestError> {
-    documents(text)?.iter().filter(|d| kind(d) == Some("Namespace")).map(namespace).collect()
+    objects::<Namespaces>(text)
 }
 
 /// Reads a `kind: Node` object.
@@ -379,19 +466,12 @@ pub fn endpoints_object(doc: &Value) -> Result<EndpointSlice, ManifestError> {
 
 /// All Nodes of a YAML text, in order; other kinds are skipped.
 pub fn nodes(text: &str) -> Result<Vec<Node>, ManifestError> {
-    documents(text)?.iter().filter(|d| kind(d) == Some("Node")).map(node).collect()
+    objects::<Nodes>(text)
 }
 
 /// All EndpointSlices and Endpoints of a YAML text, in order; other kinds are skipped.
 pub fn endpoint_slices(text: &str) -> Result<Vec<EndpointSlice>, ManifestError> {
-    documents(text)?
-        .iter()
-        .filter_map(|d| match kind(d) {
-            Some("EndpointSlice") => Some(endpoint_slice(d)),
-            Some("Endpoints") => Some(endpoints_object(d)),
-            _ => None,
-        })
-        .collect()
+    objects::<Slices>(text)
 }
 
 #[cfg(test)]
@@ -452,6 +532,12 @@ status:
         let err = services(text).expect_err("port out of range").to_string();
         assert!(err.contains("spec.ports[0].port"), "{err}");
         assert!(services("a: [").is_err());
+    }
+
+    #[test]
+    fn many_documents() {
+        let one = "---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: LoadBalancer}\n";
+        assert_eq!(services(&one.repeat(20_000)).expect("services").len(), 20_000);
     }
 
     #[test]
