@@ -174,9 +174,9 @@ impl std::fmt::Debug for Watcher {
     }
 }
 
-/// Changes closer together than this are taken as one (an editor's write
-/// and rename, or a script writing several files).
-const SETTLE: Duration = Duration::from_millis(10);
+/// Changes closer together than this are taken as one (a script writing
+/// several files, an editor's backup and rename).
+const SETTLE: Duration = Duration::from_millis(2);
 
 impl Watcher {
     pub fn new(paths: impl IntoIterator<Item = PathBuf>, poll_every: Duration) -> Self {
@@ -189,11 +189,12 @@ impl Watcher {
             }
         }
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok().and_then(|ino| {
+            // A file is whole once its writer closes it or it is renamed
+            // into place; reacting to each write would read it half-written.
             let flags = AddWatchFlags::IN_CLOSE_WRITE
                 | AddWatchFlags::IN_MOVED_TO
-                | AddWatchFlags::IN_CREATE
-                | AddWatchFlags::IN_DELETE
-                | AddWatchFlags::IN_MODIFY;
+                | AddWatchFlags::IN_MOVED_FROM
+                | AddWatchFlags::IN_DELETE;
             for dir in names.keys() {
                 if let Err(e) = ino.add_watch(dir, flags) {
                     warn!(dir = %dir.display(), error = %e, "cannot watch directory; polling it");
