@@ -380,3 +380,44 @@ fn gobgp_receives_ipv4_and_ipv6() {
     let v6 = wait_for(WAIT, || find(&gobgp.routes_v6()?, "2001:db8:ff::/128")).expect("IPv6 route");
     assert!(v6.next_hops.contains(&ip("2001:db8::11")), "{v6}");
 }
+
+#[test]
+fn ttl_one_stops_at_a_router_until_ebgp_multihop_and_a_removed_peer_gets_a_cease() {
+    support::skip_unless_root!();
+    // node (192.0.2.11) -- middle router (forwarding) -- BIRD (198.51.100.2)
+    let mut node = Node::new("node-a");
+    let middle = Netns::new().expect("namespace");
+    let far = Netns::new().expect("namespace");
+    Netns::link(&node.ns, &middle, &["192.0.2.11/24"], &["192.0.2.1/24"]).expect("link");
+    Netns::link(&middle, &far, &["198.51.100.1/24"], &["198.51.100.2/24"]).expect("link");
+    middle.enable_forwarding().expect("forwarding");
+    node.ns.ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.1"]).expect("route");
+    far.ip(&["route", "add", "192.0.2.0/24", "via", "198.51.100.1"]).expect("route");
+    let bird = Bird::start(
+        &far,
+        &BirdConfig::new(Ipv4Addr::new(198, 51, 100, 2), 64501)
+            .neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).multihop(2).passive()),
+    )
+    .expect("bird");
+
+    // Directly connected eBGP: TTL 1, so the SYN dies at the middle router.
+    let direct = config(&peer("far", 64500, 64501, "198.51.100.2", ""), "203.0.113.0/28", "");
+    node.start(&direct, &service("web", ""), &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!bird.is_established("lb"), "TTL 1 must not cross a router");
+
+    // ebgpMultiHop: TTL 255; the changed peer restarts and establishes.
+    let multihop = config(&peer("far", 64500, 64501, "198.51.100.2", "  ebgpMultiHop: true"), "203.0.113.0/28", "");
+    node.write("config.yaml", &multihop);
+    bird.wait_established("lb", WAIT).expect("multihop session");
+    let route = wait_for(WAIT, || find(&bird.routes()?, "203.0.113.0/32")).expect("route");
+    assert_eq!(route.next_hops, vec![ip("192.0.2.11")], "{route}");
+
+    // The peer removed from the configuration: Cease, routes gone at once.
+    let removed = Instant::now();
+    node.write("config.yaml", &config("", "203.0.113.0/28", ""));
+    wait_for(WAIT, || if bird.routes()?.is_empty() { Ok(()) } else { Err("routes left".into()) }).expect("gone");
+    assert!(removed.elapsed() < Duration::from_secs(3), "withdrawn by the Cease, not by hold expiry");
+    let proto = bird.birdc("show protocols all lb").expect("protocols");
+    assert!(proto.contains("Administrative shutdown"), "{proto}");
+}
