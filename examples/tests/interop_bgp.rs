@@ -194,6 +194,16 @@ fn ebgp_to_bird_routes_follow_services_and_config_live_and_stop_sends_cease() {
     assert!(metrics.contains("metallb_bgp_session_up{peer=\"192.0.2.1:179\"} 1"), "{metrics}");
     assert!(metrics.contains("metallb_k8s_client_config_stale_bool 1"), "{metrics}");
 
+    // SIGHUP re-reads the files: the invalid config is still refused.
+    node.lb.as_ref().expect("running").signal(Signal::SIGHUP);
+    wait_for(WAIT, || if node.log().contains("reloadRequested") { Ok(()) } else { Err("no reload".into()) })
+        .expect("SIGHUP");
+    wait_for(WAIT, || {
+        let stale = node.log().matches("configStale").count();
+        if stale >= 2 { Ok(()) } else { Err(format!("{stale} configStale")) }
+    })
+    .expect("refused again");
+
     // Stopping lb: BIRD gets a Cease and drops the routes at once.
     let stopped = Instant::now();
     node.terminate();
