@@ -32,6 +32,10 @@ pub struct StandaloneArgs {
     /// Also handle Services with this spec.loadBalancerClass.
     #[arg(long = "lb-class")]
     lb_class: Option<String>,
+    /// Keep assignments in this file across restarts (JSON), so a restart
+    /// never moves a Service even if the files changed meanwhile.
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
@@ -54,6 +58,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         },
         node: args.node,
         load_balancer_class: args.lb_class,
+        state: args.state,
     };
     // One thread is plenty for a handful of sessions and keeps memory low.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

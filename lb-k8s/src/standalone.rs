@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -35,6 +36,9 @@ pub struct Options {
     pub node: String,
     /// Also handle Services with this `spec.loadBalancerClass`.
     pub load_balancer_class: Option<String>,
+    /// Where assignments are kept across restarts (what `status` is in a
+    /// cluster): read at start, rewritten after every change.
+    pub state: Option<PathBuf>,
 }
 
 /// What `/status` and `/metrics` show; rebuilt on every reload, except the
@@ -75,13 +79,17 @@ pub struct Standalone {
     services: Vec<Service>,
     speaker: Speaker,
     announced: BTreeSet<(ServiceKey, IpAddr)>,
+    /// Assignments read from the state file, given back on the first load.
+    restored: BTreeMap<String, Vec<IpAddr>>,
     view: SharedView,
 }
 
 impl Standalone {
     pub fn new(options: Options) -> Self {
         let view = Arc::new(Mutex::new(View { node: options.node.clone(), ..View::default() }));
+        let restored = options.state.as_deref().map(read_state).unwrap_or_default();
         Self {
+            restored,
             options,
             allocator: None,
             services: Vec::new(),
@@ -118,7 +126,16 @@ impl Standalone {
 
     /// Applies a valid snapshot.
     pub async fn apply(&mut self, snapshot: Snapshot) {
-        let Snapshot { config, secrets, services, nodes, endpoints } = snapshot;
+        let Snapshot { config, secrets, mut services, nodes, endpoints } = snapshot;
+        // What a previous run assigned counts as the Service's status, so
+        // a restart gives every Service its address back, whatever the
+        // order of the files now.
+        for service in services.iter_mut().filter(|s| s.ingress_ips.is_empty()) {
+            if let Some(ips) = self.restored.get(service.key.as_str()) {
+                service.ingress_ips.clone_from(ips);
+            }
+        }
+        self.restored.clear();
         let before: BTreeMap<ServiceKey, Vec<IpAddr>> = self.assignments();
 
         let allocator = match self.allocator.as_mut() {
@@ -173,6 +190,13 @@ impl Standalone {
         }
         for key in before.keys().filter(|k| !after.contains_key(*k)) {
             info!(event = "ipReleased", service = %key, "Service's IPs released");
+        }
+
+        if after != before
+            && let Some(path) = &self.options.state
+            && let Err(e) = write_state(path, &after)
+        {
+            error!(event = "stateNotSaved", path = %path.display(), error = %e, "cannot save assignments");
         }
 
         // This node's announcements.
@@ -250,6 +274,32 @@ impl Standalone {
         info!(event = "shutdown", "stopping: Cease to every BGP peer");
         self.speaker.shutdown("lb standalone shutting down").await;
     }
+}
+
+/// The state file: `{"namespace/name": ["ip", ...]}`. A missing or
+/// unreadable file is an empty state (logged), never a reason not to start.
+fn read_state(path: &Path) -> BTreeMap<String, Vec<IpAddr>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+            warn!(event = "stateIgnored", path = %path.display(), error = %e, "state file unreadable; starting afresh");
+            BTreeMap::new()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => {
+            warn!(event = "stateIgnored", path = %path.display(), error = %e, "state file unreadable; starting afresh");
+            BTreeMap::new()
+        }
+    }
+}
+
+/// Writes the state beside its final place and renames it over, so a crash
+/// never leaves half a file.
+fn write_state(path: &Path, assignments: &BTreeMap<ServiceKey, Vec<IpAddr>>) -> std::io::Result<()> {
+    let map: BTreeMap<&str, &Vec<IpAddr>> = assignments.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let text = serde_json::to_string_pretty(&map).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 fn lock(view: &SharedView) -> std::sync::MutexGuard<'_, View> {

@@ -1,0 +1,116 @@
+//! Standalone mode over files, without routers: assignments survive
+//! reloads, invalid changes and restarts.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use lb_k8s::files::FileSources;
+use lb_k8s::standalone::{Options, Standalone};
+
+const CONFIG: &str =
+    "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: pool}\nspec: {addresses: [192.0.2.0/29]}\n";
+
+fn services(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("---\napiVersion: v1\nkind: Service\nmetadata: {{name: {n}, namespace: default}}\nspec: {{type: LoadBalancer}}\n"))
+        .collect()
+}
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("lb-standalone-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn options(dir: &Dir, state: Option<&Path>) -> Options {
+    Options {
+        sources: FileSources {
+            config: vec![dir.0.join("config.yaml")],
+            services: vec![dir.0.join("services.yaml")],
+            ..FileSources::default()
+        },
+        node: "n1".into(),
+        load_balancer_class: None,
+        state: state.map(Path::to_path_buf),
+    }
+}
+
+fn assignments(lb: &Standalone) -> BTreeMap<String, Vec<IpAddr>> {
+    let view = lb.view();
+    let view = view.lock().expect("view");
+    view.allocations.iter().map(|a| (a.service.clone(), a.ips.clone())).collect()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("IP")
+}
+
+#[tokio::test]
+async fn reloads_keep_addresses_and_invalid_changes_change_nothing() {
+    let dir = Dir::new("reload");
+    dir.write("config.yaml", CONFIG);
+    dir.write("services.yaml", &services(&["a", "b", "c"]));
+    let mut lb = Standalone::new(options(&dir, None));
+    lb.reload().await;
+    let first = assignments(&lb);
+    assert_eq!(first["default/c"], vec![ip("192.0.2.2")]);
+
+    // A Service added first in the file, one removed: nobody else moves.
+    dir.write("services.yaml", &services(&["new", "a", "c"]));
+    lb.reload().await;
+    let second = assignments(&lb);
+    assert_eq!(second["default/a"], first["default/a"]);
+    assert_eq!(second["default/c"], first["default/c"]);
+    assert_eq!(second["default/new"], vec![ip("192.0.2.1")], "b's freed address");
+
+    // An invalid configuration: refused, everything stays.
+    dir.write("config.yaml", "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: pool}\nspec: {addresses: [192.0.2.9-192.0.2.1]}\n");
+    lb.reload().await;
+    assert_eq!(assignments(&lb), second);
+    let view = lb.view();
+    let stale = view.lock().expect("view").config_stale;
+    assert!(stale);
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restart_gives_every_service_its_address_back() {
+    let dir = Dir::new("restart");
+    let state = dir.0.join("state.json");
+    dir.write("config.yaml", CONFIG);
+    dir.write("services.yaml", &services(&["a", "b", "c"]));
+    let mut lb = Standalone::new(options(&dir, Some(&state)));
+    lb.reload().await;
+    let before = assignments(&lb);
+    lb.shutdown().await;
+
+    // While it was down, the file was rewritten in another order with a
+    // new Service first: without the state, `new` would take a's address.
+    dir.write("services.yaml", &services(&["new", "c", "b", "a"]));
+    let mut lb = Standalone::new(options(&dir, Some(&state)));
+    lb.reload().await;
+    let after = assignments(&lb);
+    for key in ["default/a", "default/b", "default/c"] {
+        assert_eq!(after[key], before[key], "{key} moved");
+    }
+    assert_eq!(after["default/new"], vec![ip("192.0.2.3")]);
+    lb.shutdown().await;
+}
