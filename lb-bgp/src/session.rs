@@ -67,6 +67,9 @@ pub struct SessionConfig {
     /// IPv6 next hop (global, link-local) when the connection is over IPv4,
     /// or to override the connection's address.
     pub next_hop_v6: Option<(Ipv6Addr, Option<Ipv6Addr>)>,
+    /// IPv4 next hop when the connection is over IPv6 (IPv4 routes over an
+    /// IPv6 session), or to override the connection's address.
+    pub next_hop_v4: Option<Ipv4Addr>,
 }
 
 impl SessionConfig {
@@ -84,6 +87,7 @@ impl SessionConfig {
             graceful_restart: None,
             max_backoff: Duration::from_secs(120),
             next_hop_v6: None,
+            next_hop_v4: None,
             delay_open: None,
         }
     }
@@ -233,9 +237,16 @@ impl Session {
     /// ManualStop: Cease / Administrative Shutdown (with `message` for the
     /// peer's operator) if a connection is up, then stay Idle.
     pub fn stop(&mut self, now: Instant, message: Option<&str>) {
+        self.stop_with(now, Notification::shutdown(message.unwrap_or("")));
+    }
+
+    /// ManualStop with another Cease: RFC 4486's Peer De-configured for a
+    /// peer removed from the configuration, Other Configuration Change for
+    /// one whose session parameters changed.
+    pub fn stop_with(&mut self, now: Instant, notification: Notification) {
         self.started = false;
         if matches!(self.state, State::OpenSent | State::OpenConfirm | State::Established) {
-            self.send(&Message::Notification(Notification::shutdown(message.unwrap_or(""))));
+            self.send(&Message::Notification(notification));
         }
         if self.state != State::Idle {
             self.events.push_back(SessionEvent::Disconnect);
@@ -264,6 +275,12 @@ impl Session {
     /// call before [`Self::handle_connected`].
     pub fn set_next_hop_v6(&mut self, next_hop: Option<(Ipv6Addr, Option<Ipv6Addr>)>) {
         self.config.next_hop_v6 = next_hop;
+    }
+
+    /// Sets the IPv4 next hop for the next connection, for when it runs
+    /// over IPv6 but carries IPv4 routes; call before [`Self::handle_connected`].
+    pub fn set_next_hop_v4(&mut self, next_hop: Option<Ipv4Addr>) {
+        self.config.next_hop_v4 = next_hop;
     }
 
     /// The connection is up (we connected, or accepted the peer); `local`
@@ -597,16 +614,16 @@ impl Session {
         PeerContext {
             local_asn: self.config.local_asn,
             ibgp: n.peer_asn == self.config.local_asn,
-            next_hop_v4: match local {
+            next_hop_v4: self.config.next_hop_v4.or(match local {
                 Some(IpAddr::V4(a)) => Some(a),
                 _ => None,
-            },
+            }),
             next_hop_v6: self.config.next_hop_v6.or(match local {
                 Some(IpAddr::V6(a)) => Some((a, None)),
                 _ => None,
             }),
             // A family is announced only where there is a next hop for it.
-            ipv4: n.ipv4 && matches!(local, Some(IpAddr::V4(_))),
+            ipv4: n.ipv4 && (self.config.next_hop_v4.is_some() || matches!(local, Some(IpAddr::V4(_)))),
             ipv6: n.ipv6 && (self.config.next_hop_v6.is_some() || matches!(local, Some(IpAddr::V6(_)))),
             max_message_len: if n.context.extended_messages { MAX_EXTENDED_LEN } else { MAX_LEN },
         }

@@ -174,9 +174,29 @@ impl std::fmt::Debug for Watcher {
     }
 }
 
-/// Changes closer together than this are taken as one (a script writing
-/// several files, an editor's backup and rename).
-const SETTLE: Duration = Duration::from_millis(2);
+/// After a change, files are read once none has changed for this long (a
+/// script writing several files, an editor's backup and rename)...
+pub const QUIET: Duration = Duration::from_millis(20);
+
+/// ...or this long after the first change, if changes keep coming.
+pub const SETTLE_MAX: Duration = Duration::from_millis(500);
+
+/// The next batch of inotify events; whether one concerns a watched file.
+/// Never resolves without inotify.
+async fn next_event(inotify: Option<&AsyncFd<InotifyFd>>, names: &HashMap<PathBuf, Vec<OsString>>) -> bool {
+    let Some(fd) = inotify else { return std::future::pending().await };
+    let relevant = |name: Option<&OsString>| name.is_none_or(|n| names.values().any(|ns| ns.contains(n)));
+    loop {
+        let Ok(mut guard) = fd.readable().await else { return true };
+        // `try_io` clears the readiness when the read would block, so a
+        // drained descriptor waits for new events instead of spinning.
+        match guard.try_io(|inner| inner.get_ref().0.read_events().map_err(std::io::Error::from)) {
+            Ok(Ok(events)) => return events.iter().any(|e| relevant(e.name.as_ref())),
+            Ok(Err(_)) => return true,
+            Err(_would_block) => continue,
+        }
+    }
+}
 
 impl Watcher {
     pub fn new(paths: impl IntoIterator<Item = PathBuf>, poll_every: Duration) -> Self {
@@ -208,40 +228,31 @@ impl Watcher {
         Self { inotify, names, paths, fingerprints, poll }
     }
 
-    /// Waits until a watched file has changed.
+    /// Waits until a watched file has changed, then until the changes stop
+    /// for [`QUIET`] (at most [`SETTLE_MAX`]), so that files written together
+    /// are read together.
     pub async fn changed(&mut self) {
         loop {
-            let names = &self.names;
-            let is_watched = |name: Option<&OsString>| name.is_none_or(|n| names.values().any(|ns| ns.contains(n)));
-            let inotify_fired = tokio::select! {
-                ready = async {
-                    match &self.inotify {
-                        Some(fd) => fd.readable().await.map(|mut guard| {
-                            let relevant = match guard.get_inner().0.read_events() {
-                                Ok(events) => events.iter().any(|e| is_watched(e.name.as_ref())),
-                                Err(_) => true,
-                            };
-                            guard.clear_ready();
-                            relevant
-                        }),
-                        None => std::future::pending().await,
-                    }
-                } => ready.unwrap_or(true),
+            let fired = tokio::select! {
+                relevant = next_event(self.inotify.as_ref(), &self.names) => relevant,
                 _ = self.poll.tick() => false,
             };
-            if inotify_fired {
-                tokio::time::sleep(SETTLE).await;
-                // Drain what arrived while settling.
-                if let Some(fd) = &self.inotify {
-                    let _ = fd.get_ref().0.read_events();
-                }
-                self.refresh();
-                return;
+            if fired {
+                break;
             }
             if self.refresh() {
                 return;
             }
         }
+        let deadline = tokio::time::Instant::now() + SETTLE_MAX;
+        loop {
+            let quiet_until = (tokio::time::Instant::now() + QUIET).min(deadline);
+            match tokio::time::timeout_at(quiet_until, next_event(self.inotify.as_ref(), &self.names)).await {
+                Ok(_) if tokio::time::Instant::now() < deadline => continue,
+                _ => break,
+            }
+        }
+        self.refresh();
     }
 
     /// Records the current fingerprints; whether any differed.

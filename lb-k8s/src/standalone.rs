@@ -10,7 +10,7 @@
 //! planner decides this node's routes, and the speaker applies them to
 //! live sessions.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use lb_bgp::session::State;
 use lb_core::community::Community;
 use lb_core::planner::{self, AssignedService, BgpPlan, World};
-use lb_core::{Service, ServiceKey};
+use lb_core::{Node, Service, ServiceKey};
 use lb_ipam::Allocator;
 use serde::Serialize;
 use tracing::{error, info, warn};
@@ -81,6 +81,9 @@ pub struct Standalone {
     announced: BTreeSet<(ServiceKey, IpAddr)>,
     /// Assignments read from the state file, given back on the first load.
     restored: BTreeMap<String, Vec<IpAddr>>,
+    /// Default router IDs, chosen once per peer: a new one would restart
+    /// the session.
+    router_ids: HashMap<String, std::net::Ipv4Addr>,
     view: SharedView,
 }
 
@@ -90,6 +93,7 @@ impl Standalone {
         let restored = options.state.as_deref().map(read_state).unwrap_or_default();
         Self {
             restored,
+            router_ids: HashMap::new(),
             options,
             allocator: None,
             services: Vec::new(),
@@ -124,9 +128,43 @@ impl Standalone {
         self.apply(snapshot).await;
     }
 
-    /// Applies a valid snapshot.
+    /// Applies a snapshot; refuses it (logged, nothing changed) if a peer of
+    /// this node cannot be set up as configured (a missing Secret, say).
     pub async fn apply(&mut self, snapshot: Snapshot) {
         let Snapshot { config, secrets, mut services, nodes, endpoints } = snapshot;
+        // Every session of this node, before anything changes: a peer
+        // whose configuration cannot be honoured makes the whole change
+        // invalid, as any other configuration error does.
+        let node = nodes
+            .iter()
+            .find(|n| n.name == self.options.node)
+            .cloned()
+            .unwrap_or_else(|| Node::new(&self.options.node));
+        let node_addresses: Vec<IpAddr> = node.addresses.iter().map(|a| a.address).collect();
+        let mut specs = BTreeMap::new();
+        let mut invalid = Vec::new();
+        for peer in planner::peers_of(&config, &node) {
+            let router_id = *self
+                .router_ids
+                .entry(peer.name.clone())
+                .or_insert_with(|| speaker::default_router_id(peer, &self.options.node, &node_addresses));
+            match speaker::peer_spec(peer, router_id, &secrets) {
+                Ok(spec) => {
+                    specs.insert(peer.name.clone(), spec);
+                }
+                Err(e) if e.is_invalid_config() => invalid.push(e.to_string()),
+                Err(e) => warn!(event = "peerUnsupported", peer = %peer.name, error = %e, "peer not started"),
+            }
+        }
+        if !invalid.is_empty() {
+            let message = invalid.join("; ");
+            error!(event = "configStale", error = %message, "invalid change ignored; the last good state stays in force");
+            let mut view = lock(&self.view);
+            view.config_stale = true;
+            view.last_error = Some(message);
+            view.reload_errors += 1;
+            return;
+        }
         // What a previous run assigned counts as the Service's status, so
         // a restart gives every Service its address back, whatever the
         // order of the files now.
@@ -210,19 +248,8 @@ impl Standalone {
             ips.iter().map(|(i, ips)| AssignedService { service: &self.services[*i], ips }).collect();
         let world = World { config: &config, services: &assigned, endpoints: endpoints.as_ref(), nodes: &nodes };
         let plan = planner::plan_bgp(&world, &self.options.node);
-        let node_addresses: Vec<IpAddr> = nodes
-            .iter()
-            .find(|n| n.name == self.options.node)
-            .map(|n| n.addresses.iter().map(|a| a.address).collect())
-            .unwrap_or_default();
-        let mut desired = Vec::new();
-        for peer_plan in &plan.peers {
-            let Some(peer) = config.peers.iter().find(|p| p.name == peer_plan.peer) else { continue };
-            match speaker::peer_spec(peer, &node_addresses, &secrets) {
-                Ok(spec) => desired.push((spec, speaker::routes_of(peer_plan))),
-                Err(e) => error!(event = "peerInvalid", peer = %peer.name, error = %e, "peer not started"),
-            }
-        }
+        let desired: Vec<_> =
+            plan.peers.iter().filter_map(|p| specs.remove(&p.peer).map(|spec| (spec, speaker::routes_of(p)))).collect();
         self.speaker.apply(desired).await;
         self.log_announcements(&plan);
 
@@ -281,7 +308,7 @@ impl Standalone {
 fn read_state(path: &Path) -> BTreeMap<String, Vec<IpAddr>> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
-            warn!(event = "stateIgnored", path = %path.display(), error = %e, "state file unreadable; starting afresh");
+            error!(event = "stateIgnored", path = %path.display(), error = %e, "state file unreadable; starting afresh");
             BTreeMap::new()
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
@@ -298,8 +325,16 @@ fn write_state(path: &Path, assignments: &BTreeMap<ServiceKey, Vec<IpAddr>>) -> 
     let map: BTreeMap<&str, &Vec<IpAddr>> = assignments.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let text = serde_json::to_string_pretty(&map).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    let mut file = std::fs::File::create(&tmp)?;
+    std::io::Write::write_all(&mut file, text.as_bytes())?;
+    // On disk before the rename, and the rename on disk before going on:
+    // after a crash the file is the old state or the new one, never empty.
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn lock(view: &SharedView) -> std::sync::MutexGuard<'_, View> {

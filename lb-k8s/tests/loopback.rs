@@ -11,7 +11,7 @@ use lb_bgp::adj_rib_out::RouteAttributes;
 use lb_bgp::session::{RemoteAs, SessionConfig, State};
 use lb_bgp::wire::Prefix;
 use lb_k8s::bgp::socket;
-use lb_k8s::bgp::{PeerHandle, PeerShared, PeerSpec, Routes};
+use lb_k8s::bgp::{PeerHandle, PeerShared, PeerSpec, Routes, StopReason};
 
 fn spec(name: &str, remote: SocketAddr, local_asn: u32, peer_asn: u32, passive: bool) -> PeerSpec {
     let mut session =
@@ -82,12 +82,12 @@ async fn active_and_passive_establish_with_md5_and_exchange_routes() {
     assert_eq!(a.counters.connects.load(Ordering::Relaxed), 1);
 
     // Stopping one side: it sends a Cease, the other sees the session go down.
-    active.stop(Some("maintenance".into())).await;
+    active.stop(StopReason::Shutdown(Some("maintenance".into()))).await;
     assert_eq!(a.counters.notifications_sent.load(Ordering::Relaxed), 1);
     wait(&p, "passive down", |s| s.status().state != State::Established).await;
     let err = p.status().last_error.unwrap_or_default();
     assert!(err.contains("received NOTIFICATION") && err.contains("maintenance"), "{err}");
-    passive.stop(None).await;
+    passive.stop(StopReason::Deconfigured).await;
 }
 
 #[tokio::test]
@@ -102,6 +102,6 @@ async fn a_silent_address_keeps_retrying_without_errors_escaping() {
     let shared = peer.shared().clone();
     wait(&shared, "an attempt failed", |s| s.status().last_error.is_some()).await;
     assert_ne!(shared.status().state, State::Established);
-    peer.stop(None).await;
+    peer.stop(StopReason::Shutdown(None)).await;
     assert_eq!(shared.counters.notifications_sent.load(Ordering::Relaxed), 0, "no session, no Cease");
 }

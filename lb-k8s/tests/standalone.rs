@@ -114,3 +114,29 @@ async fn a_restart_gives_every_service_its_address_back() {
     assert_eq!(after["default/new"], vec![ip("192.0.2.3")]);
     lb.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_peer_whose_secret_is_missing_makes_the_change_invalid() {
+    let dir = Dir::new("secret");
+    let peer = "---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r1}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.254, passwordSecret: {name: bgp-key}}\n";
+    let secret = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: bgp-key, namespace: metallb-system}\ntype: kubernetes.io/basic-auth\ndata: {password: czNjcmV0}\n";
+    dir.write("config.yaml", &format!("{CONFIG}{peer}{secret}"));
+    dir.write("services.yaml", &services(&["a"]));
+    let mut lb = Standalone::new(options(&dir, None));
+    lb.reload().await;
+    let peers = lb.speaker().peers().count();
+    assert_eq!(peers, 1, "the Secret is found: the peer runs");
+
+    // The Secret gone: refused as a whole, the session stays.
+    dir.write("config.yaml", &format!("{CONFIG}{peer}"));
+    lb.reload().await;
+    let view = lb.view();
+    let (stale, error) = {
+        let v = view.lock().expect("view");
+        (v.config_stale, v.last_error.clone().unwrap_or_default())
+    };
+    assert!(stale);
+    assert!(error.contains("bgp-key"), "{error}");
+    assert_eq!(lb.speaker().peers().count(), 1, "last good state in force");
+    lb.shutdown().await;
+}

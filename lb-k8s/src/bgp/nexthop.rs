@@ -92,6 +92,21 @@ pub fn ipv6_next_hop(
     Some((global, link_local))
 }
 
+/// The IPv4 next hop for IPv4 routes over a connection whose local end is
+/// the IPv6 address `local`: the first IPv4 address of the same interface.
+/// `None` when `local` is IPv4 (the session uses it as it is) or the
+/// interface has no IPv4 address (IPv4 routes cannot be announced then).
+pub fn ipv4_next_hop(addresses: &[InterfaceAddress], local: IpAddr) -> Option<std::net::Ipv4Addr> {
+    if local.is_ipv4() {
+        return None;
+    }
+    let interface = &addresses.iter().find(|a| a.address == local)?.interface;
+    addresses.iter().filter(|a| &a.interface == interface).find_map(|a| match a.address {
+        IpAddr::V4(v4) if !v4.is_loopback() => Some(v4),
+        _ => None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +137,9 @@ mod tests {
             "an IPv4 session carrying IPv6 routes takes the interface's addresses"
         );
         assert_eq!(ipv6_next_hop(&[addr("eth0", "192.0.2.10", 24)], ip("192.0.2.10"), ip("192.0.2.1")), None);
+        assert_eq!(ipv4_next_hop(&host, ip("2001:db8::10")), Some("192.0.2.10".parse().expect("IPv4")));
+        assert_eq!(ipv4_next_hop(&host, ip("2001:db8:1::10")), None, "eth1 has no IPv4 address");
+        assert_eq!(ipv4_next_hop(&host, ip("192.0.2.10")), None, "the connection's own address serves");
     }
 
     #[test]

@@ -21,7 +21,8 @@ use std::time::{Duration, SystemTime};
 
 use lb_bgp::adj_rib_out::RouteAttributes;
 use lb_bgp::session::{DownReason, Session, SessionConfig, SessionEvent, State};
-use lb_bgp::wire::Prefix;
+use lb_bgp::wire::notification::{code, subcode};
+use lb_bgp::wire::{Notification, Prefix};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -67,8 +68,31 @@ pub enum Command {
     Routes(Arc<Routes>),
     /// A connection from the peer, accepted by a listener (passive sessions).
     Accepted(TcpStream),
-    /// Cease / Administrative Shutdown with this message, then end the task.
-    Stop(Option<String>),
+    /// Send the Cease this says (if a session is up), then end the task.
+    Stop(StopReason),
+}
+
+/// Why a peer task stops: which Cease its peer gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// Administrative Shutdown (RFC 4486), with a message for the peer's
+    /// operator (RFC 9003): the speaker is shutting down.
+    Shutdown(Option<String>),
+    /// Peer De-configured (RFC 4486): removed from the configuration.
+    Deconfigured,
+    /// Other Configuration Change (RFC 4486): its session parameters
+    /// changed; a new session follows.
+    ConfigurationChanged,
+}
+
+impl StopReason {
+    fn notification(&self) -> Notification {
+        match self {
+            StopReason::Shutdown(message) => Notification::shutdown(message.as_deref().unwrap_or("")),
+            StopReason::Deconfigured => Notification::new(code::CEASE, subcode::PEER_DECONFIGURED),
+            StopReason::ConfigurationChanged => Notification::new(code::CEASE, subcode::OTHER_CONFIGURATION_CHANGE),
+        }
+    }
 }
 
 /// What a peer is doing, for `/status` and logs.
@@ -193,10 +217,10 @@ impl PeerHandle {
         let _ = self.commands.send(Command::Accepted(stream));
     }
 
-    /// Sends Cease / Administrative Shutdown (if a session is up) and waits
-    /// for the task to end.
-    pub async fn stop(self, message: Option<String>) {
-        let _ = self.commands.send(Command::Stop(message));
+    /// Sends the Cease `reason` calls for (if a session is up) and waits for
+    /// the task to end.
+    pub async fn stop(self, reason: StopReason) {
+        let _ = self.commands.send(Command::Stop(reason));
         if let Err(e) = self.task.await {
             warn!(peer = %self.spec.name, error = %e, "peer task failed");
         }
@@ -217,6 +241,9 @@ struct Driver {
     out: Vec<u8>,
     written: usize,
     stopping: bool,
+    /// A failed attempt was logged at warning level since the last session;
+    /// later ones go to debug, so a peer that is down does not flood the log.
+    warned: bool,
 }
 
 fn now() -> std::time::Instant {
@@ -237,6 +264,7 @@ impl Driver {
             out: Vec::new(),
             written: 0,
             stopping: false,
+            warned: false,
         }
     }
 
@@ -261,7 +289,11 @@ impl Driver {
                     match result {
                         Ok(stream) => self.connected(stream),
                         Err(e) => {
-                            debug!(peer = %self.spec.name, error = %e, "connect failed");
+                            if std::mem::replace(&mut self.warned, true) {
+                                debug!(peer = %self.spec.name, error = %e, "connect failed");
+                            } else {
+                                warn!(event = "connectFailed", peer = %self.spec.name, remote = %self.spec.remote, error = %e, "cannot connect to the BGP peer; retrying");
+                            }
                             self.shared.update(|s| s.last_error = Some(e.to_string()));
                             self.session.handle_closed(now());
                         }
@@ -298,8 +330,8 @@ impl Driver {
                         self.session.set_routes(&routes);
                     }
                     Some(Command::Accepted(stream)) => self.accepted(stream),
-                    Some(Command::Stop(message)) => self.stop(message),
-                    None => self.stop(None),
+                    Some(Command::Stop(reason)) => self.stop(&reason),
+                    None => self.stop(&StopReason::Shutdown(None)),
                 },
             }
         }
@@ -310,10 +342,10 @@ impl Driver {
         });
     }
 
-    fn stop(&mut self, message: Option<String>) {
+    fn stop(&mut self, reason: &StopReason) {
         self.stopping = true;
         self.connecting = None;
-        self.session.stop(now(), message.as_deref());
+        self.session.stop_with(now(), reason.notification());
     }
 
     fn connect_options(&self) -> ConnectOptions {
@@ -334,6 +366,7 @@ impl Driver {
         self.shared.counters.connects.fetch_add(1, Ordering::Relaxed);
         let addresses = nexthop::interface_addresses();
         self.session.set_next_hop_v6(nexthop::ipv6_next_hop(&addresses, local.ip(), remote.ip()));
+        self.session.set_next_hop_v4(nexthop::ipv4_next_hop(&addresses, local.ip()));
         let (reader, writer) = stream.into_split();
         self.reader = Some(reader);
         self.writer = Some(writer);
@@ -381,7 +414,9 @@ impl Driver {
         while let Some(event) = self.session.poll_event() {
             match event {
                 SessionEvent::Connect => {
-                    if self.writer.is_none() {
+                    // The retry timer can fire while an attempt is still in
+                    // flight: let that attempt run to its own timeout.
+                    if self.writer.is_none() && self.connecting.is_none() {
                         let opts = self.connect_options();
                         self.connecting = Some(Box::pin(async move { socket::connect(&opts).await }));
                     }
@@ -391,6 +426,7 @@ impl Driver {
                     self.shared.update(|s| s.state = to);
                 }
                 SessionEvent::Established(n) => {
+                    self.warned = false;
                     self.shared.counters.sessions_established.fetch_add(1, Ordering::Relaxed);
                     self.shared.update(|s| {
                         s.established_at = Some(SystemTime::now());
@@ -444,7 +480,11 @@ impl Driver {
     }
 
     /// Writes what is pending (a NOTIFICATION, usually), then closes.
+    /// UPDATEs not yet begun are dropped (the session is over), so that a
+    /// slow peer still gets the NOTIFICATION within the grace time.
     async fn close(&mut self) {
+        let end = message_end(&self.out, self.written);
+        self.out.truncate(end);
         let before = self.out.len();
         self.session.poll_transmit(&mut self.out);
         self.shared.counters.count_sent(&self.out[before..]);
@@ -466,9 +506,40 @@ impl Driver {
     }
 }
 
+/// The end of the message that `out[at..]` begins inside of (`out` holds
+/// whole messages): writing stops there without cutting one in half.
+fn message_end(out: &[u8], at: usize) -> usize {
+    let mut end = 0;
+    while end < out.len() && end < at {
+        let Some(len) = out.get(end + 16..end + 18).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])).max(19))
+        else {
+            return out.len();
+        };
+        end += len;
+    }
+    end.min(out.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_cuts_at_a_message_boundary() {
+        let msg = |len: u16| {
+            let mut m = vec![0xff; 16];
+            m.extend_from_slice(&len.to_be_bytes());
+            m.push(2);
+            m.resize(usize::from(len), 0);
+            m
+        };
+        let out: Vec<u8> = [msg(19), msg(30), msg(25)].concat();
+        assert_eq!(message_end(&out, 0), 0, "nothing begun: nothing kept");
+        assert_eq!(message_end(&out, 5), 19, "the first message is finished");
+        assert_eq!(message_end(&out, 19), 19);
+        assert_eq!(message_end(&out, 20), 49);
+        assert_eq!(message_end(&out, 74), 74);
+    }
 
     #[test]
     fn counts_messages_by_type() {

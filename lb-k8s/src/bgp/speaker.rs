@@ -21,10 +21,7 @@ use lb_core::planner::{self, PeerPlan};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-use super::peer::{PeerHandle, PeerShared, PeerSpec, Routes};
-
-/// The Cease message a peer sees when it is removed from the configuration.
-const REMOVED: &str = "peer removed from the configuration";
+use super::peer::{PeerHandle, PeerShared, PeerSpec, Routes, StopReason};
 
 /// Why a BGPPeer cannot be turned into a session.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,22 +36,33 @@ pub enum PeerSpecError {
     /// The hold time does not fit BGP's 16-bit field.
     #[error("peer {0}: hold time over 65535 s")]
     HoldTime(String),
+    /// TCP MD5 keys are at most 80 bytes (RFC 2385, Linux's limit).
+    #[error("peer {peer}: password of {len} bytes; TCP MD5 keys are at most 80")]
+    KeyTooLong { peer: String, len: usize },
+}
+
+impl PeerSpecError {
+    /// Whether the configuration is wrong (refuse it, keep the last good
+    /// one), rather than asking for something this speaker does not do.
+    pub fn is_invalid_config(&self) -> bool {
+        matches!(self, Self::MissingSecret { .. } | Self::HoldTime(_) | Self::KeyTooLong { .. })
+    }
 }
 
 /// Where `passwordSecret` references are looked up: `namespace/name` to the
 /// Secret's `password` key, decoded.
 pub type Secrets = HashMap<String, Vec<u8>>;
 
-/// The session parameters for `peer` as seen from a node whose addresses
-/// are `node_addresses` (the first IPv4 one is the default router ID).
-pub fn peer_spec(peer: &BgpPeer, node_addresses: &[IpAddr], secrets: &Secrets) -> Result<PeerSpec, PeerSpecError> {
+/// The session parameters for `peer`, with `router_id` unless the peer sets
+/// its own (see [`default_router_id`]).
+pub fn peer_spec(peer: &BgpPeer, router_id: Ipv4Addr, secrets: &Secrets) -> Result<PeerSpec, PeerSpecError> {
     let address = peer.address.ok_or_else(|| PeerSpecError::NoAddress(peer.name.clone()))?;
     let remote_as = match peer.peer_asn {
         PeerAsn::Fixed(asn) => RemoteAs::Fixed(asn),
         PeerAsn::Internal => RemoteAs::Internal,
         PeerAsn::External => RemoteAs::External,
     };
-    let router_id = peer.router_id.unwrap_or_else(|| default_router_id(peer, address, node_addresses));
+    let router_id = peer.router_id.unwrap_or(router_id);
     let mut session = SessionConfig::new(peer.my_asn, remote_as, router_id);
     session.hold_time =
         u16::try_from(peer.hold_time.as_secs()).map_err(|_| PeerSpecError::HoldTime(peer.name.clone()))?;
@@ -79,6 +87,11 @@ pub fn peer_spec(peer: &BgpPeer, node_addresses: &[IpAddr], secrets: &Secrets) -
             })?)
         }
     };
+    if let Some(key) = &md5_key
+        && key.len() > super::socket::MD5_MAX_KEY_LEN
+    {
+        return Err(PeerSpecError::KeyTooLong { peer: peer.name.clone(), len: key.len() });
+    }
     // RFC 4271 eBGP peers are directly connected unless told otherwise, and
     // a TTL of 1 keeps the session from being reached from further away;
     // iBGP and multi-hop eBGP sessions cross routers.
@@ -87,7 +100,9 @@ pub fn peer_spec(peer: &BgpPeer, node_addresses: &[IpAddr], secrets: &Secrets) -
         name: peer.name.clone(),
         remote: SocketAddr::new(address, peer.port),
         source: peer.source_address,
-        interface: peer.interface.clone(),
+        // A VRF is a device: binding the socket to it routes the session in
+        // the VRF's table.
+        interface: peer.vrf.clone().filter(|v| !v.is_empty()).or_else(|| peer.interface.clone()),
         md5_key,
         ttl,
         connect_timeout: peer.connect_time.unwrap_or(Duration::from_secs(5)).max(Duration::from_secs(1)),
@@ -95,10 +110,14 @@ pub fn peer_spec(peer: &BgpPeer, node_addresses: &[IpAddr], secrets: &Secrets) -
     })
 }
 
-/// The node's first IPv4 address; else the source address of the route
-/// towards the peer; else one derived from the peer's name, so that every
-/// session has an identifier even on an IPv6-only host (set `routerID` there).
-fn default_router_id(peer: &BgpPeer, address: IpAddr, node_addresses: &[IpAddr]) -> Ipv4Addr {
+/// The router ID of a session with `peer` when it sets none: its
+/// `sourceAddress` if IPv4; else the node's first IPv4 address; else the
+/// local address of the route towards the peer; else one derived from the
+/// node's and the peer's names, so that every session has an identifier
+/// even on an IPv6-only host (set `routerID` there), distinct per node.
+/// Callers keep the result: a route lookup can change between reloads, and
+/// a new identifier would restart the session.
+pub fn default_router_id(peer: &BgpPeer, node: &str, node_addresses: &[IpAddr]) -> Ipv4Addr {
     if let Some(IpAddr::V4(a)) = peer.source_address {
         return a;
     }
@@ -110,7 +129,7 @@ fn default_router_id(peer: &BgpPeer, address: IpAddr, node_addresses: &[IpAddr])
     }
     // A connected UDP socket sends nothing but tells which local address
     // the kernel would use towards the peer.
-    if address.is_ipv4()
+    if let Some(address @ IpAddr::V4(_)) = peer.address
         && let Ok(socket) = UdpSocket::bind("0.0.0.0:0")
         && socket.connect(SocketAddr::new(address, 179)).is_ok()
         && let Ok(SocketAddr::V4(local)) = socket.local_addr()
@@ -118,7 +137,11 @@ fn default_router_id(peer: &BgpPeer, address: IpAddr, node_addresses: &[IpAddr])
     {
         return *local.ip();
     }
-    let hash = peer.name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let hash = node
+        .bytes()
+        .chain([0])
+        .chain(peer.name.bytes())
+        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
     Ipv4Addr::from(hash | 1)
 }
 
@@ -163,9 +186,13 @@ impl Speaker {
                 desired.get(&name).is_some_and(|(spec, _)| self.peers.get(&name).is_some_and(|h| h.spec() == spec));
             if !keep && let Some(handle) = self.peers.remove(&name) {
                 self.routes.remove(&name);
-                let message = if desired.contains_key(&name) { "peer configuration changed" } else { REMOVED };
-                info!(peer = %name, reason = message, "stopping BGP peer");
-                stopping.push(tokio::spawn(handle.stop(Some(message.to_string()))));
+                let reason = if desired.contains_key(&name) {
+                    StopReason::ConfigurationChanged
+                } else {
+                    StopReason::Deconfigured
+                };
+                info!(peer = %name, reason = ?reason, "stopping BGP peer");
+                stopping.push(tokio::spawn(handle.stop(reason)));
             }
         }
         for task in stopping {
@@ -214,7 +241,7 @@ impl Speaker {
     pub async fn shutdown(mut self, message: &str) {
         let tasks: Vec<_> = std::mem::take(&mut self.peers)
             .into_values()
-            .map(|h| tokio::spawn(h.stop(Some(message.to_string()))))
+            .map(|h| tokio::spawn(h.stop(StopReason::Shutdown(Some(message.to_string())))))
             .collect();
         for task in tasks {
             let _ = task.await;
