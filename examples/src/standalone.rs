@@ -36,6 +36,10 @@ pub struct StandaloneArgs {
     /// never moves a Service even if the files changed meanwhile.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Also accept BGP connections from configured peers on this address
+    /// (e.g. 0.0.0.0:179 or [::]:179), besides connecting to them.
+    #[arg(long = "bgp-listen")]
+    bgp_listen: Option<SocketAddr>,
 }
 
 pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
@@ -59,6 +63,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         node: args.node,
         load_balancer_class: args.lb_class,
         state: args.state,
+        bgp_listen: args.bgp_listen,
     };
     // One thread is plenty for a handful of sessions and keeps memory low.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -431,3 +431,24 @@ fn ttl_one_stops_at_a_router_until_ebgp_multihop_and_a_removed_peer_gets_a_cease
     let proto = bird.birdc("show protocols all lb").expect("protocols");
     assert!(proto.to_lowercase().contains("de-configured"), "Cease / Peer De-configured: {proto}");
 }
+
+#[test]
+fn with_bgp_listen_a_router_that_connects_to_us_gets_the_routes() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    // BIRD connects (not passive); our own attempts go to a port where
+    // nothing listens, so only the accepted connection can carry the session.
+    let bird = Bird::start(
+        &router,
+        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
+            .neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).password("k3y")),
+    )
+    .expect("bird");
+    let cfg =
+        config(&peer("bird", 64500, 64501, "192.0.2.1", "  peerPort: 1179\n  password: k3y"), "203.0.113.0/28", "");
+    node.start(&cfg, &service("web", ""), &["--bgp-listen", "[::]:179"]);
+    bird.wait_established("lb", WAIT).expect("session over the accepted connection, with MD5");
+    let route = wait_for(WAIT, || find(&bird.routes()?, "203.0.113.0/32")).expect("route");
+    assert_eq!(route.next_hops, vec![ip("192.0.2.11")], "plain IPv4 next hop on a dual-stack listener: {route}");
+}

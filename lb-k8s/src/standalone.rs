@@ -39,6 +39,9 @@ pub struct Options {
     /// Where assignments are kept across restarts (what `status` is in a
     /// cluster): read at start, rewritten after every change.
     pub state: Option<PathBuf>,
+    /// Also accept BGP connections from configured peers here (passive
+    /// sessions), besides connecting to them.
+    pub bgp_listen: Option<SocketAddr>,
 }
 
 /// What `/status` and `/metrics` show; rebuilt on every reload, except the
@@ -416,12 +419,32 @@ pub fn status_json(view: &View) -> serde_json::Value {
     })
 }
 
+/// Makes the listener's TCP MD5 keys those of the running peers: a peer
+/// with a password can only connect with it, and only while configured.
+fn sync_keys(listener: &tokio::net::TcpListener, standalone: &Standalone, keys: &mut BTreeMap<IpAddr, Vec<u8>>) {
+    let want = standalone.speaker().md5_keys();
+    for (ip, key) in &want {
+        if keys.get(ip) != Some(key)
+            && let Err(e) = crate::bgp::socket::set_md5_key(listener, *ip, Some(key))
+        {
+            warn!(peer = %ip, error = %e, "cannot set the TCP MD5 key on the BGP listener");
+        }
+    }
+    for ip in keys.keys().filter(|ip| !want.contains_key(*ip)) {
+        let _ = crate::bgp::socket::set_md5_key(listener, *ip, None);
+    }
+    *keys = want;
+}
+
 /// Why `lb standalone` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The HTTP address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    /// The BGP address could not be bound.
+    #[error("cannot listen for BGP on {addr}: {source}")]
+    BgpListen { addr: SocketAddr, source: crate::bgp::socket::SocketError },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -434,6 +457,15 @@ pub async fn run(options: Options, listen: SocketAddr) -> Result<(), RunError> {
     use tokio::signal::unix::{SignalKind, signal};
 
     let paths: Vec<std::path::PathBuf> = options.sources.paths().cloned().collect();
+    let bgp = match options.bgp_listen {
+        Some(addr) => {
+            let listener = crate::bgp::socket::listen(addr).map_err(|source| RunError::BgpListen { addr, source })?;
+            info!(event = "bgpListening", address = %addr, "accepting BGP connections from configured peers");
+            Some(listener)
+        }
+        None => None,
+    };
+    let mut keys: BTreeMap<IpAddr, Vec<u8>> = BTreeMap::new();
     let mut standalone = Standalone::new(options);
     let listener = crate::http::bind(listen).await.map_err(|source| RunError::Listen { addr: listen, source })?;
     let bound = listener.local_addr().unwrap_or(listen);
@@ -446,6 +478,9 @@ pub async fn run(options: Options, listen: SocketAddr) -> Result<(), RunError> {
     // Watch before the first read, so that a change made meanwhile is seen.
     let mut watcher = crate::files::Watcher::new(paths, std::time::Duration::from_secs(2));
     standalone.reload().await;
+    if let Some(listener) = &bgp {
+        sync_keys(listener, &standalone, &mut keys);
+    }
     loop {
         tokio::select! {
             () = watcher.changed() => standalone.reload().await,
@@ -453,8 +488,18 @@ pub async fn run(options: Options, listen: SocketAddr) -> Result<(), RunError> {
                 info!(event = "reloadRequested", "SIGHUP: reading the files again");
                 standalone.reload().await;
             }
+            accepted = async { bgp.as_ref().expect("guarded").accept().await }, if bgp.is_some() => {
+                match accepted {
+                    Ok((stream, from)) => standalone.speaker().accepted(stream, from),
+                    Err(e) => warn!(error = %e, "accepting a BGP connection failed"),
+                }
+                continue;
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
+        }
+        if let Some(listener) = &bgp {
+            sync_keys(listener, &standalone, &mut keys);
         }
     }
     standalone.shutdown().await;

@@ -50,6 +50,7 @@ fn options(dir: &Dir, state: Option<&Path>) -> Options {
         node: "n1".into(),
         load_balancer_class: None,
         state: state.map(Path::to_path_buf),
+        bgp_listen: None,
     }
 }
 

@@ -363,6 +363,10 @@ impl Driver {
         let (Ok(local), Ok(remote)) = (stream.local_addr(), stream.peer_addr()) else {
             return self.session.handle_closed(now());
         };
+        // An IPv4 peer accepted on a dual-stack listener shows v4-mapped
+        // addresses; the next hop must be the plain IPv4 one.
+        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
+        let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
         self.shared.counters.connects.fetch_add(1, Ordering::Relaxed);
         let addresses = nexthop::interface_addresses();
         self.session.set_next_hop_v6(nexthop::ipv6_next_hop(&addresses, local.ip(), remote.ip()));

@@ -28,11 +28,10 @@
 //!
 //! # Address families
 //!
-//! [`listen`] on an IPv6 address sets `IPV6_V6ONLY`: run one listener per
-//! family. An IPv6 socket that does accept IPv4 peers sees them as
-//! v4-mapped addresses (`::ffff:a.b.c.d`); [`set_md5_key`] and [`set_ttl`]
-//! handle that case as well, but keeping the families apart keeps the TTL
-//! and key bookkeeping obvious.
+//! [`listen`] on a specific IPv6 address sets `IPV6_V6ONLY`; on `[::]` it
+//! takes both families. Such a socket sees IPv4 peers as v4-mapped
+//! addresses (`::ffff:a.b.c.d`); [`set_md5_key`] and [`set_ttl`] handle
+//! that case.
 
 use std::fmt;
 use std::io;
@@ -196,8 +195,8 @@ pub async fn connect(opts: &ConnectOptions) -> Result<TcpStream, SocketError> {
 /// (`[::]:179` or `0.0.0.0:179` usually).
 ///
 /// Sets `SO_REUSEADDR` (a restarted speaker rebinds while old sessions sit
-/// in TIME_WAIT), `IPV6_V6ONLY` for IPv6 addresses (one listener per
-/// family, see the module doc), `TCP_NODELAY` and the CS6 TOS, which
+/// in TIME_WAIT), `IPV6_V6ONLY` for specific IPv6 addresses (`[::]` takes
+/// both families, see the module doc), `TCP_NODELAY` and the CS6 TOS, which
 /// accepted connections inherit. Add peers' MD5 keys with [`set_md5_key`]
 /// and set each accepted connection's TTL with [`set_ttl`].
 ///
@@ -215,7 +214,10 @@ pub fn listen(addr: SocketAddr) -> Result<TcpListener, SocketError> {
         Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(SocketError::io("socket"))?;
     socket.set_reuse_address(true).map_err(SocketError::io("setsockopt(SO_REUSEADDR)"))?;
     if addr.is_ipv6() {
-        socket.set_only_v6(true).map_err(SocketError::io("setsockopt(IPV6_V6ONLY)"))?;
+        // The unspecified address (`[::]`) takes both families, as users
+        // expect of it; a specific IPv6 address can only take IPv6.
+        let dual_stack = addr.ip().is_unspecified();
+        socket.set_only_v6(!dual_stack).map_err(SocketError::io("setsockopt(IPV6_V6ONLY)"))?;
     }
     apply_tos(SockRef::from(&socket), addr.is_ipv6(), false);
     socket.set_tcp_nodelay(true).map_err(SocketError::io("setsockopt(TCP_NODELAY)"))?;

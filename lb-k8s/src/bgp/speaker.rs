@@ -227,6 +227,11 @@ impl Speaker {
         &self.routes
     }
 
+    /// The TCP MD5 key of every running peer that has one, by address.
+    pub fn md5_keys(&self) -> BTreeMap<IpAddr, Vec<u8>> {
+        self.peers.values().filter_map(|h| h.spec().md5_key.clone().map(|k| (h.spec().remote.ip(), k))).collect()
+    }
+
     /// Hands a connection accepted on a listener to the peer it comes from;
     /// dropped (closed) when no peer has that address.
     pub fn accepted(&self, stream: TcpStream, from: SocketAddr) {
