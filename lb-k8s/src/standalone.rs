@@ -119,16 +119,18 @@ impl Standalone {
     pub async fn reload(&mut self) {
         let snapshot = match self.options.sources.load() {
             Ok(s) => s,
-            Err(e) => {
-                error!(event = "configStale", error = %e, "invalid change ignored; the last good state stays in force");
-                let mut view = lock(&self.view);
-                view.config_stale = true;
-                view.last_error = Some(e.to_string());
-                view.reload_errors += 1;
-                return;
-            }
+            Err(e) => return self.refuse(e.to_string()),
         };
         self.apply(snapshot).await;
+    }
+
+    /// Logs an invalid change and marks the running state stale; nothing else changes.
+    fn refuse(&self, error: String) {
+        error!(event = "configStale", error = %error, "invalid change ignored; the last good state stays in force");
+        let mut view = lock(&self.view);
+        view.config_stale = true;
+        view.last_error = Some(error);
+        view.reload_errors += 1;
     }
 
     /// Applies a snapshot; refuses it (logged, nothing changed) if a peer of
@@ -160,13 +162,7 @@ impl Standalone {
             }
         }
         if !invalid.is_empty() {
-            let message = invalid.join("; ");
-            error!(event = "configStale", error = %message, "invalid change ignored; the last good state stays in force");
-            let mut view = lock(&self.view);
-            view.config_stale = true;
-            view.last_error = Some(message);
-            view.reload_errors += 1;
-            return;
+            return self.refuse(invalid.join("; "));
         }
         // What a previous run assigned counts as the Service's status, so
         // a restart gives every Service its address back, whatever the
