@@ -204,11 +204,10 @@ fn ebgp_to_bird_routes_follow_services_and_config_live_and_stop_sends_cease() {
     })
     .expect("refused again");
 
-    // Stopping lb: BIRD gets a Cease and drops the routes at once.
-    let stopped = Instant::now();
+    // Stopping lb: BIRD gets a Cease and drops the routes at once (its last
+    // error says so; a hold expiry would read "Hold timer expired").
     node.terminate();
     wait_for(WAIT, || if bird.routes()?.is_empty() { Ok(()) } else { Err("routes left".into()) }).expect("gone");
-    assert!(stopped.elapsed() < Duration::from_secs(3), "withdrawn by the Cease, not by hold expiry");
     let proto = bird.birdc("show protocols all lb").expect("protocols");
     assert!(proto.contains("Administrative shutdown"), "{proto}");
 }
@@ -424,10 +423,8 @@ fn ttl_one_stops_at_a_router_until_ebgp_multihop_and_a_removed_peer_gets_a_cease
     assert_eq!(route.next_hops, vec![ip("192.0.2.11")], "{route}");
 
     // The peer removed from the configuration: Cease, routes gone at once.
-    let removed = Instant::now();
     node.write("config.yaml", &config("", "203.0.113.0/28", ""));
     wait_for(WAIT, || if bird.routes()?.is_empty() { Ok(()) } else { Err("routes left".into()) }).expect("gone");
-    assert!(removed.elapsed() < Duration::from_secs(3), "withdrawn by the Cease, not by hold expiry");
     let proto = bird.birdc("show protocols all lb").expect("protocols");
     assert!(proto.to_lowercase().contains("de-configured"), "Cease / Peer De-configured: {proto}");
 }
