@@ -246,6 +246,10 @@ fn ibgp_four_octet_asn_with_md5_ipv6_and_aggregation() {
     let v6 = wait_for(WAIT, || find(&bird.routes()?, "2001:db8:ff::/124")).expect("aggregated IPv6 route");
     assert_eq!(v6.local_pref, Some(150), "{v6}");
     assert!(v6.next_hops.contains(&ip("2001:db8::11")), "global next hop: {v6}");
+    // The peer is on-link: the link-local address of our interface rides along.
+    let raw = bird.birdc("show route all 2001:db8:ff::/124").expect("show route");
+    let next_hop = raw.lines().find(|l| l.contains("BGP.next_hop")).unwrap_or_default();
+    assert!(next_hop.contains("2001:db8::11") && next_hop.contains("fe80::"), "{raw}");
     assert!(bird.routes().expect("routes").iter().all(|r| r.prefix != "203.0.113.5/32"), "only the aggregate");
 }
 
