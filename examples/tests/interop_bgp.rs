@@ -453,3 +453,23 @@ fn with_bgp_listen_a_router_that_connects_to_us_gets_the_routes() {
     let route = wait_for(WAIT, || find(&bird.routes()?, "203.0.113.0/32")).expect("route");
     assert_eq!(route.next_hops, vec![ip("192.0.2.11")], "plain IPv4 next hop on a dual-stack listener: {route}");
 }
+
+#[test]
+fn dual_stack_address_family_carries_ipv4_routes_over_an_ipv6_session() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    let bird = Bird::start(
+        &router,
+        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
+            .neighbor(BirdNeighbor::new("lb", ip("2001:db8::11"), 64500).families(true, true).passive()),
+    )
+    .expect("bird");
+    let peers = peer("bird", 64500, 64501, "2001:db8::1", "  dualStackAddressFamily: true");
+    let svc = service("web", "").replace("  ports:", "  ipFamilyPolicy: RequireDualStack\n  ports:");
+    node.start(&config(&peers, "203.0.113.0/28, \"2001:db8:ff::/120\"", ""), &svc, &[]);
+    let v4 = wait_for(WAIT, || find(&bird.routes()?, "203.0.113.0/32")).expect("IPv4 route over IPv6");
+    assert_eq!(v4.next_hops, vec![ip("192.0.2.11")], "the interface's IPv4 address: {v4}");
+    let v6 = wait_for(WAIT, || find(&bird.routes()?, "2001:db8:ff::/128")).expect("IPv6 route");
+    assert!(v6.next_hops.contains(&ip("2001:db8::11")), "{v6}");
+}
