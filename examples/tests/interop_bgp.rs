@@ -473,3 +473,24 @@ fn dual_stack_address_family_carries_ipv4_routes_over_an_ipv6_session() {
     let v6 = wait_for(WAIT, || find(&bird.routes()?, "2001:db8:ff::/128")).expect("IPv6 route");
     assert!(v6.next_hops.contains(&ip("2001:db8::11")), "{v6}");
 }
+
+#[test]
+fn with_bgp_listen_both_sides_connecting_settle_on_one_session() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    let bird = Bird::start(
+        &router,
+        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501).neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500)),
+    )
+    .expect("bird");
+    let cfg = config(&peer("bird", 64500, 64501, "192.0.2.1", ""), "203.0.113.0/28", "");
+    node.start(&cfg, &service("web", ""), &["--bgp-listen", "0.0.0.0:179"]);
+    bird.wait_established("lb", WAIT).expect("one session");
+    wait_for(WAIT, || find(&bird.routes()?, "203.0.113.0/32")).expect("route");
+    // It stays up: neither side keeps tearing the other's connection down.
+    support::holds_for(Duration::from_secs(3), || {
+        if bird.is_established("lb") { Ok(()) } else { Err("session dropped".into()) }
+    })
+    .expect("stable");
+}
