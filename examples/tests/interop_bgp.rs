@@ -494,3 +494,23 @@ fn with_bgp_listen_both_sides_connecting_settle_on_one_session() {
     })
     .expect("stable");
 }
+
+#[test]
+fn with_bgp_listen_frr_connecting_too_settles_on_one_session() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    let frr = Frr::start(
+        &router,
+        &FrrConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501).neighbor(FrrNeighbor::new(ip("192.0.2.11"), 64500)),
+    )
+    .expect("frr");
+    let cfg = config(&peer("frr", 64500, 64501, "192.0.2.1", ""), "203.0.113.0/28", "");
+    node.start(&cfg, &service("web", ""), &["--bgp-listen", "[::]:179"]);
+    frr.wait_established(ip("192.0.2.11"), WAIT).expect("one session");
+    wait_for(WAIT, || find(&frr.routes()?, "203.0.113.0/32")).expect("route");
+    support::holds_for(Duration::from_secs(3), || {
+        if frr.is_established(ip("192.0.2.11")) { Ok(()) } else { Err("session dropped".into()) }
+    })
+    .expect("stable");
+}
