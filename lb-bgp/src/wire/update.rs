@@ -42,6 +42,11 @@ pub mod attr {
     pub const COMMUNITIES: u8 = 8;
     pub const MP_REACH_NLRI: u8 = 14;
     pub const MP_UNREACH_NLRI: u8 = 15;
+    /// RFC 6793: the real path, beside an AS_PATH with AS_TRANS, for peers
+    /// that only know 2-octet ASNs.
+    pub const AS4_PATH: u8 = 17;
+    /// RFC 6793: the real AGGREGATOR AS beside one with AS_TRANS.
+    pub const AS4_AGGREGATOR: u8 = 18;
     pub const LARGE_COMMUNITY: u8 = 32;
 }
 
@@ -422,6 +427,30 @@ impl Attributes {
                 }
             }
             put(out, &mut value, flag::TRANSITIVE, attr::AS_PATH);
+            // RFC 6793 §4.2.2: towards a 2-octet peer, ASNs that needed
+            // AS_TRANS travel in AS4_PATH too (confederation segments
+            // excepted), unless the message already carries one.
+            let wide = |a: &u32| *a > 0xffff;
+            let needs_as4 = !ctx.four_octet_asn
+                && path.iter().any(|seg| matches!(seg, AsSegment::Sequence(a) | AsSegment::Set(a) if a.iter().any(wide)))
+                && !self.unknown.iter().any(|u| u.code == attr::AS4_PATH);
+            if needs_as4 {
+                for segment in path {
+                    let (kind, asns) = match segment {
+                        AsSegment::Set(a) => (1, a),
+                        AsSegment::Sequence(a) => (2, a),
+                        AsSegment::ConfedSequence(_) | AsSegment::ConfedSet(_) => continue,
+                    };
+                    for chunk in asns.chunks(255) {
+                        value.put_u8(kind);
+                        value.put_u8(chunk.len() as u8);
+                        for asn in chunk {
+                            value.put_u32(*asn);
+                        }
+                    }
+                }
+                put(out, &mut value, flag::OPTIONAL | flag::TRANSITIVE, attr::AS4_PATH);
+            }
         }
         if let Some(nh) = self.next_hop {
             value.put_slice(&nh.octets());
@@ -446,6 +475,11 @@ impl Attributes {
             }
             value.put_slice(&agg.address.octets());
             put(out, &mut value, flag::OPTIONAL | flag::TRANSITIVE, attr::AGGREGATOR);
+            if !ctx.four_octet_asn && agg.asn > 0xffff && !self.unknown.iter().any(|u| u.code == attr::AS4_AGGREGATOR) {
+                value.put_u32(agg.asn);
+                value.put_slice(&agg.address.octets());
+                put(out, &mut value, flag::OPTIONAL | flag::TRANSITIVE, attr::AS4_AGGREGATOR);
+            }
         }
         if !self.communities.is_empty() {
             for c in &self.communities {
@@ -633,6 +667,19 @@ mod tests {
         let two = Context::default();
         let back = round_trip(&u, &two);
         assert_eq!(back.attributes.as_path, Some(vec![AsSegment::Sequence(vec![65001, 23456])]));
+        // The real path rides along in AS4_PATH (RFC 6793), kept as an
+        // attribute this codec passes through, and not doubled on re-encoding.
+        let as4 = back.attributes.unknown.iter().find(|a| a.code == attr::AS4_PATH).expect("AS4_PATH");
+        assert_eq!(as4.flags & (flag::OPTIONAL | flag::TRANSITIVE), flag::OPTIONAL | flag::TRANSITIVE);
+        assert_eq!(as4.value, [2, 2, 0, 0, 0xfd, 0xe9, 0xfa, 0x56, 0xea, 0x00]);
+        assert_eq!(round_trip(&back, &two), back);
+        // Nothing to add when every ASN fits, or towards 4-octet peers.
+        let small = Update {
+            attributes: Attributes { as_path: Some(vec![AsSegment::Sequence(vec![65001])]), ..u.attributes.clone() },
+            ..u.clone()
+        };
+        assert!(round_trip(&small, &two).attributes.unknown.is_empty());
+        assert!(round_trip(&u, &ctx()).attributes.unknown.is_empty());
     }
 
     #[test]
