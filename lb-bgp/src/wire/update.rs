@@ -432,7 +432,9 @@ impl Attributes {
             // excepted), unless the message already carries one.
             let wide = |a: &u32| *a > 0xffff;
             let needs_as4 = !ctx.four_octet_asn
-                && path.iter().any(|seg| matches!(seg, AsSegment::Sequence(a) | AsSegment::Set(a) if a.iter().any(wide)))
+                && path
+                    .iter()
+                    .any(|seg| matches!(seg, AsSegment::Sequence(a) | AsSegment::Set(a) if a.iter().any(wide)))
                 && !self.unknown.iter().any(|u| u.code == attr::AS4_PATH);
             if needs_as4 {
                 for segment in path {
