@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use lb_k8s::files::FileSources;
-use lb_k8s::standalone::{self, Options};
+use lb_k8s::standalone::{self, Listen, Options};
 
 #[derive(clap::Args)]
 pub struct StandaloneArgs {
@@ -26,9 +26,10 @@ pub struct StandaloneArgs {
     /// EndpointSlice manifests; without them every Service counts as served on this node.
     #[arg(long, num_args = 1..)]
     endpoints: Vec<PathBuf>,
-    /// Address for /metrics and /status.
-    #[arg(long, default_value = "127.0.0.1:7472")]
-    listen: SocketAddr,
+    /// Address for /metrics and /status [default: 127.0.0.1:7472, and
+    /// running on without them if it is taken].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// Also handle Services with this spec.loadBalancerClass.
     #[arg(long = "lb-class")]
     lb_class: Option<String>,
@@ -67,6 +68,10 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     };
     // One thread is plenty for a handful of sessions and keeps memory low.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(standalone::run(options, args.listen))?;
+    let listen = match args.listen {
+        Some(addr) => Listen::Given(addr),
+        None => Listen::Default(SocketAddr::from(([127, 0, 0, 1], 7472))),
+    };
+    runtime.block_on(standalone::run(options, listen))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -436,10 +436,10 @@ fn sync_keys(listener: &tokio::net::TcpListener, standalone: &Standalone, keys: 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The HTTP address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     /// The BGP address could not be bound.
-    #[error("cannot listen for BGP on {addr}: {source}")]
+    #[error("cannot listen for BGP on {addr}")]
     BgpListen { addr: SocketAddr, source: crate::bgp::socket::SocketError },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
@@ -449,7 +449,7 @@ pub enum RunError {
 /// Runs until SIGTERM or SIGINT: serves `/metrics` and `/status` on
 /// `listen`, applies the files at start, again whenever they change or on
 /// SIGHUP, and at the end sends every peer a Cease.
-pub async fn run(options: Options, listen: SocketAddr) -> Result<(), RunError> {
+pub async fn run(options: Options, listen: Listen) -> Result<(), RunError> {
     use tokio::signal::unix::{SignalKind, signal};
 
     let paths: Vec<std::path::PathBuf> = options.sources.paths().cloned().collect();
@@ -463,10 +463,22 @@ pub async fn run(options: Options, listen: SocketAddr) -> Result<(), RunError> {
     };
     let mut keys: BTreeMap<IpAddr, Vec<u8>> = BTreeMap::new();
     let mut standalone = Standalone::new(options);
-    let listener = crate::http::bind(listen).await.map_err(|source| RunError::Listen { addr: listen, source })?;
-    let bound = listener.local_addr().unwrap_or(listen);
-    info!(event = "listening", address = %bound, "serving /metrics and /status");
-    let http = tokio::spawn(crate::http::serve(listener, standalone.view()));
+    let http = match crate::http::bind(listen.addr()).await {
+        Ok(listener) => {
+            let bound = listener.local_addr().unwrap_or(listen.addr());
+            info!(event = "listening", address = %bound, "serving /metrics and /status");
+            Some(tokio::spawn(crate::http::serve(listener, standalone.view())))
+        }
+        Err(source) => match listen {
+            Listen::Given(addr) => return Err(RunError::Listen { addr, source }),
+            // Announcing matters more than the default endpoint: a second
+            // instance on one host still runs, and says what it lacks.
+            Listen::Default(addr) => {
+                error!(event = "listenFailed", address = %addr, error = %source, "no /metrics and /status (pass --listen)");
+                None
+            }
+        },
+    };
     let mut hangup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
@@ -499,6 +511,26 @@ pub async fn run(options: Options, listen: SocketAddr) -> Result<(), RunError> {
         }
     }
     standalone.shutdown().await;
-    http.abort();
+    if let Some(http) = http {
+        http.abort();
+    }
     Ok(())
+}
+
+/// Where `/metrics` and `/status` are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listen {
+    /// Asked for: failing to bind it is fatal.
+    Given(SocketAddr),
+    /// The default (`127.0.0.1:7472`, MetalLB's metrics port): failing to
+    /// bind it is logged, and the speaker runs without HTTP.
+    Default(SocketAddr),
+}
+
+impl Listen {
+    pub fn addr(self) -> SocketAddr {
+        match self {
+            Listen::Given(a) | Listen::Default(a) => a,
+        }
+    }
 }
