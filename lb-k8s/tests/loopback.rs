@@ -105,3 +105,48 @@ async fn a_silent_address_keeps_retrying_without_errors_escaping() {
     peer.stop(StopReason::Shutdown(None)).await;
     assert_eq!(shared.counters.notifications_sent.load(Ordering::Relaxed), 0, "no session, no Cease");
 }
+
+#[tokio::test]
+async fn both_sides_connecting_at_once_resolve_the_collision_and_keep_one_session() {
+    for round in 0..5 {
+        let la = socket::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+        let lb = socket::listen("127.0.0.1:0".parse().expect("addr")).expect("listen");
+        let (pa, pb) = (la.local_addr().expect("a").port(), lb.local_addr().expect("b").port());
+        let mut sa = spec("b", SocketAddr::new(IpAddr::from([127, 0, 0, 1]), pb), 64500, 64501, false);
+        let mut sb = spec("a", SocketAddr::new(IpAddr::from([127, 0, 0, 1]), pa), 64501, 64500, false);
+        sa.md5_key = None;
+        sb.md5_key = None;
+        let a = PeerHandle::spawn(sa, Arc::new(routes(2)));
+        let b = PeerHandle::spawn(sb, Arc::new(routes(3)));
+        // Each listener hands what it accepts to its own side, as the speaker does.
+        let mut accepted = 0;
+        let (sa_shared, sb_shared) = (a.shared().clone(), b.shared().clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !(sa_shared.status().state == State::Established && sb_shared.status().state == State::Established) {
+            tokio::select! {
+                Ok((s, _)) = la.accept() => { a.accepted(s); accepted += 1; }
+                Ok((s, _)) = lb.accept() => { b.accepted(s); accepted += 1; }
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: {:?} {:?}",
+                sa_shared.status(),
+                sb_shared.status()
+            );
+        }
+        // Stable: neither side tears the surviving session down.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(sa_shared.status().state, State::Established, "round {round}, {accepted} accepted");
+        assert_eq!(sb_shared.status().state, State::Established, "round {round}, {accepted} accepted");
+        assert_eq!(sa_shared.counters.sessions_established.load(Ordering::Relaxed), 1);
+        assert_eq!(sb_shared.counters.sessions_established.load(Ordering::Relaxed), 1);
+        eprintln!(
+            "round {round}: {accepted} accepted, connections a {} b {}",
+            sa_shared.counters.connects.load(Ordering::Relaxed),
+            sb_shared.counters.connects.load(Ordering::Relaxed)
+        );
+        a.stop(StopReason::Shutdown(None)).await;
+        b.stop(StopReason::Shutdown(None)).await;
+    }
+}

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use lb_bgp::adj_rib_out::RouteAttributes;
-use lb_bgp::session::{DownReason, Session, SessionConfig, SessionEvent, State};
+use lb_bgp::session::{DownReason, Session, SessionConfig, SessionEvent, State, keeps_connection};
 use lb_bgp::wire::notification::{code, subcode};
 use lb_bgp::wire::{Notification, Prefix};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -244,6 +244,28 @@ struct Driver {
     /// A failed attempt was logged at warning level since the last session;
     /// later ones go to debug, so a peer that is down does not flood the log.
     warned: bool,
+    /// Whether the main connection is the one we opened (RFC 4271 §6.8).
+    initiated_locally: bool,
+    /// A second connection, accepted while the main one was opening.
+    rival: Option<Rival>,
+    /// The routes, for a rival session's Adj-RIB-Out.
+    routes: Arc<Routes>,
+}
+
+/// The second connection of a collision (RFC 4271 §6.8): both speakers
+/// connected at once. It runs its own session until the peer's BGP
+/// identifier is known from either OPEN; then [`keeps_connection`] picks
+/// the survivor and the other gets Cease / Connection Collision Resolution.
+struct Rival {
+    session: Session,
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+    out: Vec<u8>,
+    written: usize,
+    local: SocketAddr,
+    /// Events it produced, replayed if it becomes the main session.
+    events: Vec<SessionEvent>,
+    initiated_locally: bool,
 }
 
 fn now() -> std::time::Instant {
@@ -265,15 +287,20 @@ impl Driver {
             written: 0,
             stopping: false,
             warned: false,
+            initiated_locally: true,
+            rival: None,
+            routes,
         }
     }
 
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         self.session.start(now());
         let mut buf = vec![0u8; 64 * 1024];
+        let mut rival_buf = vec![0u8; 4096];
         loop {
             self.handle_events().await;
-            if self.stopping && self.writer.is_none() && self.connecting.is_none() {
+            self.drive_rival().await;
+            if self.stopping && self.writer.is_none() && self.connecting.is_none() && self.rival.is_none() {
                 break;
             }
             if self.writer.is_some() && self.out.len() - self.written < WRITE_BATCH {
@@ -281,8 +308,24 @@ impl Driver {
                 self.session.poll_transmit(&mut self.out);
                 self.shared.counters.count_sent(&self.out[before..]);
             }
-            let deadline = self.session.poll_timeout().map(Instant::from_std);
+            if let Some(rival) = &mut self.rival {
+                let before = rival.out.len();
+                rival.session.poll_transmit(&mut rival.out);
+                self.shared.counters.count_sent(&rival.out[before..]);
+            }
+            let deadline = [self.session.poll_timeout(), self.rival.as_ref().and_then(|r| r.session.poll_timeout())]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(Instant::from_std);
             let pending_write = self.written < self.out.len();
+            let has_rival = self.rival.is_some();
+            let rival_pending = self.rival.as_ref().is_some_and(|r| r.written < r.out.len());
+            let rival_read_buf = &mut rival_buf;
+            let (rival_reader, rival_writer) = match self.rival.as_mut() {
+                Some(r) => (Some(&mut r.reader), Some((&mut r.writer, &r.out[r.written..]))),
+                None => (None, None),
+            };
             tokio::select! {
                 result = async { self.connecting.as_mut().expect("guarded").await }, if self.connecting.is_some() => {
                     self.connecting = None;
@@ -321,13 +364,48 @@ impl Driver {
                         Err(e) => self.lost(format!("write: {e}")),
                     }
                 }
+                result = async move { rival_reader.expect("guarded").read(rival_read_buf).await }, if has_rival => {
+                    if let Some(rival) = &mut self.rival {
+                        match result {
+                            Ok(n) if n > 0 => {
+                                self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                                rival.session.handle_bytes(now(), &rival_buf[..n]);
+                            }
+                            _ => rival.session.handle_closed(now()),
+                        }
+                    }
+                }
+                result = async move {
+                    let (writer, pending) = rival_writer.expect("guarded");
+                    writer.write(pending).await
+                }, if rival_pending => {
+                    if let Some(rival) = &mut self.rival {
+                        match result {
+                            Ok(n) => {
+                                rival.written += n;
+                                if rival.written == rival.out.len() {
+                                    rival.out.clear();
+                                    rival.written = 0;
+                                }
+                            }
+                            Err(_) => rival.session.handle_closed(now()),
+                        }
+                    }
+                }
                 () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     self.session.handle_timeout(now());
+                    if let Some(rival) = &mut self.rival {
+                        rival.session.handle_timeout(now());
+                    }
                 }
                 command = commands.recv(), if !self.stopping => match command {
                     Some(Command::Routes(routes)) => {
                         self.shared.update(|s| s.routes = routes.len());
                         self.session.set_routes(&routes);
+                        if let Some(rival) = &mut self.rival {
+                            rival.session.set_routes(&routes);
+                        }
+                        self.routes = routes;
                     }
                     Some(Command::Accepted(stream)) => self.accepted(stream),
                     Some(Command::Stop(reason)) => self.stop(&reason),
@@ -346,6 +424,9 @@ impl Driver {
         self.stopping = true;
         self.connecting = None;
         self.session.stop_with(now(), reason.notification());
+        if let Some(rival) = &mut self.rival {
+            rival.session.stop_with(now(), reason.notification());
+        }
     }
 
     fn connect_options(&self) -> ConnectOptions {
@@ -360,6 +441,12 @@ impl Driver {
     }
 
     fn connected(&mut self, stream: TcpStream) {
+        if self.writer.is_some() {
+            // Our attempt completed after a connection from the peer became
+            // the main one: the peer may have taken ours too, so it is the
+            // rival of a collision, not something to drop.
+            return self.collide(stream, true);
+        }
         let (Ok(local), Ok(remote)) = (stream.local_addr(), stream.peer_addr()) else {
             return self.session.handle_closed(now());
         };
@@ -381,26 +468,123 @@ impl Driver {
         self.session.handle_connected(now(), local);
     }
 
-    /// A connection from the peer. Taken while we have none (a passive
-    /// session waiting, or an active one between attempts); refused while
-    /// one is up, as this speaker never runs two connections to one peer.
+    /// A connection from the peer. Taken as the main one while we have none
+    /// (a passive session waiting, or an active one between attempts, or
+    /// with an attempt in flight, which then becomes the rival when it
+    /// completes); while ours is opening, it becomes the rival of a
+    /// collision (§6.8).
     fn accepted(&mut self, stream: TcpStream) {
-        if self.stopping || self.writer.is_some() {
-            debug!(peer = %self.spec.name, "refusing a second connection");
-            return;
-        }
         if let Err(e) = socket::set_ttl(&stream, self.spec.ttl) {
             warn!(peer = %self.spec.name, error = %e, "cannot set the TTL of an accepted connection");
         }
         if let Err(e) = socket::set_nodelay(&stream) {
             warn!(peer = %self.spec.name, error = %e, "cannot set TCP_NODELAY");
         }
-        self.connecting = None;
+        if self.stopping {
+            return;
+        }
+        if self.writer.is_some() {
+            return self.collide(stream, false);
+        }
         if matches!(self.session.state(), State::Idle) {
             // Between attempts: the session must be expecting a connection.
             self.session.start(now());
         }
+        self.initiated_locally = false;
         self.connected(stream);
+    }
+
+    /// A second connection while the main one is up: the rival of a
+    /// collision while the main session is opening; refused once it is
+    /// established (§6.8) or while another collision is being resolved.
+    fn collide(&mut self, stream: TcpStream, initiated_locally: bool) {
+        let opening = matches!(self.session.state(), State::OpenSent | State::OpenConfirm);
+        if self.stopping || !opening || self.rival.is_some() {
+            debug!(peer = %self.spec.name, state = ?self.session.state(), "refusing a second connection");
+            return;
+        }
+        self.start_rival(stream, initiated_locally);
+    }
+
+    fn start_rival(&mut self, stream: TcpStream, initiated_locally: bool) {
+        let (Ok(local), Ok(remote)) = (stream.local_addr(), stream.peer_addr()) else { return };
+        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
+        let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
+        let mut session = Session::new(self.spec.session.clone());
+        session.set_routes(&self.routes);
+        let addresses = nexthop::interface_addresses();
+        session.set_next_hop_v6(nexthop::ipv6_next_hop(&addresses, local.ip(), remote.ip()));
+        session.set_next_hop_v4(nexthop::ipv4_next_hop(&addresses, local.ip()));
+        // A session that answers this connection, not one that dials.
+        session.start(now());
+        session.handle_connected(now(), local);
+        let events = std::iter::from_fn(|| session.poll_event())
+            .filter(|e| !matches!(e, SessionEvent::Connect | SessionEvent::Disconnect))
+            .collect();
+        let (reader, writer) = stream.into_split();
+        self.shared.counters.connects.fetch_add(1, Ordering::Relaxed);
+        debug!(peer = %self.spec.name, %local, %remote, "connection collision: running both until the peer's OPEN");
+        self.rival =
+            Some(Rival { session, reader, writer, out: Vec::new(), written: 0, local, events, initiated_locally });
+    }
+
+    /// Resolves a collision once the peer's BGP identifier is known, and
+    /// drops a rival whose connection failed.
+    async fn drive_rival(&mut self) {
+        let Some(rival) = &mut self.rival else { return };
+        let mut failed = false;
+        while let Some(event) = rival.session.poll_event() {
+            match event {
+                SessionEvent::Disconnect | SessionEvent::Down(_) => failed = true,
+                SessionEvent::Connect => {}
+                other => rival.events.push(other),
+            }
+        }
+        let main_open = self.writer.is_some() && self.session.state() != State::Idle;
+        let peer_id = rival.session.negotiated().or(self.session.negotiated()).map(|n| n.peer_id);
+        let keep_main = if failed {
+            true
+        } else if !main_open {
+            // Ours is gone meanwhile: the peer's connection carries the session.
+            false
+        } else if self.session.state() == State::Established {
+            // §6.8: a collision with an established session closes the new one.
+            true
+        } else if let Some(peer_id) = peer_id {
+            // Two connections opened by the same side cannot be told apart
+            // by §6.8: keep the first.
+            rival.initiated_locally == self.initiated_locally
+                || keeps_connection(self.spec.session.router_id, peer_id, self.initiated_locally)
+        } else {
+            return;
+        };
+        let Some(mut rival) = self.rival.take() else { return };
+        if keep_main {
+            if !failed {
+                debug!(peer = %self.spec.name, "collision: keeping the first connection");
+                close_loser(&mut rival.session, &mut rival.out, rival.written);
+            }
+            flush(&mut rival.session, &mut rival.writer, &mut rival.out, rival.written, &self.shared).await;
+            return;
+        }
+        debug!(peer = %self.spec.name, "collision: keeping the other connection");
+        if let Some(mut writer) = self.writer.take() {
+            close_loser(&mut self.session, &mut self.out, self.written);
+            flush(&mut self.session, &mut writer, &mut self.out, self.written, &self.shared).await;
+        }
+        self.reader = Some(rival.reader);
+        self.writer = Some(rival.writer);
+        self.session = rival.session;
+        self.out = rival.out;
+        self.written = rival.written;
+        self.initiated_locally = rival.initiated_locally;
+        self.shared.update(|s| {
+            s.local = Some(rival.local);
+            s.state = self.session.state();
+        });
+        for event in rival.events {
+            self.handle_event(event).await;
+        }
     }
 
     fn lost(&mut self, why: String) {
@@ -416,12 +600,19 @@ impl Driver {
     /// Acts on everything the session asked for since the last call.
     async fn handle_events(&mut self) {
         while let Some(event) = self.session.poll_event() {
+            self.handle_event(event).await;
+        }
+    }
+
+    async fn handle_event(&mut self, event: SessionEvent) {
+        {
             match event {
                 SessionEvent::Connect => {
                     // The retry timer can fire while an attempt is still in
                     // flight: let that attempt run to its own timeout.
                     if self.writer.is_none() && self.connecting.is_none() {
                         let opts = self.connect_options();
+                        self.initiated_locally = true;
                         self.connecting = Some(Box::pin(async move { socket::connect(&opts).await }));
                     }
                 }
@@ -508,6 +699,37 @@ impl Driver {
         self.written = 0;
         self.shared.update(|s| s.local = None);
     }
+}
+
+/// Ends the losing connection of a collision: what it has not begun to
+/// write (the KEEPALIVE answering the peer's OPEN, say) is dropped, so the
+/// peer never sees that session established, and Cease / Connection
+/// Collision Resolution follows.
+fn close_loser(session: &mut Session, out: &mut Vec<u8>, written: usize) {
+    out.truncate(message_end(out, written));
+    let mut unsent = Vec::new();
+    session.poll_transmit(&mut unsent);
+    session.close_collision(now());
+}
+
+/// Moves what `session` still has to say into `out`, writes `out[written..]`
+/// within the grace time, and shuts the connection down.
+async fn flush(
+    session: &mut Session,
+    writer: &mut OwnedWriteHalf,
+    out: &mut Vec<u8>,
+    written: usize,
+    shared: &PeerShared,
+) {
+    let before = out.len();
+    session.poll_transmit(out);
+    shared.counters.count_sent(&out[before..]);
+    let pending = out.get(written..).unwrap_or_default();
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        writer.write_all(pending).await?;
+        writer.shutdown().await
+    })
+    .await;
 }
 
 /// The end of the message that `out[at..]` begins inside of (`out` holds
