@@ -514,3 +514,34 @@ fn with_bgp_listen_frr_connecting_too_settles_on_one_session() {
     })
     .expect("stable");
 }
+
+#[test]
+fn graceful_restart_keeps_the_routes_while_lb_is_down() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    let bird = Bird::start(
+        &router,
+        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
+            .neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).extra("  graceful restart on;\n").passive()),
+    )
+    .expect("bird");
+    let cfg = config(&peer("bird", 64500, 64501, "192.0.2.1", "  enableGracefulRestart: true"), "203.0.113.0/28", "");
+    node.start(&cfg, &service("web", ""), &[]);
+    wait_for(WAIT, || find(&bird.routes()?, "203.0.113.0/32")).expect("route");
+
+    // lb dies without a word (no Cease): BIRD keeps the route, as stale.
+    node.lb.as_mut().expect("running").stop();
+    wait_for(WAIT, || if bird.is_established("lb") { Err("still up".into()) } else { Ok(()) }).expect("down");
+    support::holds_for(Duration::from_secs(2), || find(&bird.routes()?, "203.0.113.0/32").map(drop))
+        .expect("kept through the restart");
+
+    // Back: the session returns and the route is fresh again (End-of-RIB).
+    node.start(&cfg, &service("web", ""), &[]);
+    bird.wait_established("lb", WAIT).expect("back");
+    wait_for(WAIT, || {
+        let raw = bird.birdc("show route all 203.0.113.0/32")?;
+        if raw.contains("stale") { Err(raw) } else { find(&bird.routes()?, "203.0.113.0/32").map(drop) }
+    })
+    .expect("refreshed");
+}

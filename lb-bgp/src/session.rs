@@ -24,7 +24,7 @@ use bytes::BytesMut;
 use crate::adj_rib_out::{AdjRibOut, PeerContext, RouteAttributes};
 use crate::wire::header::{MAX_EXTENDED_LEN, MAX_LEN};
 use crate::wire::notification::{code, subcode};
-use crate::wire::open::{Capability, afi, safi};
+use crate::wire::open::{Capability, RestartFamily, afi, safi};
 use crate::wire::{Context, Framer, Message, Notification, Open, Prefix, RouteRefresh};
 
 /// UPDATEs are produced only while less than this is waiting to be
@@ -493,7 +493,18 @@ impl Session {
         caps.push(Capability::EnhancedRouteRefresh);
         caps.push(Capability::ExtendedMessage);
         if let Some(time) = self.config.graceful_restart {
-            caps.push(Capability::GracefulRestart { flags: 0, time: time.min(0x0fff), families: vec![] });
+            // Forwarding state preserved (F): the nodes keep forwarding to
+            // the Services while the speaker restarts, so the peer may keep
+            // our routes, as stale, until it has the table again (End-of-RIB).
+            let family = |afi| RestartFamily { afi, safi: safi::UNICAST, flags: 0x80 };
+            let mut families = Vec::new();
+            if self.config.ipv4 {
+                families.push(family(afi::IPV4));
+            }
+            if self.config.ipv6 {
+                families.push(family(afi::IPV6));
+            }
+            caps.push(Capability::GracefulRestart { flags: 0, time: time.min(0x0fff), families });
         }
         let open = Open::new(self.config.local_asn, self.config.hold_time, self.config.router_id, caps);
         self.send(&Message::Open(open));
