@@ -157,14 +157,23 @@ pub enum SessionEvent {
 }
 
 /// RFC 4271 §6.8: when both speakers connect at once, the connection
-/// opened by the speaker with the higher BGP identifier survives.
+/// opened by the speaker with the higher BGP identifier survives; with equal
+/// identifiers (eBGP allows them), the one opened by the speaker with the
+/// larger AS number (RFC 6286 §2.3).
 ///
 /// The driver runs one [`Session`] per connection; once the peer's OPEN has
-/// arrived on both (each session past OpenSent, [`Session::negotiated`]
-/// set), it keeps the connection this says and calls
+/// arrived on either, it keeps the connection this says and calls
 /// [`Session::close_collision`] on the other.
-pub fn keeps_connection(local_id: Ipv4Addr, peer_id: Ipv4Addr, initiated_locally: bool) -> bool {
-    (u32::from(local_id) > u32::from(peer_id)) == initiated_locally
+pub fn keeps_connection(
+    (local_id, local_asn): (Ipv4Addr, u32),
+    (peer_id, peer_asn): (Ipv4Addr, u32),
+    initiated_locally: bool,
+) -> bool {
+    let local_wins = match u32::from(local_id).cmp(&u32::from(peer_id)) {
+        std::cmp::Ordering::Equal => local_asn > peer_asn,
+        order => order == std::cmp::Ordering::Greater,
+    };
+    local_wins == initiated_locally
 }
 
 /// One BGP session with one peer.

@@ -376,9 +376,13 @@ fn collisions_keep_the_connection_of_the_higher_identifier() {
     assert_eq!(a_out.a.state(), State::Established);
     assert_eq!(b_out.a.state(), State::Established);
     // a keeps the connection it opened; b agrees, so b's own is closed.
-    assert!(keeps_connection(id(9), id(2), true));
-    assert!(!keeps_connection(id(9), id(2), false));
-    assert!(!keeps_connection(id(2), id(9), true));
+    assert!(keeps_connection((id(9), 65001), (id(2), 65002), true));
+    assert!(!keeps_connection((id(9), 65001), (id(2), 65002), false));
+    assert!(!keeps_connection((id(2), 65001), (id(9), 65002), true));
+    // Equal identifiers: the larger AS number's connection (RFC 6286).
+    assert!(keeps_connection((id(5), 65002), (id(5), 65001), true));
+    assert!(!keeps_connection((id(5), 65001), (id(5), 65002), true));
+    assert!(keeps_connection((id(5), 65001), (id(5), 65002), false));
     let now = b_out.now;
     b_out.a.close_collision(now);
     b_out.drive();

@@ -266,6 +266,8 @@ struct Rival {
     /// Events it produced, replayed if it becomes the main session.
     events: Vec<SessionEvent>,
     initiated_locally: bool,
+    /// Its connection ended (before the session said so, in DelayOpen).
+    closed: bool,
 }
 
 fn now() -> std::time::Instant {
@@ -330,7 +332,11 @@ impl Driver {
                 result = async { self.connecting.as_mut().expect("guarded").await }, if self.connecting.is_some() => {
                     self.connecting = None;
                     match result {
-                        Ok(stream) => self.connected(stream),
+                        Ok(stream) if self.writer.is_some() => self.collide(stream, true),
+                        Ok(stream) => {
+                            self.initiated_locally = true;
+                            self.connected(stream);
+                        }
                         Err(e) => {
                             if std::mem::replace(&mut self.warned, true) {
                                 debug!(peer = %self.spec.name, error = %e, "connect failed");
@@ -371,7 +377,10 @@ impl Driver {
                                 self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
                                 rival.session.handle_bytes(now(), &rival_buf[..n]);
                             }
-                            _ => rival.session.handle_closed(now()),
+                            _ => {
+                                rival.closed = true;
+                                rival.session.handle_closed(now());
+                            }
                         }
                     }
                 }
@@ -388,7 +397,10 @@ impl Driver {
                                     rival.written = 0;
                                 }
                             }
-                            Err(_) => rival.session.handle_closed(now()),
+                            Err(_) => {
+                                rival.closed = true;
+                                rival.session.handle_closed(now());
+                            }
                         }
                     }
                 }
@@ -442,10 +454,8 @@ impl Driver {
 
     fn connected(&mut self, stream: TcpStream) {
         if self.writer.is_some() {
-            // Our attempt completed after a connection from the peer became
-            // the main one: the peer may have taken ours too, so it is the
-            // rival of a collision, not something to drop.
-            return self.collide(stream, true);
+            debug!(peer = %self.spec.name, "a connection is up already; closing this one");
+            return;
         }
         let (Ok(local), Ok(remote)) = (stream.local_addr(), stream.peer_addr()) else {
             return self.session.handle_closed(now());
@@ -524,8 +534,17 @@ impl Driver {
         let (reader, writer) = stream.into_split();
         self.shared.counters.connects.fetch_add(1, Ordering::Relaxed);
         debug!(peer = %self.spec.name, %local, %remote, "connection collision: running both until the peer's OPEN");
-        self.rival =
-            Some(Rival { session, reader, writer, out: Vec::new(), written: 0, local, events, initiated_locally });
+        self.rival = Some(Rival {
+            session,
+            reader,
+            writer,
+            out: Vec::new(),
+            written: 0,
+            local,
+            events,
+            initiated_locally,
+            closed: false,
+        });
     }
 
     /// Resolves a collision once the peer's BGP identifier is known, and
@@ -541,7 +560,8 @@ impl Driver {
             }
         }
         let main_open = self.writer.is_some() && self.session.state() != State::Idle;
-        let peer_id = rival.session.negotiated().or(self.session.negotiated()).map(|n| n.peer_id);
+        let peer = rival.session.negotiated().or(self.session.negotiated()).map(|n| (n.peer_id, n.peer_asn));
+        let failed = failed || rival.closed;
         let keep_main = if failed {
             true
         } else if !main_open {
@@ -550,11 +570,14 @@ impl Driver {
         } else if self.session.state() == State::Established {
             // §6.8: a collision with an established session closes the new one.
             true
-        } else if let Some(peer_id) = peer_id {
-            // Two connections opened by the same side cannot be told apart
-            // by §6.8: keep the first.
-            rival.initiated_locally == self.initiated_locally
-                || keeps_connection(self.spec.session.router_id, peer_id, self.initiated_locally)
+        } else if rival.initiated_locally == self.initiated_locally {
+            // Both opened by the same side, which §6.8 cannot tell apart. Ours
+            // are one at a time; a peer that connects again has given up on
+            // its first connection (it rebooted, say): keep the newer.
+            self.initiated_locally
+        } else if let Some(peer) = peer {
+            let local = (self.spec.session.router_id, self.spec.session.local_asn);
+            keeps_connection(local, peer, self.initiated_locally)
         } else {
             return;
         };
