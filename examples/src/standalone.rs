@@ -38,7 +38,7 @@ pub struct StandaloneArgs {
     #[arg(long)]
     state: Option<PathBuf>,
     /// Also accept BGP connections from configured peers on this address
-    /// (e.g. 0.0.0.0:179 or [::]:179), besides connecting to them.
+    /// (e.g. `0.0.0.0:179` or `[::]:179`), besides connecting to them.
     #[arg(long = "bgp-listen")]
     bgp_listen: Option<SocketAddr>,
 }

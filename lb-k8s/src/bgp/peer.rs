@@ -131,8 +131,25 @@ pub struct PeerCounters {
 impl PeerCounters {
     /// Counts the messages in `bytes`, which holds whole messages only (the
     /// session produces them whole).
-    fn count_sent(&self, mut bytes: &[u8]) {
-        self.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    fn count_sent(&self, bytes: &[u8]) {
+        self.count(bytes, true);
+    }
+
+    /// Takes back the count of messages queued but never written (dropped
+    /// when their connection closed).
+    fn uncount(&self, bytes: &[u8]) {
+        self.count(bytes, false);
+    }
+
+    fn count(&self, mut bytes: &[u8], add: bool) {
+        let bump = |c: &AtomicU64, n: u64| {
+            if add {
+                c.fetch_add(n, Ordering::Relaxed);
+            } else {
+                c.fetch_sub(n.min(c.load(Ordering::Relaxed)), Ordering::Relaxed);
+            }
+        };
+        bump(&self.bytes_sent, bytes.len() as u64);
         while bytes.len() >= 19 {
             let len = usize::from(u16::from_be_bytes([bytes[16], bytes[17]])).max(19);
             let counter = match bytes[18] {
@@ -146,7 +163,7 @@ impl PeerCounters {
                     continue;
                 }
             };
-            counter.fetch_add(1, Ordering::Relaxed);
+            bump(counter, 1);
             bytes = bytes.get(len..).unwrap_or_default();
         }
     }
@@ -585,14 +602,14 @@ impl Driver {
         if keep_main {
             if !failed {
                 debug!(peer = %self.spec.name, "collision: keeping the first connection");
-                close_loser(&mut rival.session, &mut rival.out, rival.written);
+                close_loser(&mut rival.session, &mut rival.out, rival.written, &self.shared);
             }
             flush(&mut rival.session, &mut rival.writer, &mut rival.out, rival.written, &self.shared).await;
             return;
         }
         debug!(peer = %self.spec.name, "collision: keeping the other connection");
         if let Some(mut writer) = self.writer.take() {
-            close_loser(&mut self.session, &mut self.out, self.written);
+            close_loser(&mut self.session, &mut self.out, self.written, &self.shared);
             flush(&mut self.session, &mut writer, &mut self.out, self.written, &self.shared).await;
         }
         self.reader = Some(rival.reader);
@@ -702,6 +719,7 @@ impl Driver {
     /// slow peer still gets the NOTIFICATION within the grace time.
     async fn close(&mut self) {
         let end = message_end(&self.out, self.written);
+        self.shared.counters.uncount(&self.out[end..]);
         self.out.truncate(end);
         let before = self.out.len();
         self.session.poll_transmit(&mut self.out);
@@ -728,8 +746,10 @@ impl Driver {
 /// write (the KEEPALIVE answering the peer's OPEN, say) is dropped, so the
 /// peer never sees that session established, and Cease / Connection
 /// Collision Resolution follows.
-fn close_loser(session: &mut Session, out: &mut Vec<u8>, written: usize) {
-    out.truncate(message_end(out, written));
+fn close_loser(session: &mut Session, out: &mut Vec<u8>, written: usize, shared: &PeerShared) {
+    let end = message_end(out, written);
+    shared.counters.uncount(&out[end..]);
+    out.truncate(end);
     let mut unsent = Vec::new();
     session.poll_transmit(&mut unsent);
     session.close_collision(now());
@@ -805,5 +825,10 @@ mod tests {
         assert_eq!(counters.updates_sent.load(Ordering::Relaxed), 2);
         assert_eq!(counters.notifications_sent.load(Ordering::Relaxed), 1);
         assert_eq!(counters.bytes_sent.load(Ordering::Relaxed), bytes.len() as u64);
+        // The last UPDATE and the NOTIFICATION were never written.
+        counters.uncount(&bytes[42..]);
+        assert_eq!(counters.updates_sent.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.notifications_sent.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.bytes_sent.load(Ordering::Relaxed), 42);
     }
 }
