@@ -545,3 +545,33 @@ fn graceful_restart_keeps_the_routes_while_lb_is_down() {
     })
     .expect("refreshed");
 }
+
+#[test]
+fn frr_receives_ipv6_with_global_and_link_local_next_hops() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    let frr = Frr::start(
+        &router,
+        &FrrConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
+            .neighbor(FrrNeighbor::new(ip("2001:db8::11"), 64500).families(false, true)),
+    )
+    .expect("frr");
+    let cfg =
+        config(&peer("frr", 64500, 64501, "2001:db8::1", ""), "\"2001:db8:ff::/120\"", "  communities: [\"64500:6\"]");
+    let svc = service("web", "").replace("  ports:", "  ipFamilies: [IPv6]\n  ports:");
+    node.start(&cfg, &svc, &[]);
+    let route = wait_for(WAIT, || {
+        let r = find(&frr.routes()?, "2001:db8:ff::/128")?;
+        if r.best { Ok(r) } else { Err(format!("not best yet: {r}")) }
+    })
+    .expect("IPv6 route, selected");
+    assert!(route.next_hops.contains(&ip("2001:db8::11")), "{route}");
+    assert_eq!(route.communities, vec![(64500, 6)], "{route}");
+    // Installed in the kernel: FRR resolved the next hop (the link-local one on-link).
+    wait_for(WAIT, || {
+        let hops = router.fib_next_hops("2001:db8:ff::/128")?;
+        if hops.is_empty() { Err("not in the FIB".into()) } else { Ok(()) }
+    })
+    .expect("in the FIB");
+}
