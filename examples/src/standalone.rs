@@ -26,6 +26,9 @@ pub struct StandaloneArgs {
     /// EndpointSlice manifests; without them every Service counts as served on this node.
     #[arg(long, num_args = 1..)]
     endpoints: Vec<PathBuf>,
+    /// Namespace manifests, for serviceAllocation.namespaceSelectors.
+    #[arg(long, num_args = 1..)]
+    namespaces: Vec<PathBuf>,
     /// Address for /metrics and /status [default: 127.0.0.1:7472, and
     /// running on without them if it is taken].
     #[arg(long)]
@@ -60,6 +63,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             services: args.services,
             nodes: args.nodes,
             endpoints: args.endpoints,
+            namespaces: args.namespaces,
         },
         node: args.node,
         load_balancer_class: args.lb_class,

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use lb_core::config::{self, Config, ConfigError};
 use lb_core::endpoints::{EndpointSlice, Endpoints};
 use lb_core::manifest::{self, ManifestError};
-use lb_core::{Node, Service};
+use lb_core::{Namespace, Node, Service};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use serde_json::Value;
 use tokio::io::unix::AsyncFd;
@@ -32,6 +32,8 @@ pub struct FileSources {
     pub nodes: Vec<PathBuf>,
     /// Without any, every Service counts as served on every node.
     pub endpoints: Vec<PathBuf>,
+    /// Namespace labels, for `serviceAllocation.namespaceSelectors`.
+    pub namespaces: Vec<PathBuf>,
 }
 
 /// Everything read from the files at one moment.
@@ -42,6 +44,7 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     pub nodes: Vec<Node>,
     pub endpoints: Option<Endpoints>,
+    pub namespaces: Vec<Namespace>,
 }
 
 /// Why a snapshot could not be taken.
@@ -79,7 +82,7 @@ fn manifests<T>(
 impl FileSources {
     /// Every file, for watching.
     pub fn paths(&self) -> impl Iterator<Item = &PathBuf> {
-        self.config.iter().chain(&self.services).chain(&self.nodes).chain(&self.endpoints)
+        self.config.iter().chain(&self.services).chain(&self.nodes).chain(&self.endpoints).chain(&self.namespaces)
     }
 
     /// Reads and validates every file.
@@ -104,6 +107,7 @@ impl FileSources {
             services: manifests(&self.services, manifest::services)?,
             nodes: manifests(&self.nodes, manifest::nodes)?,
             endpoints,
+            namespaces: manifests(&self.namespaces, manifest::namespaces)?,
         })
     }
 }

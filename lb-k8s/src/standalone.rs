@@ -136,7 +136,7 @@ impl Standalone {
     /// Applies a snapshot; refuses it (logged, nothing changed) if a peer of
     /// this node cannot be set up as configured (a missing Secret, say).
     pub async fn apply(&mut self, snapshot: Snapshot) {
-        let Snapshot { config, secrets, mut services, nodes, endpoints } = snapshot;
+        let Snapshot { config, secrets, mut services, nodes, endpoints, namespaces } = snapshot;
         // Every session of this node, before anything changes: a peer
         // whose configuration cannot be honoured makes the whole change
         // invalid, as any other configuration error does.
@@ -186,6 +186,7 @@ impl Standalone {
                 allocator
             }
         };
+        allocator.set_namespaces(namespaces);
         let present: HashSet<&ServiceKey> = services.iter().map(|s| &s.key).collect();
         for gone in self.services.iter().filter(|s| !present.contains(&s.key)) {
             allocator.release(&gone.key);

@@ -54,6 +54,11 @@ fn options(dir: &Dir, state: Option<&Path>) -> Options {
     }
 }
 
+fn with_namespaces(mut options: Options, path: PathBuf) -> Options {
+    options.sources.namespaces = vec![path];
+    options
+}
+
 fn assignments(lb: &Standalone) -> BTreeMap<String, Vec<IpAddr>> {
     let view = lb.view();
     let view = view.lock().expect("view");
@@ -139,5 +144,25 @@ async fn a_peer_whose_secret_is_missing_makes_the_change_invalid() {
     assert!(stale);
     assert!(error.contains("bgp-key"), "{error}");
     assert_eq!(lb.speaker().peers().count(), 1, "last good state in force");
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn namespace_labels_pick_pools_and_a_label_change_reallocates() {
+    let dir = Dir::new("namespaces");
+    let config = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: team-a}\nspec:\n  addresses: [192.0.2.0/29]\n  serviceAllocation: {namespaceSelectors: [{matchLabels: {team: a}}]}\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: general}\nspec: {addresses: [198.51.100.0/29]}\n";
+    dir.write("config.yaml", config);
+    dir.write("services.yaml", &services(&["a"]));
+    let ns = |team: &str| {
+        format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: default, labels: {{team: {team}}}}}\n")
+    };
+    let namespaces = dir.write("namespaces.yaml", &ns("a"));
+    let mut lb = Standalone::new(with_namespaces(options(&dir, None), namespaces));
+    lb.reload().await;
+    assert_eq!(assignments(&lb)["default/a"], vec![ip("192.0.2.0")], "the team's pool");
+
+    dir.write("namespaces.yaml", &ns("b"));
+    lb.reload().await;
+    assert_eq!(assignments(&lb)["default/a"], vec![ip("198.51.100.0")], "no longer the team's: moved");
     lb.shutdown().await;
 }
