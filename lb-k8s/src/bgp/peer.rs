@@ -604,13 +604,13 @@ impl Driver {
                 debug!(peer = %self.spec.name, "collision: keeping the first connection");
                 close_loser(&mut rival.session, &mut rival.out, rival.written, &self.shared);
             }
-            flush(&mut rival.session, &mut rival.writer, &mut rival.out, rival.written, &self.shared).await;
+            flush(&mut rival.session, rival.writer, rival.out, rival.written, &self.shared);
             return;
         }
         debug!(peer = %self.spec.name, "collision: keeping the other connection");
-        if let Some(mut writer) = self.writer.take() {
+        if let Some(writer) = self.writer.take() {
             close_loser(&mut self.session, &mut self.out, self.written, &self.shared);
-            flush(&mut self.session, &mut writer, &mut self.out, self.written, &self.shared).await;
+            flush(&mut self.session, writer, std::mem::take(&mut self.out), self.written, &self.shared);
         }
         self.reader = Some(rival.reader);
         self.writer = Some(rival.writer);
@@ -755,24 +755,21 @@ fn close_loser(session: &mut Session, out: &mut Vec<u8>, written: usize, shared:
     session.close_collision(now());
 }
 
-/// Moves what `session` still has to say into `out`, writes `out[written..]`
-/// within the grace time, and shuts the connection down.
-async fn flush(
-    session: &mut Session,
-    writer: &mut OwnedWriteHalf,
-    out: &mut Vec<u8>,
-    written: usize,
-    shared: &PeerShared,
-) {
+/// Moves what `session` still has to say into `out`, then writes
+/// `out[written..]` within the grace time and shuts the connection down.
+fn flush(session: &mut Session, mut writer: OwnedWriteHalf, mut out: Vec<u8>, written: usize, shared: &PeerShared) {
     let before = out.len();
-    session.poll_transmit(out);
+    session.poll_transmit(&mut out);
     shared.counters.count_sent(&out[before..]);
-    let pending = out.get(written..).unwrap_or_default();
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        writer.write_all(pending).await?;
-        writer.shutdown().await
-    })
-    .await;
+    // On its own task: the connection kept goes on meanwhile.
+    tokio::spawn(async move {
+        let pending = out.get(written..).unwrap_or_default();
+        let _ = tokio::time::timeout(CLOSE_GRACE, async {
+            writer.write_all(pending).await?;
+            writer.shutdown().await
+        })
+        .await;
+    });
 }
 
 /// The end of the message that `out[at..]` begins inside of (`out` holds
