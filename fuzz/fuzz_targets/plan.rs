@@ -31,13 +31,17 @@ fuzz_target!(|data: &[u8]| {
         allocator.assignments().map(|(key, a)| (latest[key], a.addresses.to_vec())).collect();
     let views: Vec<lb_core::planner::AssignedService<'_>> =
         assigned.iter().map(|(service, ips)| lb_core::planner::AssignedService { service, ips }).collect();
+    // Nodes and EndpointSlices from the same text: the manifests' other kinds.
+    let nodes = lb_core::manifest::nodes(services_text).unwrap_or_default();
+    let endpoints = lb_core::manifest::endpoint_slices(services_text).ok().map(lb_core::endpoints::Endpoints::new);
     let world = lb_core::planner::World {
         config: allocator.config(),
         services: &views,
-        endpoints: None,
-        nodes: &[],
+        endpoints: endpoints.as_ref(),
+        nodes: &nodes,
     };
-    let plan = lb_core::planner::plan_bgp(&world, "node");
+    let name = nodes.first().map_or("node", |n| n.name.as_str());
+    let plan = lb_core::planner::plan_bgp(&world, name);
     for peer in &plan.peers {
         for prefix in peer.routes.keys() {
             assert!(
