@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use lb_core::community::Community;
 use lb_core::endpoints::{EndpointSlice, Endpoints};
 use lb_core::planner::{self, AssignedService, BgpPlan, World};
 use lb_core::{Namespace, Node, Service, manifest};
@@ -83,20 +82,8 @@ impl NodeResult {
                     .map(|(prefix, attrs)| RouteResult {
                         prefix: prefix.to_string(),
                         local_pref: attrs.local_pref,
-                        communities: attrs
-                            .communities
-                            .iter()
-                            .filter(|c| matches!(c, Community::Standard(_)))
-                            .map(ToString::to_string)
-                            .collect(),
-                        large_communities: attrs
-                            .communities
-                            .iter()
-                            .filter_map(|c| match c {
-                                Community::Large(a, b, c) => Some(format!("{a}:{b}:{c}")),
-                                Community::Standard(_) => None,
-                            })
-                            .collect(),
+                        communities: attrs.standard_communities().collect(),
+                        large_communities: attrs.large_communities().collect(),
                     })
                     .collect(),
             })

@@ -67,6 +67,19 @@ pub struct RouteAttributes {
 }
 
 impl RouteAttributes {
+    /// The standard communities as `a:b`, as `lb plan` and `/status` print them.
+    pub fn standard_communities(&self) -> impl Iterator<Item = String> + '_ {
+        self.communities.iter().filter(|c| matches!(c, Community::Standard(_))).map(ToString::to_string)
+    }
+
+    /// The large communities as `a:b:c` (without the `large:` of the configuration).
+    pub fn large_communities(&self) -> impl Iterator<Item = String> + '_ {
+        self.communities.iter().filter_map(|c| match c {
+            Community::Large(a, b, c) => Some(format!("{a}:{b}:{c}")),
+            Community::Standard(_) => None,
+        })
+    }
+
     fn merge(&mut self, other: &RouteAttributes) {
         self.local_pref = self.local_pref.max(other.local_pref);
         self.communities.extend_from_slice(&other.communities);
@@ -128,18 +141,6 @@ pub struct BgpPlan {
     pub peers: Vec<PeerPlan>,
     /// Every assigned IP, in input order, with the decision.
     pub services: Vec<ServiceAnnouncement>,
-}
-
-impl BgpPlan {
-    /// Names of the Services with at least one announced IP.
-    pub fn announced_services(&self) -> impl Iterator<Item = &ServiceKey> {
-        let mut last: Option<&ServiceKey> = None;
-        self.services.iter().filter(|s| s.result.is_ok()).map(|s| &s.service).filter(move |k| {
-            let new = last != Some(*k);
-            last = Some(*k);
-            new
-        })
-    }
 }
 
 /// Whether BGP sessions with `peer` carry routes of `family`: the family of

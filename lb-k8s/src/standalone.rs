@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use lb_bgp::session::State;
-use lb_core::community::Community;
 use lb_core::planner::{self, AssignedService, BgpPlan, World};
 use lb_core::{Node, Service, ServiceKey};
 use lb_ipam::Allocator;
@@ -52,7 +51,6 @@ pub struct View {
     pub config_loaded: bool,
     pub config_stale: bool,
     pub last_error: Option<String>,
-    pub loaded_at: Option<SystemTime>,
     pub reloads: u64,
     pub reload_errors: u64,
     pub allocations: Vec<AllocationView>,
@@ -257,7 +255,6 @@ impl Standalone {
         view.config_loaded = true;
         view.config_stale = false;
         view.last_error = None;
-        view.loaded_at = Some(SystemTime::now());
         view.reloads += 1;
         view.allocations = allocations;
         view.pools = pools;
@@ -376,12 +373,11 @@ pub fn status_json(view: &View) -> serde_json::Value {
                 "peer": p.peer,
                 "address": p.address.map(|a| a.to_string()),
                 "routes": p.routes.iter().map(|(prefix, a)| {
-                    let (large, standard): (Vec<&Community>, Vec<&Community>) = a.communities.iter().partition(|c| matches!(c, Community::Large(..)));
                     json!({
                         "prefix": prefix.to_string(),
                         "localPref": a.local_pref,
-                        "communities": standard.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                        "largeCommunities": large.iter().map(|c| c.to_string().trim_start_matches("large:").to_string()).collect::<Vec<_>>(),
+                        "communities": a.standard_communities().collect::<Vec<_>>(),
+                        "largeCommunities": a.large_communities().collect::<Vec<_>>(),
                     })
                 }).collect::<Vec<_>>(),
             })

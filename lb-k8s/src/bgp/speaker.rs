@@ -222,11 +222,6 @@ impl Speaker {
         self.peers.iter().map(|(n, h)| (n.as_str(), h.shared()))
     }
 
-    /// The routes each peer should have, by name.
-    pub fn routes(&self) -> &BTreeMap<String, Arc<Routes>> {
-        &self.routes
-    }
-
     /// The TCP MD5 key of every running peer that has one, by address.
     pub fn md5_keys(&self) -> BTreeMap<IpAddr, Vec<u8>> {
         self.peers.values().filter_map(|h| h.spec().md5_key.clone().map(|k| (h.spec().remote.ip(), k))).collect()
