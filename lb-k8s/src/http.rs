@@ -10,11 +10,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::metrics;
-use crate::standalone::{SharedView, status_json};
-
-fn lock(view: &SharedView) -> std::sync::MutexGuard<'_, crate::standalone::View> {
-    view.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::standalone::{SharedView, lock, status_json};
 
 /// The routes, over the shared view.
 pub fn router(view: SharedView) -> Router {

@@ -334,7 +334,8 @@ fn write_state(path: &Path, assignments: &BTreeMap<ServiceKey, Vec<IpAddr>>) -> 
     Ok(())
 }
 
-fn lock(view: &SharedView) -> std::sync::MutexGuard<'_, View> {
+/// The view, even if a holder panicked: it is only ever replaced whole.
+pub(crate) fn lock(view: &SharedView) -> std::sync::MutexGuard<'_, View> {
     view.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -470,21 +470,10 @@ impl Driver {
     }
 
     fn connected(&mut self, stream: TcpStream) {
-        if self.writer.is_some() {
-            debug!(peer = %self.spec.name, "a connection is up already; closing this one");
-            return;
-        }
-        let (Ok(local), Ok(remote)) = (stream.local_addr(), stream.peer_addr()) else {
+        let Some((local, remote)) = attach(&mut self.session, &stream) else {
             return self.session.handle_closed(now());
         };
-        // An IPv4 peer accepted on a dual-stack listener shows v4-mapped
-        // addresses; the next hop must be the plain IPv4 one.
-        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
-        let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
         self.shared.counters.connects.fetch_add(1, Ordering::Relaxed);
-        let addresses = nexthop::interface_addresses();
-        self.session.set_next_hop_v6(nexthop::ipv6_next_hop(&addresses, local.ip(), remote.ip()));
-        self.session.set_next_hop_v4(nexthop::ipv4_next_hop(&addresses, local.ip()));
         let (reader, writer) = stream.into_split();
         self.reader = Some(reader);
         self.writer = Some(writer);
@@ -534,14 +523,9 @@ impl Driver {
     }
 
     fn start_rival(&mut self, stream: TcpStream, initiated_locally: bool) {
-        let (Ok(local), Ok(remote)) = (stream.local_addr(), stream.peer_addr()) else { return };
-        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
-        let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
         let mut session = Session::new(self.spec.session.clone());
         session.set_routes(&self.routes);
-        let addresses = nexthop::interface_addresses();
-        session.set_next_hop_v6(nexthop::ipv6_next_hop(&addresses, local.ip(), remote.ip()));
-        session.set_next_hop_v4(nexthop::ipv4_next_hop(&addresses, local.ip()));
+        let Some((local, remote)) = attach(&mut session, &stream) else { return };
         // A session that answers this connection, not one that dials.
         session.start(now());
         session.handle_connected(now(), local);
@@ -725,16 +709,10 @@ impl Driver {
         self.session.poll_transmit(&mut self.out);
         self.shared.counters.count_sent(&self.out[before..]);
         self.reader = None;
-        if let Some(mut writer) = self.writer.take() {
-            let pending = &self.out[self.written..];
-            let flushed = tokio::time::timeout(CLOSE_GRACE, async {
-                writer.write_all(pending).await?;
-                writer.shutdown().await
-            })
-            .await;
-            if !matches!(flushed, Ok(Ok(()))) {
-                debug!(peer = %self.spec.name, "connection closed before the last bytes were written");
-            }
+        if let Some(writer) = self.writer.take()
+            && !write_last(writer, &self.out[self.written..]).await
+        {
+            debug!(peer = %self.spec.name, "connection closed before the last bytes were written");
         }
         self.out.clear();
         self.written = 0;
@@ -757,19 +735,36 @@ fn close_loser(session: &mut Session, out: &mut Vec<u8>, written: usize, shared:
 
 /// Moves what `session` still has to say into `out`, then writes
 /// `out[written..]` within the grace time and shuts the connection down.
-fn flush(session: &mut Session, mut writer: OwnedWriteHalf, mut out: Vec<u8>, written: usize, shared: &PeerShared) {
+fn flush(session: &mut Session, writer: OwnedWriteHalf, mut out: Vec<u8>, written: usize, shared: &PeerShared) {
     let before = out.len();
     session.poll_transmit(&mut out);
     shared.counters.count_sent(&out[before..]);
     // On its own task: the connection kept goes on meanwhile.
-    tokio::spawn(async move {
-        let pending = out.get(written..).unwrap_or_default();
-        let _ = tokio::time::timeout(CLOSE_GRACE, async {
-            writer.write_all(pending).await?;
-            writer.shutdown().await
-        })
-        .await;
-    });
+    tokio::spawn(async move { write_last(writer, out.get(written..).unwrap_or_default()).await });
+}
+
+/// Writes a connection's last bytes and shuts it down, within the grace
+/// time; whether all of it went out.
+async fn write_last(mut writer: OwnedWriteHalf, bytes: &[u8]) -> bool {
+    let done = tokio::time::timeout(CLOSE_GRACE, async {
+        writer.write_all(bytes).await?;
+        writer.shutdown().await
+    })
+    .await;
+    matches!(done, Ok(Ok(())))
+}
+
+/// Prepares `session` for the connection `stream`: its next hops come from
+/// the interface the connection uses. Returns the local and remote
+/// addresses, IPv4 peers on a dual-stack listener shown as plain IPv4 (the
+/// next hop must be the plain IPv4 address).
+fn attach(session: &mut Session, stream: &TcpStream) -> Option<(SocketAddr, SocketAddr)> {
+    let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+    let (local, remote) = (canonical(stream.local_addr().ok()?), canonical(stream.peer_addr().ok()?));
+    let addresses = nexthop::interface_addresses();
+    session.set_next_hop_v6(nexthop::ipv6_next_hop(&addresses, local.ip(), remote.ip()));
+    session.set_next_hop_v4(nexthop::ipv4_next_hop(&addresses, local.ip()));
+    Some((local, remote))
 }
 
 /// The end of the message that `out[at..]` begins inside of (`out` holds
