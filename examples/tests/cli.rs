@@ -16,7 +16,14 @@ fn stdout(o: &Output) -> String {
 }
 
 fn plan_json(config: &str, services: &str) -> serde_json::Value {
-    let out = lb(&["plan", "--config", config, "--services", services, "-o", "json"]);
+    plan_json_with(config, services, &[])
+}
+
+/// `lb plan -o json` with more arguments (`--nodes`, `--endpoints`).
+fn plan_json_with(config: &str, services: &str, more: &[&str]) -> serde_json::Value {
+    let mut args = vec!["plan", "--config", config, "--services", services, "-o", "json"];
+    args.extend_from_slice(more);
+    let out = lb(&args);
     assert!(out.status.success(), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("plan prints JSON")
 }
@@ -98,19 +105,7 @@ fn plan_json_has_the_documented_shape() {
 
 #[test]
 fn plan_with_nodes_lists_each_nodes_bgp_routes() {
-    let out = lb(&[
-        "plan",
-        "--config",
-        "config/metallb.yaml",
-        "--services",
-        "services.yaml",
-        "--nodes",
-        "nodes.yaml",
-        "-o",
-        "json",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let plan = plan_json_with("config/metallb.yaml", "services.yaml", &["--nodes", "nodes.yaml"]);
     let nodes = plan["nodes"].as_array().expect("nodes");
     assert_eq!(nodes.len(), 3);
     let route = serde_json::json!({
@@ -126,21 +121,11 @@ fn plan_with_nodes_lists_each_nodes_bgp_routes() {
     assert_eq!(nodes[2]["bgp"][0]["routes"], serde_json::json!([]), "excluded from load balancers");
 
     // With endpoints: the ingress Service has none serving, so it is withdrawn everywhere.
-    let out = lb(&[
-        "plan",
-        "--config",
+    let plan = plan_json_with(
         "config/metallb.yaml",
-        "--services",
         "services.yaml",
-        "--nodes",
-        "nodes.yaml",
-        "--endpoints",
-        "endpoints.yaml",
-        "-o",
-        "json",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        &["--nodes", "nodes.yaml", "--endpoints", "endpoints.yaml"],
+    );
     for node in &plan["nodes"].as_array().expect("nodes")[..2] {
         assert_eq!(node["bgp"][0]["routes"], serde_json::json!([route]), "{node}");
     }

@@ -127,6 +127,11 @@ fn find(routes: &[Route], prefix: &str) -> Result<Route, String> {
     paths(routes, prefix).first().map(|r| (*r).clone()).ok_or_else(|| format!("{prefix} not in {routes:?}"))
 }
 
+/// BIRD as the router at 192.0.2.1, AS 64501, with one neighbor.
+fn bird(router: &Netns, neighbor: BirdNeighbor) -> Bird {
+    Bird::start(router, &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501).neighbor(neighbor)).expect("bird")
+}
+
 /// A router namespace linked to one node namespace: router .1, node .11.
 fn pair(node: &Node) -> Netns {
     let router = Netns::new().expect("namespace");
@@ -140,12 +145,7 @@ fn ebgp_to_bird_routes_follow_services_and_config_live_and_stop_sends_cease() {
     support::skip_unless_root!();
     let mut node = Node::new("node-a");
     let router = pair(&node);
-    let bird = Bird::start(
-        &router,
-        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
-            .neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).passive()),
-    )
-    .expect("bird");
+    let bird = bird(&router, BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).passive());
     let adv = "  communities: [\"64500:100\", \"large:64500:1:2\"]";
     let cfg = config(&peer("bird", 64500, 64501, "192.0.2.1", ""), "203.0.113.0/28", adv);
     node.start(&cfg, &service("web", ""), &[]);
@@ -258,12 +258,7 @@ fn wrong_md5_password_never_establishes() {
     support::skip_unless_root!();
     let mut node = Node::new("node-a");
     let router = pair(&node);
-    let bird = Bird::start(
-        &router,
-        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
-            .neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).password("right").passive()),
-    )
-    .expect("bird");
+    let bird = bird(&router, BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).password("right").passive());
     node.start(
         &config(&peer("bird", 64500, 64501, "192.0.2.1", "  password: wrong"), "203.0.113.0/28", ""),
         &service("web", ""),
@@ -283,11 +278,7 @@ fn bird_restart_gets_the_table_again_and_a_frozen_bird_is_declared_down() {
     let router = pair(&node);
     // BIRD active this time: it connects to us too, and we do not listen,
     // so our connection carries the session.
-    let mut bird = Bird::start(
-        &router,
-        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501).neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500)),
-    )
-    .expect("bird");
+    let mut bird = bird(&router, BirdNeighbor::new("lb", ip("192.0.2.11"), 64500));
     let svcs = format!("{}{}", service("a", ""), service("b", ""));
     node.start(&config(&peer("bird", 64500, 64501, "192.0.2.1", ""), "203.0.113.0/28", ""), &svcs, &[]);
     wait_for(WAIT, || if bird.routes()?.len() == 2 { Ok(()) } else { Err("not yet".into()) }).expect("routes");
@@ -440,12 +431,7 @@ fn with_bgp_listen_a_router_that_connects_to_us_gets_the_routes() {
     let router = pair(&node);
     // BIRD connects (not passive); our own attempts go to a port where
     // nothing listens, so only the accepted connection can carry the session.
-    let bird = Bird::start(
-        &router,
-        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
-            .neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).password("k3y")),
-    )
-    .expect("bird");
+    let bird = bird(&router, BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).password("k3y"));
     let cfg =
         config(&peer("bird", 64500, 64501, "192.0.2.1", "  peerPort: 1179\n  password: k3y"), "203.0.113.0/28", "");
     node.start(&cfg, &service("web", ""), &["--bgp-listen", "[::]:179"]);
@@ -459,12 +445,7 @@ fn dual_stack_address_family_carries_ipv4_routes_over_an_ipv6_session() {
     support::skip_unless_root!();
     let mut node = Node::new("node-a");
     let router = pair(&node);
-    let bird = Bird::start(
-        &router,
-        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
-            .neighbor(BirdNeighbor::new("lb", ip("2001:db8::11"), 64500).families(true, true).passive()),
-    )
-    .expect("bird");
+    let bird = bird(&router, BirdNeighbor::new("lb", ip("2001:db8::11"), 64500).families(true, true).passive());
     let peers = peer("bird", 64500, 64501, "2001:db8::1", "  dualStackAddressFamily: true");
     let svc = service("web", "").replace("  ports:", "  ipFamilyPolicy: RequireDualStack\n  ports:");
     node.start(&config(&peers, "203.0.113.0/28, \"2001:db8:ff::/120\"", ""), &svc, &[]);
@@ -479,11 +460,7 @@ fn with_bgp_listen_both_sides_connecting_settle_on_one_session() {
     support::skip_unless_root!();
     let mut node = Node::new("node-a");
     let router = pair(&node);
-    let bird = Bird::start(
-        &router,
-        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501).neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500)),
-    )
-    .expect("bird");
+    let bird = bird(&router, BirdNeighbor::new("lb", ip("192.0.2.11"), 64500));
     let cfg = config(&peer("bird", 64500, 64501, "192.0.2.1", ""), "203.0.113.0/28", "");
     node.start(&cfg, &service("web", ""), &["--bgp-listen", "0.0.0.0:179"]);
     bird.wait_established("lb", WAIT).expect("one session");
@@ -525,12 +502,8 @@ fn graceful_restart_keeps_the_routes_while_lb_is_down() {
     support::skip_unless_root!();
     let mut node = Node::new("node-a");
     let router = pair(&node);
-    let bird = Bird::start(
-        &router,
-        &BirdConfig::new(Ipv4Addr::new(192, 0, 2, 1), 64501)
-            .neighbor(BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).extra("  graceful restart on;\n").passive()),
-    )
-    .expect("bird");
+    let bird =
+        bird(&router, BirdNeighbor::new("lb", ip("192.0.2.11"), 64500).extra("  graceful restart on;\n").passive());
     let cfg = config(&peer("bird", 64500, 64501, "192.0.2.1", "  enableGracefulRestart: true"), "203.0.113.0/28", "");
     node.start(&cfg, &service("web", ""), &[]);
     wait_for(WAIT, || find(&bird.routes()?, "203.0.113.0/32")).expect("route");
