@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use lb_k8s::files::FileSources;
-use lb_k8s::standalone::{self, Listen, Options};
+use lb_k8s::roles::standalone::{self, Listen, Options};
+use lb_k8s::sources::files::FileSources;
 
 #[derive(clap::Args)]
 pub struct StandaloneArgs {
@@ -70,8 +70,9 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         state: args.state,
         bgp_listen: args.bgp_listen,
     };
-    // One thread is plenty for a handful of sessions and keeps memory low.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // Two workers: a reload or a large /status occupies one while the BGP
+    // sessions' keepalives go on on the other.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let listen = match args.listen {
         Some(addr) => Listen::Given(addr),
         None => Listen::Default(SocketAddr::from(([127, 0, 0, 1], 7472))),

@@ -113,7 +113,7 @@ fn plan_with_nodes_lists_each_nodes_bgp_routes() {
         "communities": ["65535:65282"], "largeCommunities": ["64512:1:2"],
     });
     assert_eq!(nodes[0]["node"], "node-a");
-    assert_eq!(nodes[0]["bgp"][0]["peer"], "192.0.2.254");
+    assert_eq!(nodes[0]["bgp"][0]["peer"], "127.0.0.1");
     let routes = nodes[0]["bgp"][0]["routes"].as_array().expect("routes");
     assert_eq!(routes.len(), 2, "payments and reserved are the pools announced over BGP: {routes:?}");
     assert_eq!(routes[0], route);

@@ -1,18 +1,22 @@
 //! The one crate of the load balancer that does I/O.
 //!
-//! The pure crates decide; this crate carries their decisions out on real
-//! sockets and feeds them what the world says:
+//! The pure crates decide; this crate feeds them what the world says and
+//! carries their decisions out. Its modules depend one way:
 //!
-//! - [`bgp`]: a tokio task per BGP peer driving an `lb_bgp::session::Session`
-//!   over TCP (TCP MD5, TTL, source address), and the speaker that keeps
-//!   the set of peers and their routes equal to what the planner wants;
-//! - [`files`]: configuration and manifests from files, and a watcher;
-//! - [`standalone`]: allocator, planner and speaker in one process over
-//!   files (`lb standalone`);
-//! - [`http`], [`metrics`]: `/status` and `/metrics`.
+//! ```text
+//! roles ──► sources, sinks, drivers ──► view ──► pure crates
+//! ```
+//!
+//! - [`sources`]: the observed world from files (and a watcher);
+//! - [`sinks`]: the state file, `/status`, `/metrics`, the announcement log;
+//! - [`drivers`]: BGP sessions over TCP (a tokio task per peer);
+//! - [`view`]: the values drivers write and sinks read;
+//! - [`roles`]: `standalone`, wiring the above;
+//! - [`sys`]: the system calls no crate wraps; the only `unsafe` code.
 
-pub mod bgp;
-pub mod files;
-pub mod http;
-pub mod metrics;
-pub mod standalone;
+pub mod drivers;
+pub mod roles;
+pub mod sinks;
+pub mod sources;
+pub mod sys;
+pub mod view;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use lb_bgp::adj_rib_out::RouteAttributes;
 use lb_bgp::session::{RemoteAs, SessionConfig, State};
 use lb_bgp::wire::Prefix;
-use lb_k8s::bgp::socket;
-use lb_k8s::bgp::{PeerHandle, PeerShared, PeerSpec, Routes, StopReason};
+use lb_k8s::drivers::bgp::socket;
+use lb_k8s::drivers::bgp::{PeerHandle, PeerShared, PeerSpec, Routes, StopReason};
 
 fn spec(name: &str, remote: SocketAddr, local_asn: u32, peer_asn: u32, passive: bool) -> PeerSpec {
     let mut session =

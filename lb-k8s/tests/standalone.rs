@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use lb_k8s::files::FileSources;
-use lb_k8s::standalone::{Options, Standalone};
+use lb_k8s::roles::standalone::{Options, Standalone};
+use lb_k8s::sources::files::FileSources;
 
 const CONFIG: &str =
     "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: pool}\nspec: {addresses: [192.0.2.0/29]}\n";
@@ -60,9 +60,7 @@ fn with_namespaces(mut options: Options, path: PathBuf) -> Options {
 }
 
 fn assignments(lb: &Standalone) -> BTreeMap<String, Vec<IpAddr>> {
-    let view = lb.view();
-    let view = view.lock().expect("view");
-    view.allocations.iter().map(|a| (a.service.clone(), a.ips.clone())).collect()
+    lb.snapshot().allocations.iter().map(|a| (a.service.clone(), a.ips.clone())).collect()
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -91,9 +89,7 @@ async fn reloads_keep_addresses_and_invalid_changes_change_nothing() {
     dir.write("config.yaml", "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: pool}\nspec: {addresses: [192.0.2.9-192.0.2.1]}\n");
     lb.reload().await;
     assert_eq!(assignments(&lb), second);
-    let view = lb.view();
-    let stale = view.lock().expect("view").config_stale;
-    assert!(stale);
+    assert!(lb.snapshot().config.stale);
     lb.shutdown().await;
 }
 
@@ -124,7 +120,12 @@ async fn a_restart_gives_every_service_its_address_back() {
 #[tokio::test]
 async fn a_peer_whose_secret_is_missing_makes_the_change_invalid() {
     let dir = Dir::new("secret");
-    let peer = "---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r1}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.254, passwordSecret: {name: bgp-key}}\n";
+    // The peer is a listener of the test's own, on loopback: nothing leaves the machine.
+    let router = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = router.local_addr().expect("address").port();
+    let peer = format!(
+        "---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: r1}}\nspec: {{myASN: 64500, peerASN: 64501, peerAddress: 127.0.0.1, peerPort: {port}, passwordSecret: {{name: bgp-key}}}}\n"
+    );
     let secret = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: bgp-key, namespace: metallb-system}\ntype: kubernetes.io/basic-auth\ndata: {password: czNjcmV0}\n";
     dir.write("config.yaml", &format!("{CONFIG}{peer}{secret}"));
     dir.write("services.yaml", &services(&["a"]));
@@ -136,12 +137,9 @@ async fn a_peer_whose_secret_is_missing_makes_the_change_invalid() {
     // The Secret gone: refused as a whole, the session stays.
     dir.write("config.yaml", &format!("{CONFIG}{peer}"));
     lb.reload().await;
-    let view = lb.view();
-    let (stale, error) = {
-        let v = view.lock().expect("view");
-        (v.config_stale, v.last_error.clone().unwrap_or_default())
-    };
-    assert!(stale);
+    let snapshot = lb.snapshot();
+    let error = snapshot.config.last_error.clone().unwrap_or_default();
+    assert!(snapshot.config.stale);
     assert!(error.contains("bgp-key"), "{error}");
     assert_eq!(lb.speaker().peers().count(), 1, "last good state in force");
     lb.shutdown().await;

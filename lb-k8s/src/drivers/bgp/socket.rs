@@ -7,8 +7,7 @@
 //! - **TCP MD5 signatures** (RFC 2385): the `password` of BIRD, FRR and
 //!   GoBGP. The kernel signs every segment for a peer with a key set through
 //!   `setsockopt(IPPROTO_TCP, TCP_MD5SIG)`. Neither socket2 nor nix wraps the
-//!   option, so a private `TcpMd5Sig` mirrors the kernel's
-//!   `struct tcp_md5sig`. The key must be in place *before* the SYN
+//!   option, so [`crate::sys`] sets it. The key must be in place *before* the SYN
 //!   leaves (active side) or arrives (passive side, [`set_md5_key`] on the
 //!   listener): a segment with a missing, unexpected or wrong signature
 //!   is dropped silently, so a key mismatch looks like an unreachable peer
@@ -36,10 +35,10 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// The well-known BGP port (RFC 4271, section 8).
@@ -254,16 +253,7 @@ pub fn set_md5_key<S: AsFd>(socket: &S, peer: IpAddr, key: Option<&[u8]>) -> Res
         (IpAddr::V6(_), Domain::IPV4) => return Err(SocketError::FamilyMismatch { addr: peer }),
         (canonical, _) => canonical,
     };
-    let mut sig = TcpMd5Sig {
-        tcpm_addr: SockAddr::from(SocketAddr::new(addr, 0)).as_storage(),
-        tcpm_flags: 0,
-        tcpm_prefixlen: 0,
-        tcpm_keylen: u16::try_from(key.len()).map_err(|_| SocketError::Md5KeyTooLong { len: key.len() })?,
-        tcpm_ifindex: 0,
-        tcpm_key: [0; MD5_MAX_KEY_LEN],
-    };
-    sig.tcpm_key[..key.len()].copy_from_slice(key);
-    match setsockopt_md5(socket, &sig) {
+    match crate::sys::set_tcp_md5sig(socket, SocketAddr::new(addr, 0), key) {
         // Deleting a key that is not there: already in the wanted state.
         Err(e) if key.is_empty() && e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         result => result.map_err(SocketError::io("setsockopt(TCP_MD5SIG)")),
@@ -293,48 +283,6 @@ pub fn set_ttl(stream: &TcpStream, ttl: u8) -> Result<(), SocketError> {
 /// [`SocketError::Io`] for `setsockopt(TCP_NODELAY)`.
 pub fn set_nodelay(stream: &TcpStream) -> Result<(), SocketError> {
     stream.set_nodelay(true).map_err(SocketError::io("setsockopt(TCP_NODELAY)"))
-}
-
-/// The kernel's `struct tcp_md5sig` (`include/uapi/linux/tcp.h`), which
-/// libc does not define.
-///
-/// `SockAddrStorage` is socket2's `repr(transparent)` wrapper over
-/// `sockaddr_storage`, so the layout is the kernel's.
-#[repr(C)]
-struct TcpMd5Sig {
-    /// Peer address; the port is ignored.
-    tcpm_addr: SockAddrStorage,
-    /// `TCP_MD5SIG_FLAG_PREFIX` / `_IFINDEX`, only read by `TCP_MD5SIG_EXT`.
-    tcpm_flags: u8,
-    /// Address prefix length, only read with `TCP_MD5SIG_FLAG_PREFIX`.
-    tcpm_prefixlen: u8,
-    /// Key length; 0 deletes the key for `tcpm_addr`.
-    tcpm_keylen: u16,
-    /// Interface index, only read with `TCP_MD5SIG_FLAG_IFINDEX`.
-    tcpm_ifindex: u32,
-    /// The key, `tcpm_keylen` bytes used.
-    tcpm_key: [u8; MD5_MAX_KEY_LEN],
-}
-
-const _: () = assert!(size_of::<SockAddrStorage>() == size_of::<libc::sockaddr_storage>());
-const _: () = assert!(size_of::<TcpMd5Sig>() == 216);
-
-#[allow(unsafe_code)]
-fn setsockopt_md5<S: AsFd>(socket: &S, sig: &TcpMd5Sig) -> io::Result<()> {
-    let fd = socket.as_fd().as_raw_fd();
-    // SAFETY: `fd` is a socket borrowed for the duration of the call, and the
-    // pointer and length describe `*sig`, a live `repr(C)` value with the
-    // kernel's `struct tcp_md5sig` layout, which the kernel only reads.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_MD5SIG,
-            std::ptr::from_ref(sig).cast::<libc::c_void>(),
-            size_of::<TcpMd5Sig>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
 fn check_key(key: &[u8]) -> Result<(), SocketError> {
@@ -432,15 +380,6 @@ mod tests {
         server.write_all(b"KEEP").await.unwrap();
         client.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"KEEP");
-    }
-
-    #[test]
-    fn tcp_md5sig_has_the_kernel_layout() {
-        assert_eq!(size_of::<TcpMd5Sig>(), 216);
-        assert_eq!(std::mem::offset_of!(TcpMd5Sig, tcpm_flags), 128);
-        assert_eq!(std::mem::offset_of!(TcpMd5Sig, tcpm_keylen), 130);
-        assert_eq!(std::mem::offset_of!(TcpMd5Sig, tcpm_ifindex), 132);
-        assert_eq!(std::mem::offset_of!(TcpMd5Sig, tcpm_key), 136);
     }
 
     #[tokio::test]

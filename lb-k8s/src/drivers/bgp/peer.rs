@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +32,7 @@ use tracing::{debug, info, warn};
 
 use super::nexthop;
 use super::socket::{self, ConnectOptions, SocketError};
+pub use crate::view::{PeerCounters, PeerShared, PeerStatus};
 
 /// The routes a peer should have.
 pub type Routes = BTreeMap<Prefix, RouteAttributes>;
@@ -92,97 +93,6 @@ impl StopReason {
             StopReason::Deconfigured => Notification::new(code::CEASE, subcode::PEER_DECONFIGURED),
             StopReason::ConfigurationChanged => Notification::new(code::CEASE, subcode::OTHER_CONFIGURATION_CHANGE),
         }
-    }
-}
-
-/// What a peer is doing, for `/status` and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerStatus {
-    pub name: String,
-    pub remote: SocketAddr,
-    pub state: State,
-    /// When the session last reached Established, while it is.
-    pub established_at: Option<SystemTime>,
-    /// Local address of the current connection: the IPv4 next hop.
-    pub local: Option<SocketAddr>,
-    /// The peer's AS and BGP identifier, while established.
-    pub peer_asn: Option<u32>,
-    /// Prefixes the peer should have.
-    pub routes: usize,
-    /// Why the last session or attempt ended.
-    pub last_error: Option<String>,
-}
-
-/// Counters of one peer, for metrics.
-#[derive(Debug, Default)]
-pub struct PeerCounters {
-    pub opens_sent: AtomicU64,
-    pub updates_sent: AtomicU64,
-    pub keepalives_sent: AtomicU64,
-    pub notifications_sent: AtomicU64,
-    pub route_refreshes_sent: AtomicU64,
-    pub messages_received: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub bytes_received: AtomicU64,
-    pub connects: AtomicU64,
-    pub sessions_established: AtomicU64,
-}
-
-impl PeerCounters {
-    /// Counts the messages in `bytes`, which holds whole messages only (the
-    /// session produces them whole).
-    fn count_sent(&self, bytes: &[u8]) {
-        self.count(bytes, true);
-    }
-
-    /// Takes back the count of messages queued but never written (dropped
-    /// when their connection closed).
-    fn uncount(&self, bytes: &[u8]) {
-        self.count(bytes, false);
-    }
-
-    fn count(&self, mut bytes: &[u8], add: bool) {
-        let bump = |c: &AtomicU64, n: u64| {
-            if add {
-                c.fetch_add(n, Ordering::Relaxed);
-            } else {
-                c.fetch_sub(n.min(c.load(Ordering::Relaxed)), Ordering::Relaxed);
-            }
-        };
-        bump(&self.bytes_sent, bytes.len() as u64);
-        while bytes.len() >= 19 {
-            let len = usize::from(u16::from_be_bytes([bytes[16], bytes[17]])).max(19);
-            let counter = match bytes[18] {
-                1 => &self.opens_sent,
-                2 => &self.updates_sent,
-                3 => &self.notifications_sent,
-                4 => &self.keepalives_sent,
-                5 => &self.route_refreshes_sent,
-                _ => {
-                    bytes = bytes.get(len..).unwrap_or_default();
-                    continue;
-                }
-            };
-            bump(counter, 1);
-            bytes = bytes.get(len..).unwrap_or_default();
-        }
-    }
-}
-
-/// Shared between a peer task and whoever watches it.
-#[derive(Debug)]
-pub struct PeerShared {
-    status: Mutex<PeerStatus>,
-    pub counters: PeerCounters,
-}
-
-impl PeerShared {
-    pub fn status(&self) -> PeerStatus {
-        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn update(&self, f: impl FnOnce(&mut PeerStatus)) {
-        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
     }
 }
 

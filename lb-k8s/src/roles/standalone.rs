@@ -10,22 +10,23 @@
 //! planner decides this node's routes, and the speaker applies them to
 //! live sessions.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use lb_bgp::session::State;
-use lb_core::planner::{self, AssignedService, BgpPlan, World};
+use lb_core::planner::{self, AssignedService, World};
 use lb_core::{Node, Service, ServiceKey};
 use lb_ipam::Allocator;
-use serde::Serialize;
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::bgp::peer::PeerShared;
-use crate::bgp::speaker::{self, Speaker};
-use crate::files::{FileSources, Snapshot};
+use crate::drivers::bgp::speaker::{self, Speaker};
+use crate::sinks::announcements::{self, Announcements};
+use crate::sinks::{http, state};
+use crate::sources::files::{FileSources, Snapshot as Files};
+use crate::sources::watch::Watcher;
+use crate::view::{AllocationView, ConfigState, Snapshot};
 
 /// Options of `lb standalone`.
 #[derive(Debug, Clone)]
@@ -43,34 +44,6 @@ pub struct Options {
     pub bgp_listen: Option<SocketAddr>,
 }
 
-/// What `/status` and `/metrics` show; rebuilt on every reload, except the
-/// sessions, which are read live.
-#[derive(Debug, Default)]
-pub struct View {
-    pub node: String,
-    pub config_loaded: bool,
-    pub config_stale: bool,
-    pub last_error: Option<String>,
-    pub reloads: u64,
-    pub reload_errors: u64,
-    pub allocations: Vec<AllocationView>,
-    pub pools: Vec<lb_ipam::PoolStats>,
-    pub plan: Option<BgpPlan>,
-    pub peers: Vec<(String, SocketAddr, Arc<PeerShared>)>,
-}
-
-/// One Service's allocation.
-#[derive(Debug, Clone, Serialize)]
-pub struct AllocationView {
-    pub service: String,
-    pub ips: Vec<IpAddr>,
-    pub pool: Option<String>,
-    pub error: Option<String>,
-}
-
-/// Shared between the run loop and the HTTP server.
-pub type SharedView = Arc<Mutex<View>>;
-
 /// The standalone controller and speaker.
 #[derive(Debug)]
 pub struct Standalone {
@@ -79,19 +52,20 @@ pub struct Standalone {
     /// Services of the last good snapshot.
     services: Vec<Service>,
     speaker: Speaker,
-    announced: BTreeSet<(ServiceKey, IpAddr)>,
+    announcements: Announcements,
     /// Assignments read from the state file, given back on the first load.
     restored: BTreeMap<String, Vec<IpAddr>>,
     /// Default router IDs, chosen once per peer: a new one would restart
     /// the session.
     router_ids: HashMap<String, std::net::Ipv4Addr>,
-    view: SharedView,
+    config_state: ConfigState,
+    published: watch::Sender<Arc<Snapshot>>,
 }
 
 impl Standalone {
     pub fn new(options: Options) -> Self {
-        let view = Arc::new(Mutex::new(View { node: options.node.clone(), ..View::default() }));
-        let restored = options.state.as_deref().map(read_state).unwrap_or_default();
+        let (published, _) = watch::channel(Arc::new(Snapshot { node: options.node.clone(), ..Snapshot::default() }));
+        let restored = options.state.as_deref().map(state::read).unwrap_or_default();
         Self {
             restored,
             router_ids: HashMap::new(),
@@ -99,13 +73,35 @@ impl Standalone {
             allocator: None,
             services: Vec::new(),
             speaker: Speaker::new(),
-            announced: BTreeSet::new(),
-            view,
+            announcements: Announcements::default(),
+            config_state: ConfigState::default(),
+            published,
         }
     }
 
-    pub fn view(&self) -> SharedView {
-        self.view.clone()
+    /// What the node shows now (`/status`, `/metrics`).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.published.borrow().clone()
+    }
+
+    /// Every snapshot from now on, for readers that render them.
+    pub fn snapshots(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.published.subscribe()
+    }
+
+    /// Publishes a new snapshot: this one with `change` applied.
+    fn publish(&self, change: impl FnOnce(&mut Snapshot)) {
+        let current = self.published.borrow().clone();
+        let mut next = Snapshot {
+            node: current.node.clone(),
+            config: self.config_state.clone(),
+            allocations: current.allocations.clone(),
+            pools: current.pools.clone(),
+            plan: current.plan.clone(),
+            sessions: current.sessions.clone(),
+        };
+        change(&mut next);
+        self.published.send_replace(Arc::new(next));
     }
 
     /// The speaker, to hand it accepted connections.
@@ -115,7 +111,7 @@ impl Standalone {
 
     /// Reads the files and applies them; on error logs and keeps the last good state.
     pub async fn reload(&mut self) {
-        let snapshot = match self.options.sources.load() {
+        let snapshot = match heavy(|| self.options.sources.load()) {
             Ok(s) => s,
             Err(e) => return self.refuse(e.to_string()),
         };
@@ -123,18 +119,18 @@ impl Standalone {
     }
 
     /// Logs an invalid change and marks the running state stale; nothing else changes.
-    fn refuse(&self, error: String) {
+    fn refuse(&mut self, error: String) {
         error!(event = "configStale", error = %error, "invalid change ignored; the last good state stays in force");
-        let mut view = lock(&self.view);
-        view.config_stale = true;
-        view.last_error = Some(error);
-        view.reload_errors += 1;
+        self.config_state.stale = true;
+        self.config_state.last_error = Some(error);
+        self.config_state.reload_errors += 1;
+        self.publish(|_| {});
     }
 
     /// Applies a snapshot; refuses it (logged, nothing changed) if a peer of
     /// this node cannot be set up as configured (a missing Secret, say).
-    pub async fn apply(&mut self, snapshot: Snapshot) {
-        let Snapshot { config, secrets, mut services, nodes, endpoints, namespaces } = snapshot;
+    pub async fn apply(&mut self, snapshot: Files) {
+        let Files { config, secrets, mut services, nodes, endpoints, namespaces } = snapshot;
         // Every session of this node, before anything changes: a peer
         // whose configuration cannot be honoured makes the whole change
         // invalid, as any other configuration error does.
@@ -218,19 +214,11 @@ impl Standalone {
         let pools = allocator.pool_stats();
         self.services = services;
         let after = self.assignments();
-        for (key, ips) in &after {
-            if before.get(key) != Some(ips) {
-                let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
-                info!(event = "ipAllocated", service = %key, ips = %ips.join(","), "Service assigned");
-            }
-        }
-        for key in before.keys().filter(|k| !after.contains_key(*k)) {
-            info!(event = "ipReleased", service = %key, "Service's IPs released");
-        }
+        announcements::log_assignments(&before, &after);
 
         if after != before
             && let Some(path) = &self.options.state
-            && let Err(e) = write_state(path, &after)
+            && let Err(e) = state::write(path, &after)
         {
             error!(event = "stateNotSaved", path = %path.display(), error = %e, "cannot save assignments");
         }
@@ -249,22 +237,19 @@ impl Standalone {
         let desired: Vec<_> =
             plan.peers.iter().filter_map(|p| specs.remove(&p.peer).map(|spec| (spec, speaker::routes_of(p)))).collect();
         self.speaker.apply(desired).await;
-        self.log_announcements(&plan);
+        self.announcements.record(&plan);
 
-        let mut view = lock(&self.view);
-        view.config_loaded = true;
-        view.config_stale = false;
-        view.last_error = None;
-        view.reloads += 1;
-        view.allocations = allocations;
-        view.pools = pools;
-        view.plan = Some(plan);
-        view.peers = self
-            .speaker
-            .peers()
-            .map(|(name, shared)| (name.to_string(), shared.status().remote, shared.clone()))
-            .collect();
-        drop(view);
+        self.config_state.loaded = true;
+        self.config_state.stale = false;
+        self.config_state.last_error = None;
+        self.config_state.reloads += 1;
+        let sessions = self.speaker.peers().map(|(_, shared)| shared.clone()).collect();
+        self.publish(|s| {
+            s.allocations = allocations;
+            s.pools = pools;
+            s.plan = Some(plan);
+            s.sessions = sessions;
+        });
         info!(event = "configLoaded", services = self.services.len(), "configuration applied");
     }
 
@@ -275,142 +260,11 @@ impl Standalone {
             .unwrap_or_default()
     }
 
-    fn log_announcements(&mut self, plan: &BgpPlan) {
-        let now: BTreeSet<(ServiceKey, IpAddr)> =
-            plan.services.iter().filter(|s| s.result.is_ok()).map(|s| (s.service.clone(), s.ip)).collect();
-        for (key, ip) in now.difference(&self.announced) {
-            info!(event = "serviceAnnounced", service = %key, ip = %ip, protocol = "bgp", "announcing from this node");
-        }
-        for (key, ip) in self.announced.difference(&now) {
-            let reason = plan
-                .services
-                .iter()
-                .find(|s| s.service == *key && s.ip == *ip)
-                .and_then(|s| s.result.err())
-                .map_or_else(|| "Service has no IP any more".to_string(), |r| r.to_string());
-            info!(event = "serviceWithdrawn", service = %key, ip = %ip, protocol = "bgp", reason = %reason, "withdrawn from this node");
-        }
-        self.announced = now;
-    }
-
     /// Cease / Administrative Shutdown to every peer, then close.
     pub async fn shutdown(self) {
         info!(event = "shutdown", "stopping: Cease to every BGP peer");
         self.speaker.shutdown("lb standalone shutting down").await;
     }
-}
-
-/// The state file: `{"namespace/name": ["ip", ...]}`. A missing or
-/// unreadable file is an empty state (logged), never a reason not to start.
-fn read_state(path: &Path) -> BTreeMap<String, Vec<IpAddr>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
-            error!(event = "stateIgnored", path = %path.display(), error = %e, "state file unreadable; starting afresh");
-            BTreeMap::new()
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-        Err(e) => {
-            warn!(event = "stateIgnored", path = %path.display(), error = %e, "state file unreadable; starting afresh");
-            BTreeMap::new()
-        }
-    }
-}
-
-/// Writes the state beside its final place and renames it over, so a crash
-/// never leaves half a file.
-fn write_state(path: &Path, assignments: &BTreeMap<ServiceKey, Vec<IpAddr>>) -> std::io::Result<()> {
-    let map: BTreeMap<&str, &Vec<IpAddr>> = assignments.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let text = serde_json::to_string_pretty(&map).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    std::io::Write::write_all(&mut file, text.as_bytes())?;
-    // On disk before the rename, and the rename on disk before going on:
-    // after a crash the file is the old state or the new one, never empty.
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
-/// The view, even if a holder panicked: it is only ever replaced whole.
-pub(crate) fn lock(view: &SharedView) -> std::sync::MutexGuard<'_, View> {
-    view.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `/status`: allocations, sessions with state and uptime, announced routes.
-pub fn status_json(view: &View) -> serde_json::Value {
-    use serde_json::json;
-    let now = SystemTime::now();
-    let sessions: Vec<serde_json::Value> = view
-        .peers
-        .iter()
-        .map(|(name, remote, shared)| {
-            let s = shared.status();
-            let c = &shared.counters;
-            let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-            json!({
-                "peer": name,
-                "address": remote.to_string(),
-                "state": format!("{:?}", s.state),
-                "established": s.state == State::Established,
-                "uptimeSeconds": s.established_at.and_then(|t| now.duration_since(t).ok()).map(|d| d.as_secs_f64()),
-                "localAddress": s.local.map(|l| l.to_string()),
-                "peerASN": s.peer_asn,
-                "routes": s.routes,
-                "updatesSent": load(&c.updates_sent),
-                "connects": load(&c.connects),
-                "lastError": s.last_error,
-            })
-        })
-        .collect();
-    let announced: Vec<serde_json::Value> = view
-        .plan
-        .iter()
-        .flat_map(|p| &p.peers)
-        .map(|p| {
-            json!({
-                "peer": p.peer,
-                "address": p.address.map(|a| a.to_string()),
-                "routes": p.routes.iter().map(|(prefix, a)| {
-                    json!({
-                        "prefix": prefix.to_string(),
-                        "localPref": a.local_pref,
-                        "communities": a.standard_communities().collect::<Vec<_>>(),
-                        "largeCommunities": a.large_communities().collect::<Vec<_>>(),
-                    })
-                }).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    let services: Vec<serde_json::Value> = view
-        .plan
-        .iter()
-        .flat_map(|p| &p.services)
-        .map(|s| {
-            json!({
-                "service": s.service.to_string(),
-                "ip": s.ip.to_string(),
-                "announced": s.result.is_ok(),
-                "reason": s.result.err().map(|r| r.to_string()),
-            })
-        })
-        .collect();
-    json!({
-        "node": view.node,
-        "configLoaded": view.config_loaded,
-        "configStale": view.config_stale,
-        "lastError": view.last_error,
-        "allocations": view.allocations,
-        "pools": view.pools.iter().map(|p| json!({
-            "name": p.name, "ipv4Total": p.ipv4_total, "ipv4InUse": p.ipv4_in_use,
-            "ipv6Total": p.ipv6_total, "ipv6InUse": p.ipv6_in_use,
-        })).collect::<Vec<_>>(),
-        "sessions": sessions,
-        "announced": announced,
-        "services": services,
-    })
 }
 
 /// Makes the listener's TCP MD5 keys those of the running peers: a peer
@@ -419,15 +273,26 @@ fn sync_keys(listener: &tokio::net::TcpListener, standalone: &Standalone, keys: 
     let want = standalone.speaker().md5_keys();
     for (ip, key) in &want {
         if keys.get(ip) != Some(key)
-            && let Err(e) = crate::bgp::socket::set_md5_key(listener, *ip, Some(key))
+            && let Err(e) = crate::drivers::bgp::socket::set_md5_key(listener, *ip, Some(key))
         {
             warn!(peer = %ip, error = %e, "cannot set the TCP MD5 key on the BGP listener");
         }
     }
     for ip in keys.keys().filter(|ip| !want.contains_key(*ip)) {
-        let _ = crate::bgp::socket::set_md5_key(listener, *ip, None);
+        let _ = crate::drivers::bgp::socket::set_md5_key(listener, *ip, None);
     }
     *keys = want;
+}
+
+/// Runs `work` (parsing, allocating, planning a large cluster) so that
+/// the sessions' tasks are not held up meanwhile: on a multi-threaded
+/// runtime the other tasks move to another worker while this one is busy.
+fn heavy<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 /// Why `lb standalone` could not run.
@@ -438,7 +303,7 @@ pub enum RunError {
     Listen { addr: SocketAddr, source: std::io::Error },
     /// The BGP address could not be bound.
     #[error("cannot listen for BGP on {addr}")]
-    BgpListen { addr: SocketAddr, source: crate::bgp::socket::SocketError },
+    BgpListen { addr: SocketAddr, source: crate::drivers::bgp::socket::SocketError },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -453,7 +318,8 @@ pub async fn run(options: Options, listen: Listen) -> Result<(), RunError> {
     let paths: Vec<std::path::PathBuf> = options.sources.paths().cloned().collect();
     let bgp = match options.bgp_listen {
         Some(addr) => {
-            let listener = crate::bgp::socket::listen(addr).map_err(|source| RunError::BgpListen { addr, source })?;
+            let listener =
+                crate::drivers::bgp::socket::listen(addr).map_err(|source| RunError::BgpListen { addr, source })?;
             info!(event = "bgpListening", address = %addr, "accepting BGP connections from configured peers");
             Some(listener)
         }
@@ -461,11 +327,11 @@ pub async fn run(options: Options, listen: Listen) -> Result<(), RunError> {
     };
     let mut keys: BTreeMap<IpAddr, Vec<u8>> = BTreeMap::new();
     let mut standalone = Standalone::new(options);
-    let http = match crate::http::bind(listen.addr()).await {
+    let http = match http::bind(listen.addr()).await {
         Ok(listener) => {
             let bound = listener.local_addr().unwrap_or(listen.addr());
             info!(event = "listening", address = %bound, "serving /metrics and /status");
-            Some(tokio::spawn(crate::http::serve(listener, standalone.view())))
+            Some(tokio::spawn(http::serve(listener, standalone.snapshots())))
         }
         Err(source) => match listen {
             Listen::Given(addr) => return Err(RunError::Listen { addr, source }),
@@ -482,7 +348,7 @@ pub async fn run(options: Options, listen: Listen) -> Result<(), RunError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
 
     // Watch before the first read, so that a change made meanwhile is seen.
-    let mut watcher = crate::files::Watcher::new(paths, std::time::Duration::from_secs(2));
+    let mut watcher = Watcher::new(paths);
     standalone.reload().await;
     if let Some(listener) = &bgp {
         sync_keys(listener, &standalone, &mut keys);

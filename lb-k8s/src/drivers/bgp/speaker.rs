@@ -7,7 +7,7 @@
 //! restarted, and a peer whose routes changed gets only the difference as
 //! UPDATEs, on the session it has.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,9 +49,7 @@ impl PeerSpecError {
     }
 }
 
-/// Where `passwordSecret` references are looked up: `namespace/name` to the
-/// Secret's `password` key, decoded.
-pub type Secrets = HashMap<String, Vec<u8>>;
+pub use crate::view::Secrets;
 
 /// The session parameters for `peer`, with `router_id` unless the peer sets
 /// its own (see [`default_router_id`]).

@@ -1,0 +1,7 @@
+//! Roles: each wires sources, the pure core, sinks and drivers into one
+//! way of running `lb`. A role holds no rule; it says what feeds what.
+//!
+//! - [`standalone`]: files in, both halves (allocation and this node's
+//!   announcements) in one process, the state file as its status store.
+
+pub mod standalone;
