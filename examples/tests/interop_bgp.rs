@@ -264,7 +264,13 @@ fn wrong_md5_password_never_establishes() {
         &service("web", ""),
         &[],
     );
-    std::thread::sleep(Duration::from_secs(4));
+    // Our SYNs reach the router and its kernel drops them for their
+    // signature: proof that we tried, before asserting that it failed.
+    wait_for(WAIT, || match router.counter("TcpExtTCPMD5Failure")? {
+        0 => Err("no segment with a wrong signature yet".into()),
+        n => Ok(n),
+    })
+    .expect("lb connects with its (wrong) key");
     assert!(!bird.is_established("lb"), "a wrong key must not establish");
     let status = node.status().expect("status");
     assert_ne!(status["sessions"][0]["state"], "Established", "{status}");
@@ -407,7 +413,13 @@ fn ttl_one_stops_at_a_router_until_ebgp_multihop_and_a_removed_peer_gets_a_cease
     // Directly connected eBGP: TTL 1, so the SYN dies at the middle router.
     let direct = config(&peer("far", 64500, 64501, "198.51.100.2", ""), "203.0.113.0/28", "");
     node.start(&direct, &service("web", ""), &[]);
-    std::thread::sleep(Duration::from_secs(3));
+    // The SYN dies at the middle router, which says so (ICMP time
+    // exceeded): proof that we tried, before asserting that it failed.
+    wait_for(WAIT, || match middle.counter("IcmpOutTimeExcds")? {
+        0 => Err("no TTL expired at the middle router yet".into()),
+        n => Ok(n),
+    })
+    .expect("lb connects with TTL 1");
     assert!(!bird.is_established("lb"), "TTL 1 must not cross a router");
 
     // ebgpMultiHop: TTL 255; the changed peer restarts and establishes.

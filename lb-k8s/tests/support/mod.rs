@@ -80,10 +80,13 @@ pub use frr::{Frr, FrrConfig, FrrNeighbor};
 pub use gobgp::{Gobgp, GobgpConfig, GobgpNeighbor};
 pub use netns::{Netns, Segment};
 
-/// Returns from the calling test with a `skipped: …` line on stderr when
-/// network namespaces cannot be created here (not root). With
-/// `LBT_REQUIRE_NETNS=1` in the environment (CI, where we are root) it
-/// panics instead, so the interop tests cannot be skipped silently.
+/// Returns from the calling test when network namespaces cannot be
+/// created here (not root), saying so: a `skipped` line on the terminal
+/// (written past the test harness's capture, so it shows beside the
+/// test's `ok`), and a line in the file `LBT_SKIP_LOG` names, which
+/// `scripts/test.sh` counts in its summary. With `LBT_REQUIRE_NETNS=1` in
+/// the environment (CI, where we are root) it panics instead, so the
+/// interop tests cannot be skipped silently.
 ///
 /// Use as the first statement of a test: `support::skip_unless_root!();`.
 /// Needs the harness mounted as `mod support;` at the test crate's root.
@@ -93,12 +96,26 @@ macro_rules! skip_unless_root {
             if std::env::var_os("LBT_REQUIRE_NETNS").is_some() {
                 panic!("LBT_REQUIRE_NETNS is set but {why}");
             }
-            eprintln!("skipped: {why}");
+            $crate::support::report_skip(&why);
             return;
         }
     };
 }
 pub(crate) use skip_unless_root;
+
+/// Says that the current test is skipped, and why (see [`skip_unless_root`]).
+pub fn report_skip(why: &str) {
+    use std::io::Write as _;
+    let test = std::thread::current().name().unwrap_or("an interop test").to_string();
+    let line = format!("skipped: {test}: {why}\n");
+    // `std::io::stderr()` is not captured by the test harness; `eprintln!` is.
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(path) = std::env::var_os("LBT_SKIP_LOG")
+        && let Ok(mut log) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+    {
+        let _ = log.write_all(line.as_bytes());
+    }
+}
 
 /// How long one external command (birdc, vtysh, gobgp, ip) may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);

@@ -89,6 +89,21 @@ impl Netns {
         run(self.command(program).args(args))
     }
 
+    /// A kernel counter of this namespace's network stack, as `nstat`
+    /// names it (`IcmpOutTimeExcds`, `TcpExtTCPMD5Failure`, …): proof that
+    /// a packet reached the namespace and what became of it, for tests
+    /// that must show something was tried before asserting it failed.
+    pub fn counter(&self, name: &str) -> Result<u64, String> {
+        // -a: absolute values, -z: print zeros, -s: leave nstat's history alone.
+        let out = self.exec(&["nstat", "-azs", name])?;
+        out.lines()
+            .find_map(|l| {
+                let mut fields = l.split_whitespace();
+                (fields.next() == Some(name)).then(|| fields.next()?.parse().ok()).flatten()
+            })
+            .ok_or_else(|| format!("no counter {name} in: {out}"))
+    }
+
     /// `ip -n <name> args…`.
     pub fn ip(&self, args: &[&str]) -> Result<String, String> {
         run(Command::new("ip").args(["-n", &self.name]).args(args))
