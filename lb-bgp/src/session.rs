@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::adj_rib_out::{AdjRibOut, PeerContext, RouteAttributes};
-use crate::wire::header::{MAX_EXTENDED_LEN, MAX_LEN};
 use crate::wire::notification::{code, subcode};
 use crate::wire::open::{Capability, RestartFamily, afi, safi};
 use crate::wire::{Context, Framer, Message, Notification, Open, Prefix, RouteRefresh};
@@ -645,7 +644,7 @@ impl Session {
             // A family is announced only where there is a next hop for it.
             ipv4: n.ipv4 && (self.config.next_hop_v4.is_some() || matches!(local, Some(IpAddr::V4(_)))),
             ipv6: n.ipv6 && (self.config.next_hop_v6.is_some() || matches!(local, Some(IpAddr::V6(_)))),
-            max_message_len: if n.context.extended_messages { MAX_EXTENDED_LEN } else { MAX_LEN },
+            context: n.context,
         }
     }
 

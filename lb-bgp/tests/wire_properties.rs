@@ -153,6 +153,41 @@ fn update() -> impl Strategy<Value = Update> {
 }
 
 proptest! {
+    /// `encoded_len` is what `encode` writes, in every context: the
+    /// Adj-RIB-Out sizes UPDATEs with it, so a wrong count makes messages
+    /// too long for the peer (2-octet contexts add AS4_PATH and
+    /// AS4_AGGREGATOR).
+    #[test]
+    fn encoded_len_is_what_encode_writes(
+        mut u in update(),
+        long in proptest::option::of((1u8..=4, proptest::collection::vec(any::<u32>(), 250..600))),
+        other in message(),
+        four_octet_asn in any::<bool>(),
+        extended_messages in any::<bool>(),
+    ) {
+        // A segment of more than 255 ASNs takes several on the wire.
+        if let (Some((kind, asns)), Some(path)) = (long, u.attributes.as_path.as_mut()) {
+            path.push(match kind {
+                1 => AsSegment::Set(asns),
+                2 => AsSegment::Sequence(asns),
+                3 => AsSegment::ConfedSequence(asns),
+                _ => AsSegment::ConfedSet(asns),
+            });
+        }
+        let ctx = Context { four_octet_asn, extended_messages };
+        let mut out = BytesMut::new();
+        u.attributes.encode(&ctx, &mut out);
+        prop_assert_eq!(u.attributes.encoded_len(&ctx), out.len());
+        out.clear();
+        u.encode(&ctx, &mut out);
+        prop_assert_eq!(u.encoded_len(&ctx), out.len());
+        for msg in [Message::Update(Box::new(u)), other] {
+            let mut out = BytesMut::new();
+            msg.encode(&Context { extended_messages: true, ..ctx }, &mut out);
+            prop_assert_eq!(msg.encoded_len(&Context { extended_messages: true, ..ctx }), out.len());
+        }
+    }
+
     #[test]
     fn updates_round_trip(u in update()) {
         let ctx = Context { four_octet_asn: true, extended_messages: true };

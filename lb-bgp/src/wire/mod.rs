@@ -89,6 +89,18 @@ impl Message {
         }
     }
 
+    /// Octets [`Self::encode`] appends in `ctx`, header included.
+    pub fn encoded_len(&self, ctx: &Context) -> usize {
+        header::HEADER_LEN
+            + match self {
+                Message::Open(open) => open.encoded_len(),
+                Message::Update(update) => update.encoded_len(ctx),
+                Message::Notification(n) => 2 + n.data.len(),
+                Message::Keepalive => 0,
+                Message::RouteRefresh(_) => 4,
+            }
+    }
+
     /// Appends the whole message, header included.
     pub fn encode(&self, ctx: &Context, out: &mut BytesMut) {
         let start = header::begin(out, self.kind());

@@ -101,6 +101,16 @@ impl Capability {
         })
     }
 
+    /// Octets of the value (after code and length).
+    fn value_len(&self) -> usize {
+        match self {
+            Capability::Multiprotocol { .. } | Capability::FourOctetAsn(_) => 4,
+            Capability::RouteRefresh | Capability::ExtendedMessage | Capability::EnhancedRouteRefresh => 0,
+            Capability::GracefulRestart { families, .. } => 2 + 4 * families.len(),
+            Capability::Unknown { value, .. } => value.len(),
+        }
+    }
+
     fn encode(&self, out: &mut BytesMut) {
         let mut value = BytesMut::new();
         let code = match self {
@@ -219,6 +229,16 @@ impl Open {
             }
         }
         Ok(Self { my_as: u16::from_be_bytes([*a0, *a1]), hold_time, bgp_id, capabilities })
+    }
+
+    /// Octets [`Self::encode`] appends.
+    pub fn encoded_len(&self) -> usize {
+        let short_len: usize = self.capabilities.iter().map(|c| 2 + 2 + c.value_len()).sum();
+        if short_len <= 255 {
+            10 + short_len
+        } else {
+            10 + 3 + self.capabilities.iter().map(|c| 3 + 2 + c.value_len()).sum::<usize>()
+        }
     }
 
     /// Appends the message body; each capability in its own parameter, as

@@ -76,6 +76,15 @@ pub enum AsSegment {
     ConfedSet(Vec<u32>),
 }
 
+impl AsSegment {
+    /// The ASNs of the segment, whatever its type.
+    pub fn asns(&self) -> &Vec<u32> {
+        match self {
+            AsSegment::Set(a) | AsSegment::Sequence(a) | AsSegment::ConfedSequence(a) | AsSegment::ConfedSet(a) => a,
+        }
+    }
+}
+
 /// AGGREGATOR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Aggregator {
@@ -264,6 +273,14 @@ impl Update {
         Ok(update)
     }
 
+    /// Octets [`Self::encode`] appends in `ctx`: a caller budgets a message
+    /// in the context the session negotiated (a 2-octet peer gets AS4_PATH
+    /// beside AS_PATH) without encoding it first.
+    pub fn encoded_len(&self, ctx: &Context) -> usize {
+        let prefixes = |v: &[Prefix]| v.iter().map(Prefix::encoded_len).sum::<usize>();
+        2 + prefixes(&self.withdrawn) + 2 + self.attributes.encoded_len(ctx) + prefixes(&self.nlri)
+    }
+
     /// Appends the message body.
     pub fn encode(&self, ctx: &Context, out: &mut BytesMut) {
         let withdrawn_len: usize = self.withdrawn.iter().map(Prefix::encoded_len).sum();
@@ -385,6 +402,79 @@ impl Attributes {
         Ok(())
     }
 
+    /// RFC 6793 §4.2.2: towards a 2-octet peer, ASNs that needed AS_TRANS
+    /// travel in AS4_PATH too (confederation segments excepted), unless
+    /// the attributes already carry one.
+    fn needs_as4_path(&self, ctx: &Context) -> bool {
+        let wide = |a: &u32| *a > 0xffff;
+        !ctx.four_octet_asn
+            && self.as_path.as_ref().is_some_and(|path| {
+                path.iter().any(|seg| matches!(seg, AsSegment::Sequence(a) | AsSegment::Set(a) if a.iter().any(wide)))
+            })
+            && !self.unknown.iter().any(|u| u.code == attr::AS4_PATH)
+    }
+
+    /// RFC 6793: towards a 2-octet peer, a wide AGGREGATOR AS travels in
+    /// AS4_AGGREGATOR too, unless the attributes already carry one.
+    fn needs_as4_aggregator(&self, ctx: &Context) -> bool {
+        !ctx.four_octet_asn
+            && self.aggregator.is_some_and(|agg| agg.asn > 0xffff)
+            && !self.unknown.iter().any(|u| u.code == attr::AS4_AGGREGATOR)
+    }
+
+    /// Octets [`Self::encode`] appends in `ctx`, exactly: what the
+    /// Adj-RIB-Out budgets an UPDATE with, in the context negotiated.
+    pub fn encoded_len(&self, ctx: &Context) -> usize {
+        // Flags, code and a 1-octet length, or a 2-octet one past 255 octets.
+        let attr = |value: usize| value + if value > 255 { 4 } else { 3 };
+        // Segments of at most 255 ASNs, each with a type and a count.
+        let path_len = |segments: &mut dyn Iterator<Item = &Vec<u32>>, width: usize| -> usize {
+            segments.flat_map(|asns| asns.chunks(255)).map(|chunk| 2 + chunk.len() * width).sum()
+        };
+        let mut len = 0;
+        if self.origin.is_some() {
+            len += attr(1);
+        }
+        if let Some(path) = &self.as_path {
+            let width = if ctx.four_octet_asn { 4 } else { 2 };
+            len += attr(path_len(&mut path.iter().map(AsSegment::asns), width));
+            if self.needs_as4_path(ctx) {
+                let mut plain = path.iter().filter_map(|seg| match seg {
+                    AsSegment::Set(a) | AsSegment::Sequence(a) => Some(a),
+                    AsSegment::ConfedSequence(_) | AsSegment::ConfedSet(_) => None,
+                });
+                len += attr(path_len(&mut plain, 4));
+            }
+        }
+        len +=
+            [self.next_hop.is_some(), self.med.is_some(), self.local_pref.is_some()].into_iter().filter(|x| *x).count()
+                * attr(4);
+        if self.atomic_aggregate {
+            len += attr(0);
+        }
+        if self.aggregator.is_some() {
+            len += attr(if ctx.four_octet_asn { 8 } else { 6 });
+            if self.needs_as4_aggregator(ctx) {
+                len += attr(8);
+            }
+        }
+        if !self.communities.is_empty() {
+            len += attr(4 * self.communities.len());
+        }
+        if let Some(mp) = &self.mp_reach {
+            let next_hops: usize = mp.next_hops.iter().map(|ip| if ip.is_ipv4() { 4 } else { 16 }).sum();
+            let nlri: usize = mp.nlri.iter().map(Prefix::encoded_len).sum();
+            len += attr(2 + 1 + 1 + next_hops + 1 + nlri);
+        }
+        if let Some(mp) = &self.mp_unreach {
+            len += attr(2 + 1 + mp.withdrawn.iter().map(Prefix::encoded_len).sum::<usize>());
+        }
+        if !self.large_communities.is_empty() {
+            len += attr(12 * self.large_communities.len());
+        }
+        len + self.unknown.iter().map(|raw| attr(raw.value.len())).sum::<usize>()
+    }
+
     /// Appends the attributes in type code order.
     pub fn encode(&self, ctx: &Context, out: &mut BytesMut) {
         let mut value = BytesMut::new();
@@ -427,16 +517,8 @@ impl Attributes {
                 }
             }
             put(out, &mut value, flag::TRANSITIVE, attr::AS_PATH);
-            // RFC 6793 §4.2.2: towards a 2-octet peer, ASNs that needed
-            // AS_TRANS travel in AS4_PATH too (confederation segments
-            // excepted), unless the message already carries one.
-            let wide = |a: &u32| *a > 0xffff;
-            let needs_as4 = !ctx.four_octet_asn
-                && path
-                    .iter()
-                    .any(|seg| matches!(seg, AsSegment::Sequence(a) | AsSegment::Set(a) if a.iter().any(wide)))
-                && !self.unknown.iter().any(|u| u.code == attr::AS4_PATH);
-            if needs_as4 {
+            // The real path rides along for a 2-octet peer.
+            if self.needs_as4_path(ctx) {
                 for segment in path {
                     let (kind, asns) = match segment {
                         AsSegment::Set(a) => (1, a),
@@ -477,7 +559,7 @@ impl Attributes {
             }
             value.put_slice(&agg.address.octets());
             put(out, &mut value, flag::OPTIONAL | flag::TRANSITIVE, attr::AGGREGATOR);
-            if !ctx.four_octet_asn && agg.asn > 0xffff && !self.unknown.iter().any(|u| u.code == attr::AS4_AGGREGATOR) {
+            if self.needs_as4_aggregator(ctx) {
                 value.put_u32(agg.asn);
                 value.put_slice(&agg.address.octets());
                 put(out, &mut value, flag::OPTIONAL | flag::TRANSITIVE, attr::AS4_AGGREGATOR);
