@@ -20,9 +20,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::wire::header::HEADER_LEN;
-use crate::wire::open::{afi, safi};
 use crate::wire::update::{AsSegment, Attributes, MpReach, MpUnreach, Origin};
-use crate::wire::{Context, MessageType, Prefix, Update};
+use crate::wire::{Afi, Context, MessageType, Prefix, Safi, Update};
 
 /// What the load balancer attaches to a route.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -183,7 +182,7 @@ impl AdjRibOut {
                     return Some(if first.is_ipv4() {
                         Update { withdrawn: vec![first], ..Default::default() }
                     } else {
-                        let mp = MpUnreach { afi: afi::IPV6, safi: safi::UNICAST, withdrawn: vec![first] };
+                        let mp = MpUnreach { afi: Afi::Ipv6, safi: Safi::Unicast, withdrawn: vec![first] };
                         Update {
                             attributes: Attributes { mp_unreach: Some(mp), ..Default::default() },
                             ..Default::default()
@@ -199,7 +198,7 @@ impl AdjRibOut {
                 return Some(if i == 0 {
                     Update::end_of_rib_ipv4()
                 } else {
-                    Update::end_of_rib(afi::IPV6, safi::UNICAST)
+                    Update::end_of_rib(Afi::Ipv6, Safi::Unicast)
                 });
             }
         }
@@ -208,7 +207,7 @@ impl AdjRibOut {
 
     /// An UPDATE with as many pending withdrawals of the family as fit.
     fn withdrawals(&mut self, peer: &PeerContext, ipv4: bool) -> Update {
-        let empty = if ipv4 { Update::default() } else { Update::end_of_rib(afi::IPV6, safi::UNICAST) };
+        let empty = if ipv4 { Update::default() } else { Update::end_of_rib(Afi::Ipv6, Safi::Unicast) };
         // MP_UNREACH_NLRI's length takes 2 octets once past 255.
         let overhead = HEADER_LEN + empty.encoded_len(&peer.context) + if ipv4 { 0 } else { 1 };
         let budget = peer.max_message_len().saturating_sub(overhead);
@@ -225,7 +224,7 @@ impl AdjRibOut {
             Update { withdrawn, ..Default::default() }
         } else {
             let attributes = Attributes {
-                mp_unreach: Some(MpUnreach { afi: afi::IPV6, safi: safi::UNICAST, withdrawn }),
+                mp_unreach: Some(MpUnreach { afi: Afi::Ipv6, safi: Safi::Unicast, withdrawn }),
                 ..Default::default()
             };
             Update { attributes, ..Default::default() }
@@ -239,8 +238,8 @@ impl AdjRibOut {
             // IPv6 next hops travel in MP_REACH_NLRI.
             attributes.next_hop = None;
             attributes.mp_reach = Some(MpReach {
-                afi: afi::IPV6,
-                safi: safi::UNICAST,
+                afi: Afi::Ipv6,
+                safi: Safi::Unicast,
                 next_hops: peer
                     .next_hop_v6
                     .map(|(g, ll)| std::iter::once(IpAddr::V6(g)).chain(ll.map(IpAddr::V6)).collect())

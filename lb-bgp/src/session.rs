@@ -22,9 +22,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::adj_rib_out::{AdjRibOut, PeerContext, RouteAttributes};
-use crate::wire::notification::{code, subcode};
-use crate::wire::open::{Capability, RestartFamily, afi, safi};
-use crate::wire::{Context, Framer, Message, Notification, Open, Prefix, RouteRefresh};
+use crate::wire::open::{Capability, RestartFamily};
+use crate::wire::{
+    Afi, CeaseSubcode, Context, Framer, FsmSubcode, Message, Notification, Open, OpenSubcode, Prefix, RouteRefresh,
+    RouteRefreshSubtype, Safi,
+};
 
 /// UPDATEs are produced only while less than this is waiting to be
 /// written: beyond it, changes coalesce in the Adj-RIB-Out instead.
@@ -148,8 +150,8 @@ pub enum SessionEvent {
     Down(DownReason),
     /// The peer asked for the table again (RFC 2918).
     RouteRefreshRequested {
-        afi: u16,
-        safi: u8,
+        afi: Afi,
+        safi: Safi,
     },
     /// A received UPDATE that RFC 7606 says to ignore: logged, not fatal.
     UpdateIgnored(String),
@@ -194,7 +196,7 @@ pub struct Session {
     started: bool,
     rib: AdjRibOut,
     /// Families owed an End-of-Route-Refresh once the re-sent table is out.
-    end_of_refresh: Vec<(u16, u8)>,
+    end_of_refresh: Vec<(Afi, Safi)>,
     /// The local address of the connection: the next hop of announcements.
     local: Option<SocketAddr>,
     peer: Option<PeerContext>,
@@ -268,7 +270,7 @@ impl Session {
     /// the other connection carries the session.
     pub fn close_collision(&mut self, now: Instant) {
         if matches!(self.state, State::OpenSent | State::OpenConfirm | State::Established) {
-            let n = Notification::new(code::CEASE, subcode::CONNECTION_COLLISION_RESOLUTION);
+            let n = Notification::cease(CeaseSubcode::ConnectionCollisionResolution);
             self.send(&Message::Notification(n.clone()));
             self.events.push_back(SessionEvent::Disconnect);
             self.down(now, DownReason::Sent(n), false);
@@ -349,8 +351,12 @@ impl Session {
                 }
                 // RFC 6608: an UPDATE, even a void one, before Established.
                 Err(e) if !e.resets_session() => {
-                    let sub = if self.state == State::OpenConfirm { 2 } else { 1 };
-                    return self.fail(now, Notification::new(code::FSM, sub));
+                    let sub = if self.state == State::OpenConfirm {
+                        FsmSubcode::UnexpectedMessageInOpenConfirm
+                    } else {
+                        FsmSubcode::UnexpectedMessageInOpenSent
+                    };
+                    return self.fail(now, Notification::fsm(sub));
                 }
                 Err(e) => return self.fail(now, e.notification()),
             }
@@ -374,7 +380,7 @@ impl Session {
         }
         if self.hold_at.is_some_and(|t| t <= now) {
             self.hold_at = None;
-            return self.fail(now, Notification::new(code::HOLD_TIMER_EXPIRED, 0));
+            return self.fail(now, Notification::hold_timer_expired());
         }
         if self.keepalive_at.is_some_and(|t| t <= now) {
             self.send(&Message::Keepalive);
@@ -398,10 +404,14 @@ impl Session {
     }
 
     /// Asks the peer to re-send its table for one family.
-    pub fn request_route_refresh(&mut self, afi_value: u16, safi_value: u8) -> bool {
+    pub fn request_route_refresh(&mut self, afi: Afi, safi: Safi) -> bool {
         let supported = self.negotiated.as_ref().is_some_and(|n| n.route_refresh);
         supported
-            && self.send_message(&Message::RouteRefresh(RouteRefresh { afi: afi_value, safi: safi_value, subtype: 0 }))
+            && self.send_message(&Message::RouteRefresh(RouteRefresh {
+                afi,
+                safi,
+                subtype: RouteRefreshSubtype::Request,
+            }))
     }
 
     /// Sets the routes the peer should have; UPDATEs follow from
@@ -428,8 +438,8 @@ impl Session {
                 Message::Update(Box::new(update)).encode(&ctx, &mut self.out);
             }
             if !self.rib.has_pending() {
-                for (afi_value, safi_value) in std::mem::take(&mut self.end_of_refresh) {
-                    let eorr = RouteRefresh { afi: afi_value, safi: safi_value, subtype: 2 };
+                for (afi, safi) in std::mem::take(&mut self.end_of_refresh) {
+                    let eorr = RouteRefresh { afi, safi, subtype: RouteRefreshSubtype::EndOfRouteRefresh };
                     Message::RouteRefresh(eorr).encode(&ctx, &mut self.out);
                 }
             }
@@ -492,10 +502,10 @@ impl Session {
     fn send_open(&mut self) {
         let mut caps = Vec::new();
         if self.config.ipv4 {
-            caps.push(Capability::Multiprotocol { afi: afi::IPV4, safi: safi::UNICAST });
+            caps.push(Capability::Multiprotocol { afi: Afi::Ipv4, safi: Safi::Unicast });
         }
         if self.config.ipv6 {
-            caps.push(Capability::Multiprotocol { afi: afi::IPV6, safi: safi::UNICAST });
+            caps.push(Capability::Multiprotocol { afi: Afi::Ipv6, safi: Safi::Unicast });
         }
         caps.push(Capability::RouteRefresh);
         caps.push(Capability::EnhancedRouteRefresh);
@@ -504,13 +514,13 @@ impl Session {
             // Forwarding state preserved (F): the nodes keep forwarding to
             // the Services while the speaker restarts, so the peer may keep
             // our routes, as stale, until it has the table again (End-of-RIB).
-            let family = |afi| RestartFamily { afi, safi: safi::UNICAST, flags: 0x80 };
+            let family = |afi| RestartFamily { afi, safi: Safi::Unicast, flags: 0x80 };
             let mut families = Vec::new();
             if self.config.ipv4 {
-                families.push(family(afi::IPV4));
+                families.push(family(Afi::Ipv4));
             }
             if self.config.ipv6 {
-                families.push(family(afi::IPV6));
+                families.push(family(Afi::Ipv6));
             }
             caps.push(Capability::GracefulRestart { flags: 0, time: time.min(0x0fff), families });
         }
@@ -553,13 +563,19 @@ impl Session {
                 self.restart_hold(now);
                 // RFC 2918 §4: requests for families not negotiated are ignored.
                 let negotiated = self.negotiated.as_ref().is_some_and(|n| {
-                    r.safi == safi::UNICAST && ((r.afi == afi::IPV4 && n.ipv4) || (r.afi == afi::IPV6 && n.ipv6))
+                    r.safi == Safi::Unicast && ((r.afi == Afi::Ipv4 && n.ipv4) || (r.afi == Afi::Ipv6 && n.ipv6))
                 });
-                if r.subtype == 0 && negotiated && !self.end_of_refresh.contains(&(r.afi, r.safi)) {
+                if r.subtype == RouteRefreshSubtype::Request
+                    && negotiated
+                    && !self.end_of_refresh.contains(&(r.afi, r.safi))
+                {
                     self.rib.refresh();
                     // RFC 7313: bracket the re-sent table with BoRR and EoRR.
                     if self.negotiated.as_ref().is_some_and(|n| n.enhanced_route_refresh) {
-                        self.send(&Message::RouteRefresh(RouteRefresh { subtype: 1, ..r }));
+                        self.send(&Message::RouteRefresh(RouteRefresh {
+                            subtype: RouteRefreshSubtype::BeginOfRouteRefresh,
+                            ..r
+                        }));
                         self.end_of_refresh.push((r.afi, r.safi));
                     }
                     self.events.push_back(SessionEvent::RouteRefreshRequested { afi: r.afi, safi: r.safi });
@@ -568,11 +584,11 @@ impl Session {
             // RFC 6608: a message that is not expected in this state.
             (state, _) => {
                 let sub = match state {
-                    State::OpenSent => 1,
-                    State::OpenConfirm => 2,
-                    _ => 3,
+                    State::OpenSent => FsmSubcode::UnexpectedMessageInOpenSent,
+                    State::OpenConfirm => FsmSubcode::UnexpectedMessageInOpenConfirm,
+                    _ => FsmSubcode::UnexpectedMessageInEstablished,
                 };
-                self.fail(now, Notification::new(code::FSM, sub));
+                self.fail(now, Notification::fsm(sub));
             }
         }
     }
@@ -585,13 +601,13 @@ impl Session {
             RemoteAs::External => peer_asn != self.config.local_asn,
         };
         if !acceptable {
-            let mut n = Notification::new(code::OPEN, subcode::BAD_PEER_AS);
+            let mut n = Notification::open(OpenSubcode::BadPeerAs);
             n.data = open.my_as.to_be_bytes().to_vec();
             return self.fail(now, n);
         }
         // RFC 6286: within an AS, identifiers must differ.
         if peer_asn == self.config.local_asn && open.bgp_id == self.config.router_id {
-            return self.fail(now, Notification::new(code::OPEN, subcode::BAD_BGP_IDENTIFIER));
+            return self.fail(now, Notification::open(OpenSubcode::BadBgpIdentifier));
         }
         let hold_time = self.config.hold_time.min(open.hold_time);
         let keepalive = match (hold_time, self.config.keepalive) {
@@ -599,7 +615,7 @@ impl Session {
             (h, Some(k)) => k.min(Duration::from_secs(u64::from(h)) / 3).max(Duration::from_secs(1)),
             (h, None) => Duration::from_secs(u64::from(h / 3).max(1)),
         };
-        let mp = |a: u16| open.has(&Capability::Multiprotocol { afi: a, safi: safi::UNICAST });
+        let mp = |a: Afi| open.has(&Capability::Multiprotocol { afi: a, safi: Safi::Unicast });
         // RFC 4760: a peer that announces no multiprotocol capability speaks IPv4 only.
         let any_mp = open.capabilities.iter().any(|c| matches!(c, Capability::Multiprotocol { .. }));
         let negotiated = Negotiated {
@@ -612,8 +628,8 @@ impl Session {
                 // RFC 8654: only when both sides announce it.
                 extended_messages: open.has(&Capability::ExtendedMessage),
             },
-            ipv4: self.config.ipv4 && (mp(afi::IPV4) || !any_mp),
-            ipv6: self.config.ipv6 && mp(afi::IPV6),
+            ipv4: self.config.ipv4 && (mp(Afi::Ipv4) || !any_mp),
+            ipv6: self.config.ipv6 && mp(Afi::Ipv6),
             route_refresh: open.has(&Capability::RouteRefresh),
             enhanced_route_refresh: open.has(&Capability::EnhancedRouteRefresh),
             peer_graceful_restart: open.capabilities.iter().any(|c| matches!(c, Capability::GracefulRestart { .. })),

@@ -8,8 +8,10 @@ use std::collections::BTreeMap;
 
 use lb_bgp::adj_rib_out::RouteAttributes;
 use lb_bgp::session::{DownReason, RemoteAs, Session, SessionConfig, SessionEvent, State};
-use lb_bgp::wire::notification::code;
-use lb_bgp::wire::{Context, Message, Notification};
+use lb_bgp::wire::{
+    Afi, CeaseSubcode, Context, ErrorCode, Message, Notification, NotificationError, OpenSubcode, RouteRefreshSubtype,
+    Safi,
+};
 use lb_bgp::wire::{Framer, Prefix, Update};
 
 struct Pair {
@@ -218,7 +220,7 @@ fn keepalives_hold_the_session_and_silence_ends_it() {
     pair.frozen_b = true;
     pair.advance(Duration::from_secs(9));
     assert_eq!(pair.a.state(), State::Idle);
-    assert_eq!(down_reasons(&pair.events_a), [&DownReason::Sent(Notification::new(code::HOLD_TIMER_EXPIRED, 0))]);
+    assert_eq!(down_reasons(&pair.events_a), [&DownReason::Sent(Notification::hold_timer_expired())]);
 }
 
 #[test]
@@ -227,8 +229,13 @@ fn a_wrong_peer_as_is_refused_with_bad_peer_as() {
     a.remote_as = RemoteAs::Fixed(65000);
     let pair = Pair::new(a, b);
     let reasons = down_reasons(&pair.events_a);
-    assert!(matches!(reasons[0], DownReason::Sent(n) if (n.code, n.subcode) == (2, 2)), "{reasons:?}");
-    assert!(matches!(down_reasons(&pair.events_b)[0], DownReason::Received(n) if (n.code, n.subcode) == (2, 2)));
+    assert!(
+        matches!(reasons[0], DownReason::Sent(n) if n.error == NotificationError::Open(OpenSubcode::BadPeerAs)),
+        "{reasons:?}"
+    );
+    assert!(
+        matches!(down_reasons(&pair.events_b)[0], DownReason::Received(n) if n.error == NotificationError::Open(OpenSubcode::BadPeerAs))
+    );
 }
 
 #[test]
@@ -273,20 +280,20 @@ fn failures_back_off_exponentially() {
 fn route_refresh_and_bad_updates() {
     let (a, b) = ebgp();
     let mut pair = Pair::new(a, b);
-    assert!(pair.b.request_route_refresh(1, 1));
+    assert!(pair.b.request_route_refresh(Afi::Ipv4, Safi::Unicast));
     pair.drive();
-    assert!(pair.events_a.contains(&SessionEvent::RouteRefreshRequested { afi: 1, safi: 1 }));
+    assert!(pair.events_a.contains(&SessionEvent::RouteRefreshRequested { afi: Afi::Ipv4, safi: Safi::Unicast }));
     // RFC 7313: the re-sent table comes between BoRR and EoRR.
     let ctx = Context { four_octet_asn: true, extended_messages: true };
     let mut framer = Framer::new();
     framer.push(&pair.wire_a);
-    let subtypes: Vec<u8> = std::iter::from_fn(|| framer.next_frame(&ctx))
+    let subtypes: Vec<RouteRefreshSubtype> = std::iter::from_fn(|| framer.next_frame(&ctx))
         .filter_map(|f| match Message::decode(&f.expect("frame"), &ctx) {
             Ok(Message::RouteRefresh(r)) => Some(r.subtype),
             _ => None,
         })
         .collect();
-    assert_eq!(subtypes, [1, 2]);
+    assert_eq!(subtypes, [RouteRefreshSubtype::BeginOfRouteRefresh, RouteRefreshSubtype::EndOfRouteRefresh]);
     // An UPDATE with an invalid ORIGIN is ignored (RFC 7606), the session stays.
     let mut frame = vec![0xff; 16];
     let body = [0, 0, 0, 4, 0x40, 1, 1, 9];
@@ -302,7 +309,7 @@ fn route_refresh_and_bad_updates() {
     pair.a.handle_bytes(now, &[0u8; 19]);
     pair.drive();
     assert_eq!(pair.a.state(), State::Idle);
-    assert!(matches!(down_reasons(&pair.events_a)[0], DownReason::Sent(n) if n.code == code::HEADER));
+    assert!(matches!(down_reasons(&pair.events_a)[0], DownReason::Sent(n) if n.code() == ErrorCode::MessageHeader));
 }
 
 #[test]
@@ -388,7 +395,7 @@ fn collisions_keep_the_connection_of_the_higher_identifier() {
     b_out.drive();
     let reasons = down_reasons(&b_out.events_b);
     assert!(
-        matches!(reasons.as_slice(), [DownReason::Received(n)] if (n.code, n.subcode) == (code::CEASE, 7)),
+        matches!(reasons.as_slice(), [DownReason::Received(n)] if n.error == NotificationError::Cease(CeaseSubcode::ConnectionCollisionResolution)),
         "{reasons:?}"
     );
     b_out.advance(Duration::from_secs(600));

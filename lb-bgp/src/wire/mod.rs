@@ -14,6 +14,7 @@
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! ```
 
+pub mod consts;
 pub mod error;
 pub mod header;
 pub mod notification;
@@ -24,9 +25,13 @@ pub mod update;
 
 use bytes::BytesMut;
 
+pub use self::consts::{
+    Afi, AsSegmentType, CeaseSubcode, ErrorCode, FsmSubcode, MessageHeaderSubcode, OpenSubcode, RouteRefreshSubcode,
+    RouteRefreshSubtype, Safi, UpdateSubcode,
+};
 pub use self::error::DecodeError;
 pub use self::header::{Framer, MessageType};
-pub use self::notification::Notification;
+pub use self::notification::{Notification, NotificationError};
 pub use self::open::Open;
 pub use self::prefix::Prefix;
 pub use self::route_refresh::RouteRefresh;
