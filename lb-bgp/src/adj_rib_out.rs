@@ -138,6 +138,7 @@ impl AdjRibOut {
     }
 
     /// Whether UPDATEs are waiting.
+    #[must_use]
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty() || self.end_of_rib.iter().any(|x| *x)
     }
@@ -148,6 +149,7 @@ impl AdjRibOut {
     }
 
     /// The next UPDATE to send, or `None` when the peer is up to date.
+    #[must_use]
     pub fn poll_update(&mut self, peer: &PeerContext) -> Option<Update> {
         while let Some(&first) = self.pending.first() {
             // Settle prefixes whose desired state is what was sent.

@@ -1,14 +1,8 @@
 //! The BGP session state machine (RFC 4271 §8), without I/O.
 //!
-//! Expected flow, for a driver that owns one TCP connection and a timer:
-//! 1. [`Session::start`]; then drain [`Session::poll_event`]: a
-//!    [`SessionEvent::Connect`] asks for a connection (active mode), a
-//!    passive session waits for the driver to accept one;
-//! 2. feed what happens: [`Session::handle_connected`],
-//!    [`Session::handle_bytes`], [`Session::handle_closed`], and
-//!    [`Session::handle_timeout`] once `now` reaches [`Session::poll_timeout`];
-//! 3. after every call, write out [`Session::poll_transmit`], act on every
-//!    [`Session::poll_event`] and re-arm the timer from `poll_timeout`.
+//! A [`Session`] is one speaker's side of one BGP session over one
+//! connection at a time. It is deterministic: it never reads a clock, opens
+//! a socket or spawns a task. See [`Session`] for the call contract.
 //!
 //! Guarantees: no UPDATE is sent before Established; a silent peer is
 //! declared down when the hold time expires; every error that ends the
@@ -34,6 +28,7 @@ const TRANSMIT_HIGH_WATER: usize = 64 * 1024;
 
 /// Which AS the peer must be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RemoteAs {
     Fixed(u32),
     /// iBGP with whatever the peer says, as long as it is ours.
@@ -96,6 +91,7 @@ impl SessionConfig {
 
 /// RFC 4271 §8.2.2 states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum State {
     Idle,
     Connect,
@@ -177,7 +173,41 @@ pub fn keeps_connection(
     local_wins == initiated_locally
 }
 
-/// One BGP session with one peer.
+/// One BGP session with one peer, fed events and drained of actions.
+///
+/// # Methods by kind
+///
+/// - **Inputs** (`handle_*`): what happened. [`Self::handle_connected`]
+///   (a connection is up), [`Self::handle_bytes`] (bytes read from it),
+///   [`Self::handle_closed`] (it closed or could not be made),
+///   [`Self::handle_timeout`] (the instant [`Self::poll_timeout`] gave has come).
+/// - **Outputs** (`poll_*`): what to do. [`Self::poll_transmit`] (bytes to
+///   write), [`Self::poll_event`] (connect, disconnect, state changes,
+///   Established, Down, ...), [`Self::poll_timeout`] (when to call
+///   `handle_timeout` next).
+/// - **Commands**: what the owner wants. [`Self::start`], [`Self::stop`],
+///   [`Self::stop_with`], [`Self::close_collision`], [`Self::set_routes`],
+///   [`Self::set_route`], [`Self::send_message`],
+///   [`Self::request_route_refresh`], and the next hops of the next
+///   connection ([`Self::set_next_hop_v4`], [`Self::set_next_hop_v6`]).
+/// - **Queries**: [`Self::state`], [`Self::negotiated`], [`Self::config`].
+///
+/// # Expected flow
+///
+/// 1. [`Self::new`], [`Self::set_routes`] (routes may be set at any time:
+///    they go out once Established), [`Self::start`];
+/// 2. after every input and every command, drain the outputs in this order:
+///    [`Self::poll_transmit`] until it returns 0 (write the bytes, in order,
+///    before those of any later call), then [`Self::poll_event`] until
+///    `None` (a [`SessionEvent::Disconnect`] means: write what
+///    `poll_transmit` gave, then close), then [`Self::poll_timeout`] to
+///    re-arm the one timer. Events may queue output (a NOTIFICATION before
+///    a disconnect is already in the transmit queue when the event is seen);
+/// 3. call [`Self::handle_timeout`] when the timer fires; calling it early
+///    does nothing.
+///
+/// Time never goes backwards: every `now` passed must be greater than or
+/// equal to the previous one. Deadlines are absolute [`Instant`]s.
 #[derive(Debug)]
 pub struct Session {
     config: SessionConfig,
@@ -224,14 +254,17 @@ impl Session {
         }
     }
 
+    #[must_use]
     pub fn state(&self) -> State {
         self.state
     }
 
+    #[must_use]
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()
     }
 
+    #[must_use]
     pub fn config(&self) -> &SessionConfig {
         &self.config
     }
@@ -395,6 +428,8 @@ impl Session {
     }
 
     /// Sends an UPDATE (or any message) on an Established session; refused otherwise.
+    /// Whether it was queued.
+    #[must_use]
     pub fn send_message(&mut self, msg: &Message) -> bool {
         if self.state != State::Established {
             return false;
@@ -403,7 +438,9 @@ impl Session {
         true
     }
 
-    /// Asks the peer to re-send its table for one family.
+    /// Asks the peer to re-send its table for one family; whether it was
+    /// sent (not unless Established and the peer announced route refresh).
+    #[must_use]
     pub fn request_route_refresh(&mut self, afi: Afi, safi: Safi) -> bool {
         let supported = self.negotiated.as_ref().is_some_and(|n| n.route_refresh);
         supported
@@ -428,6 +465,7 @@ impl Session {
     /// Moves pending output into `out`; returns how many bytes. UPDATEs are
     /// generated here, as the driver is ready to write, so a slow socket
     /// makes changes coalesce instead of queueing.
+    #[must_use]
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         if self.state == State::Established
             && let Some(peer) = self.peer
@@ -451,15 +489,19 @@ impl Session {
     }
 
     /// Whether output is waiting, UPDATEs included.
+    #[must_use]
     pub fn has_pending_transmit(&self) -> bool {
         !self.out.is_empty() || (self.state == State::Established && self.rib.has_pending())
     }
 
     /// The next instant `handle_timeout` must be called at.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         [self.hold_at, self.keepalive_at, self.connect_retry_at, self.delay_open_at].into_iter().flatten().min()
     }
 
+    /// The next thing the driver must do or may want to know.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
     }

@@ -321,7 +321,7 @@ fn nothing_but_open_and_keepalive_before_established() {
     assert!(!s.send_message(&Message::Keepalive));
     s.handle_connected(now, "192.0.2.1:50000".parse().expect("addr"));
     let mut out = Vec::new();
-    s.poll_transmit(&mut out);
+    let _ = s.poll_transmit(&mut out);
     let msg = Message::decode(&out, &Context::default()).expect("an OPEN");
     assert!(matches!(msg, Message::Open(_)));
 }
@@ -351,7 +351,7 @@ mod arbitrary_input {
                 while s.poll_event().is_some() {}
                 if s.state() != State::Established {
                     out.clear();
-                    s.poll_transmit(&mut out);
+                    let _ = s.poll_transmit(&mut out);
                     let mut framer = lb_bgp::wire::Framer::new();
                     framer.push(&out);
                     while let Some(Ok(frame)) = framer.next_frame(&Context { four_octet_asn: true, extended_messages: false }) {

@@ -17,6 +17,7 @@ pub const MAX_EXTENDED_LEN: usize = 65535;
 
 /// The message types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MessageType {
     Open = 1,
     Update = 2,
@@ -122,6 +123,7 @@ impl Framer {
 
     /// The next whole message, header included; `None` until one is complete.
     /// A bad header is reported as soon as its 19 octets are in.
+    #[must_use]
     pub fn next_frame(&mut self, ctx: &Context) -> Option<Result<BytesMut, DecodeError>> {
         let header: &[u8; HEADER_LEN] = self.buf.first_chunk()?;
         let (_, len) = match check(header, ctx) {

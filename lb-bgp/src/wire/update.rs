@@ -60,6 +60,7 @@ pub mod flag {
 
 /// ORIGIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Origin {
     Igp = 0,
     Egp = 1,
@@ -68,6 +69,7 @@ pub enum Origin {
 
 /// One AS_PATH segment.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AsSegment {
     Set(Vec<u32>),
     Sequence(Vec<u32>),
