@@ -7,10 +7,12 @@
 //!
 //! - [`adj_rib_out`]: the fewest UPDATEs from what a peer has to what it should have;
 //! - [`session`]: the RFC 4271 state machine, fed bytes, events and time;
+//! - [`stats`]: what a session sent and received, counted as it encodes and decodes;
 //! - [`wire`]: framing and the messages, with the negotiated [`wire::Context`];
 //!   every decoder is total (any bytes give a value or an error, never a
 //!   panic) and every error knows the NOTIFICATION it calls for.
 
 pub mod adj_rib_out;
 pub mod session;
+pub mod stats;
 pub mod wire;

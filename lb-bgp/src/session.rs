@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::adj_rib_out::{AdjRibOut, PeerContext, RouteAttributes};
+use crate::stats::SessionStats;
+use crate::wire::header;
 use crate::wire::open::{Capability, RestartFamily};
 use crate::wire::{
     Afi, CeaseSubcode, Context, Framer, FsmSubcode, Message, Notification, Open, OpenSubcode, Prefix, RouteRefresh,
@@ -223,6 +225,7 @@ pub struct Session {
     keepalive_at: Option<Instant>,
     /// Consecutive failed sessions, for the back-off.
     failures: u32,
+    stats: SessionStats,
     started: bool,
     rib: AdjRibOut,
     /// Families owed an End-of-Route-Refresh once the re-sent table is out.
@@ -246,6 +249,7 @@ impl Session {
             hold_at: None,
             keepalive_at: None,
             failures: 0,
+            stats: SessionStats::default(),
             started: false,
             rib: AdjRibOut::new(),
             end_of_refresh: Vec::new(),
@@ -368,12 +372,18 @@ impl Session {
         if !self.is_connected() {
             return;
         }
+        self.stats.bytes_received += bytes.len() as u64;
         self.framer.push(bytes);
         loop {
             let ctx = self.context();
             let frame = match self.framer.next_frame(&ctx) {
                 None => break,
-                Some(Ok(frame)) => frame,
+                Some(Ok(frame)) => {
+                    if let Some((kind, _)) = header::peek(&frame) {
+                        self.stats.received.add(kind);
+                    }
+                    frame
+                }
                 Some(Err(e)) => return self.fail(now, e.notification()),
             };
             match Message::decode(&frame, &ctx) {
@@ -470,15 +480,14 @@ impl Session {
         if self.state == State::Established
             && let Some(peer) = self.peer
         {
-            let ctx = self.context();
             while self.out.len() < TRANSMIT_HIGH_WATER {
                 let Some(update) = self.rib.poll_update(&peer) else { break };
-                Message::Update(Box::new(update)).encode(&ctx, &mut self.out);
+                self.send(&Message::Update(Box::new(update)));
             }
             if !self.rib.has_pending() {
                 for (afi, safi) in std::mem::take(&mut self.end_of_refresh) {
                     let eorr = RouteRefresh { afi, safi, subtype: RouteRefreshSubtype::EndOfRouteRefresh };
-                    Message::RouteRefresh(eorr).encode(&ctx, &mut self.out);
+                    self.send(&Message::RouteRefresh(eorr));
                 }
             }
         }
@@ -486,6 +495,23 @@ impl Session {
         out.extend_from_slice(&self.out);
         self.out.clear();
         n
+    }
+
+    /// Takes back out of [`Self::stats`] what the driver took from
+    /// [`Self::poll_transmit`] but will never write: `unsent` holds whole
+    /// messages (cut with [`header::message_end`]), dropped when their
+    /// connection closed.
+    pub fn take_back_unsent(&mut self, unsent: &[u8]) {
+        for (kind, len) in header::messages(unsent) {
+            self.stats.sent.take_back(kind);
+            self.stats.bytes_sent = self.stats.bytes_sent.saturating_sub(len as u64);
+        }
+    }
+
+    /// What this session sent and received, over all its connections.
+    #[must_use]
+    pub fn stats(&self) -> &SessionStats {
+        &self.stats
     }
 
     /// Whether output is waiting, UPDATEs included.
@@ -537,8 +563,12 @@ impl Session {
         }
     }
 
+    /// Queues `msg` and counts it as sent.
     fn send(&mut self, msg: &Message) {
+        let before = self.out.len();
         msg.encode(&self.context(), &mut self.out);
+        self.stats.sent.add(msg.kind());
+        self.stats.bytes_sent += (self.out.len() - before) as u64;
     }
 
     fn send_open(&mut self) {
@@ -591,6 +621,7 @@ impl Session {
             (State::OpenConfirm, Message::Keepalive) => {
                 self.restart_hold(now);
                 self.set_state(State::Established);
+                self.stats.times_established += 1;
                 self.failures = 0;
                 if let Some(n) = self.negotiated.clone() {
                     let peer = self.peer_context(&n);

@@ -210,6 +210,39 @@ fn establishes_and_negotiates() {
 }
 
 #[test]
+fn the_session_counts_what_it_sends_and_receives() {
+    let (a, b) = ebgp();
+    let mut session = Session::new(a);
+    let p = |s: &str| Prefix::new(s.parse().expect("ip"), 32).expect("prefix");
+    session.set_routes(&BTreeMap::from([(p("198.51.100.1"), RouteAttributes::default())]));
+    let mut pair = Pair::with(session, b);
+    pair.drive();
+    let (a, b) = (*pair.a.stats(), *pair.b.stats());
+    // a: OPEN, KEEPALIVE, the route and End-of-RIB; b: OPEN, KEEPALIVE, End-of-RIB.
+    let counts = |c: lb_bgp::stats::MessageCounts| (c.open, c.keepalive, c.update, c.notification);
+    assert_eq!(counts(a.sent), (1, 1, 2, 0));
+    assert_eq!(counts(b.sent), (1, 1, 1, 0));
+    assert_eq!((a.received, b.received), (b.sent, a.sent), "each receives what the other sent");
+    assert_eq!((a.bytes_sent, a.bytes_received), (b.bytes_received, b.bytes_sent));
+    assert_eq!(a.bytes_sent, pair.wire_a.len() as u64);
+    assert_eq!((a.times_established, b.times_established), (1, 1));
+    // The driver took a KEEPALIVE and an UPDATE but its connection closed
+    // after writing only part of the first: the UPDATE is taken back.
+    let mut out = Vec::new();
+    let before = *pair.a.stats();
+    assert!(pair.a.send_message(&Message::Keepalive));
+    pair.a.set_route(p("198.51.100.2"), Some(RouteAttributes::default()));
+    let _ = pair.a.poll_transmit(&mut out);
+    assert_eq!(pair.a.stats().sent.update, before.sent.update + 1);
+    let end = lb_bgp::wire::header::message_end(&out, 3);
+    assert_eq!(end, 19, "the KEEPALIVE being written is kept whole");
+    pair.a.take_back_unsent(&out[end..]);
+    let after = *pair.a.stats();
+    assert_eq!((after.sent.keepalive, after.sent.update), (before.sent.keepalive + 1, before.sent.update));
+    assert_eq!(after.bytes_sent, before.bytes_sent + 19);
+}
+
+#[test]
 fn keepalives_hold_the_session_and_silence_ends_it() {
     let (mut a, b) = ebgp();
     a.hold_time = 9;
