@@ -160,9 +160,8 @@ pub enum SessionEvent {
 /// identifiers (eBGP allows them), the one opened by the speaker with the
 /// larger AS number (RFC 6286 §2.3).
 ///
-/// The driver runs one [`Session`] per connection; once the peer's OPEN has
-/// arrived on either, it keeps the connection this says and calls
-/// [`Session::close_collision`] on the other.
+/// [`crate::peer::Peer`] runs one [`Session`] per connection and applies
+/// this once the peer's OPEN has arrived on either.
 pub fn keeps_connection(
     (local_id, local_asn): (Ipv4Addr, u32),
     (peer_id, peer_asn): (Ipv4Addr, u32),
@@ -502,10 +501,22 @@ impl Session {
     /// messages (cut with [`header::message_end`]), dropped when their
     /// connection closed.
     pub fn take_back_unsent(&mut self, unsent: &[u8]) {
-        for (kind, len) in header::messages(unsent) {
-            self.stats.sent.take_back(kind);
-            self.stats.bytes_sent = self.stats.bytes_sent.saturating_sub(len as u64);
-        }
+        self.stats.take_back_unsent(unsent);
+    }
+
+    /// Drops output not yet taken by [`Self::poll_transmit`], uncounted:
+    /// the loser of a collision must not answer the peer's OPEN with a
+    /// KEEPALIVE before its Cease.
+    pub(crate) fn discard_transmit(&mut self) {
+        let unsent = std::mem::take(&mut self.out);
+        self.stats.take_back_unsent(&unsent);
+    }
+
+    /// Takes over the failure history of `other`, whose connection this
+    /// session replaces (the winner of a collision, or the peer's
+    /// connection once ours is gone): the back-off goes on counting.
+    pub(crate) fn inherit_failures(&mut self, other: &Session) {
+        self.failures = self.failures.max(other.failures);
     }
 
     /// What this session sent and received, over all its connections.

@@ -79,6 +79,17 @@ pub struct SessionStats {
     pub times_established: u64,
 }
 
+impl SessionStats {
+    /// Takes whole messages (`unsent`, as cut by
+    /// [`crate::wire::header::message_end`]) back out of the sent counts.
+    pub(crate) fn take_back_unsent(&mut self, unsent: &[u8]) {
+        for (kind, len) in crate::wire::header::messages(unsent) {
+            self.sent.take_back(kind);
+            self.bytes_sent = self.bytes_sent.saturating_sub(len as u64);
+        }
+    }
+}
+
 impl std::ops::Add for SessionStats {
     type Output = Self;
 
