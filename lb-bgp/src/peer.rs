@@ -158,12 +158,7 @@ impl Peer {
     /// The next hops of connection `id`, which depend on the interface it
     /// leaves by (see [`Session::set_next_hop_v4`]); call right after
     /// [`Self::handle_connected`], before the session is Established.
-    pub fn set_next_hops(
-        &mut self,
-        id: ConnectionId,
-        v4: Option<Ipv4Addr>,
-        v6: Option<(Ipv6Addr, Option<Ipv6Addr>)>,
-    ) {
+    pub fn set_next_hops(&mut self, id: ConnectionId, v4: Option<Ipv4Addr>, v6: Option<(Ipv6Addr, Option<Ipv6Addr>)>) {
         if let Some(session) = self.session_of(id) {
             session.set_next_hop_v4(v4);
             session.set_next_hop_v6(v6);
