@@ -14,7 +14,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use crate::adj_rib_out::RouteAttributes;
-use crate::session::{Negotiated, Session, SessionConfig, SessionEvent, State, keeps_connection};
+use crate::session::{FailureHistory, Negotiated, Session, SessionConfig, SessionEvent, State, keeps_connection};
 use crate::stats::SessionStats;
 use crate::wire::{CeaseSubcode, Context, Message, Notification, Prefix};
 
@@ -284,6 +284,12 @@ impl Peer {
     #[must_use]
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.session.negotiated()
+    }
+
+    /// The failures of the session (see [`Session::failures`]).
+    #[must_use]
+    pub fn failures(&self) -> FailureHistory {
+        self.session.failures()
     }
 
     /// The session that carries the peer.

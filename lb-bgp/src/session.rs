@@ -7,7 +7,9 @@
 //! Guarantees: no UPDATE is sent before Established; a silent peer is
 //! declared down when the hold time expires; every error that ends the
 //! session sends its NOTIFICATION first; restarts after repeated failures
-//! back off exponentially (§8.1.1 "DampPeerOscillations").
+//! back off exponentially (§8.1.1 "DampPeerOscillations"), including
+//! sessions that reach Established and fail within [`STABLE_AFTER`], and
+//! [`Session::failures`] says why and how often.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -20,8 +22,8 @@ use crate::stats::SessionStats;
 use crate::wire::header;
 use crate::wire::open::{Capability, RestartFamily};
 use crate::wire::{
-    Afi, CeaseSubcode, Context, Framer, FsmSubcode, Message, Notification, Open, OpenSubcode, Prefix, RouteRefresh,
-    RouteRefreshSubtype, Safi,
+    Afi, CeaseSubcode, Context, Framer, FsmSubcode, Message, Notification, NotificationError, Open, OpenSubcode,
+    Prefix, RouteRefresh, RouteRefreshSubtype, Safi,
 };
 
 /// UPDATEs are produced only while less than this is waiting to be
@@ -132,6 +134,41 @@ pub enum DownReason {
     Stopped,
 }
 
+/// How an attempt or a session failed, in a form that compares equal when
+/// it fails the same way again (the NOTIFICATION's code and subcode, not
+/// its data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Failure {
+    /// We sent a NOTIFICATION with this error.
+    Sent(NotificationError),
+    /// The peer sent a NOTIFICATION with this error.
+    Received(NotificationError),
+    /// The connection closed or failed without a NOTIFICATION.
+    ConnectionLost,
+    /// The connection could not be made.
+    ConnectFailed,
+}
+
+/// The failures since the session last ran stably, for the back-off and
+/// for a driver to log and show why a peer keeps going down.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FailureHistory {
+    /// The last failure, if any.
+    pub last: Option<Failure>,
+    /// How many failures in a row were this same `last` one.
+    pub repeats: u32,
+    /// Failed attempts and sessions in a row, whatever the reason: the
+    /// exponent of the back-off.
+    pub consecutive: u32,
+}
+
+/// A session must stay Established this long before its next failure
+/// starts the back-off afresh: one that fails right after opening (its
+/// peer rejects our first UPDATE, say) is failing, not flapping now and then,
+/// and must not retry every few seconds forever.
+pub const STABLE_AFTER: Duration = Duration::from_secs(60);
+
 /// What the driver must do or may want to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -224,6 +261,9 @@ pub struct Session {
     keepalive_at: Option<Instant>,
     /// Consecutive failed sessions, for the back-off.
     failures: u32,
+    history: FailureHistory,
+    /// When the session last reached Established, while it is.
+    established_at: Option<Instant>,
     stats: SessionStats,
     started: bool,
     rib: AdjRibOut,
@@ -248,6 +288,8 @@ impl Session {
             hold_at: None,
             keepalive_at: None,
             failures: 0,
+            history: FailureHistory::default(),
+            established_at: None,
             stats: SessionStats::default(),
             started: false,
             rib: AdjRibOut::new(),
@@ -359,7 +401,7 @@ impl Session {
                 self.delay_open_at = None;
                 self.hold_at = None;
                 // A failed attempt counts towards the back-off like a failed session.
-                self.failures = self.failures.saturating_add(1);
+                self.record_failure(Failure::ConnectFailed);
                 self.connect_retry_at = Some(now + self.retry_delay());
             }
             _ => self.down(now, DownReason::ConnectionLost, true),
@@ -516,7 +558,17 @@ impl Session {
     /// session replaces (the winner of a collision, or the peer's
     /// connection once ours is gone): the back-off goes on counting.
     pub(crate) fn inherit_failures(&mut self, other: &Session) {
-        self.failures = self.failures.max(other.failures);
+        if other.failures > self.failures {
+            self.failures = other.failures;
+            self.history = other.history;
+        }
+    }
+
+    /// Why the session last failed, how often in a row, and how many
+    /// failures the back-off counts: a driver logs and shows these.
+    #[must_use]
+    pub fn failures(&self) -> FailureHistory {
+        self.history
     }
 
     /// What this session sent and received, over all its connections.
@@ -633,7 +685,8 @@ impl Session {
                 self.restart_hold(now);
                 self.set_state(State::Established);
                 self.stats.times_established += 1;
-                self.failures = 0;
+                // Not yet a success for the back-off: see STABLE_AFTER.
+                self.established_at = Some(now);
                 if let Some(n) = self.negotiated.clone() {
                     let peer = self.peer_context(&n);
                     self.rib.reset(&peer);
@@ -748,6 +801,14 @@ impl Session {
         }
     }
 
+    fn record_failure(&mut self, failure: Failure) {
+        self.failures = self.failures.saturating_add(1);
+        let h = &mut self.history;
+        h.repeats = if h.last == Some(failure) { h.repeats.saturating_add(1) } else { 1 };
+        h.last = Some(failure);
+        h.consecutive = self.failures;
+    }
+
     /// Sends `notification`, closes, and goes down.
     fn fail(&mut self, now: Instant, notification: Notification) {
         self.send(&Message::Notification(notification.clone()));
@@ -755,12 +816,23 @@ impl Session {
         self.down(now, DownReason::Sent(notification), true);
     }
 
+    /// Goes Idle; `retry` (a failure, not a stop or a lost collision)
+    /// counts towards the back-off and schedules the next attempt.
     fn down(&mut self, now: Instant, reason: DownReason, retry: bool) {
-        let was_established = self.state == State::Established;
-        self.events.push_back(SessionEvent::Down(reason));
-        if !was_established {
-            self.failures = self.failures.saturating_add(1);
+        if self.established_at.take().is_some_and(|at| now.saturating_duration_since(at) >= STABLE_AFTER) {
+            // It ran stably: this failure starts a new series.
+            self.failures = 0;
+            self.history = FailureHistory::default();
         }
+        if retry {
+            let failure = match &reason {
+                DownReason::Sent(n) => Failure::Sent(n.error),
+                DownReason::Received(n) => Failure::Received(n.error),
+                _ => Failure::ConnectionLost,
+            };
+            self.record_failure(failure);
+        }
+        self.events.push_back(SessionEvent::Down(reason));
         self.negotiated = None;
         self.peer = None;
         self.end_of_refresh.clear();

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
 use lb_bgp::adj_rib_out::RouteAttributes;
-use lb_bgp::session::{DownReason, RemoteAs, Session, SessionConfig, SessionEvent, State};
+use lb_bgp::session::{DownReason, Failure, RemoteAs, STABLE_AFTER, Session, SessionConfig, SessionEvent, State};
 use lb_bgp::wire::{
-    Afi, Context, ErrorCode, Message, Notification, NotificationError, OpenSubcode, RouteRefreshSubtype, Safi,
+    Afi, CeaseSubcode, Context, ErrorCode, Message, Notification, NotificationError, OpenSubcode, RouteRefreshSubtype,
+    Safi,
 };
 use lb_bgp::wire::{Framer, Prefix, Update};
 
@@ -306,6 +307,74 @@ fn failures_back_off_exponentially() {
     assert!(gaps.len() >= 5, "{connects:?}");
     assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "gaps grow: {gaps:?}");
     assert_eq!(gaps.last().copied(), Some(16.0), "capped: {gaps:?}");
+}
+
+/// The encoding bug's loop: the session opens, sends its table, and the
+/// peer answers at once with a NOTIFICATION (Bad Message Length), again
+/// and again. Reaching Established must not reset the back-off, and the
+/// session says why it keeps failing and how often.
+#[test]
+fn a_session_that_fails_right_after_opening_backs_off_and_says_why() {
+    let (mut config, _) = ebgp();
+    config.connect_retry = Duration::from_secs(1);
+    config.max_backoff = Duration::from_secs(16);
+    let mut s = Session::new(config);
+    let ctx = Context::default();
+    let encode = |msgs: &[Message]| {
+        let mut out = bytes::BytesMut::new();
+        for m in msgs {
+            m.encode(&ctx, &mut out);
+        }
+        out.to_vec()
+    };
+    // The peer: OPEN (hold time 0, so silence is fine), KEEPALIVE.
+    let open = lb_bgp::wire::Open::new(4_200_000_001, 0, id(2), vec![]);
+    let opening = encode(&[Message::Open(open), Message::Keepalive]);
+    let bad_length = NotificationError::MessageHeader(lb_bgp::wire::MessageHeaderSubcode::BadMessageLength);
+    let rejection = encode(&[Message::Notification(Notification::new(bad_length))]);
+    let start = Instant::now();
+    let mut now = start;
+    s.start(now);
+    let mut connects = Vec::new();
+    // One attempt: returns when it connected, in seconds from the start.
+    let cycle = |s: &mut Session, now: &mut Instant, answer: &[u8], wait: Duration| {
+        // Wait for the session to ask for a connection.
+        loop {
+            if std::iter::from_fn(|| s.poll_event()).any(|e| e == SessionEvent::Connect) {
+                break;
+            }
+            *now = s.poll_timeout().expect("a retry timer");
+            s.handle_timeout(*now);
+        }
+        let connected = (*now - start).as_secs();
+        s.handle_connected(*now, "192.0.2.1:50000".parse().expect("addr"));
+        s.handle_bytes(*now, &opening);
+        assert_eq!(s.state(), State::Established);
+        *now += wait;
+        s.handle_bytes(*now, answer);
+        assert_eq!(s.state(), State::Idle);
+        connected
+    };
+    for _ in 0..7 {
+        connects.push(cycle(&mut s, &mut now, &rejection, Duration::from_millis(10)));
+    }
+    let gaps: Vec<u64> = connects.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps, [2, 4, 8, 16, 16, 16], "doubling up to the cap, though each reached Established");
+    let failures = s.failures();
+    assert_eq!(failures.last, Some(Failure::Received(bad_length)));
+    assert_eq!((failures.repeats, failures.consecutive), (7, 7));
+    // Failing another way: a new reason, the back-off goes on.
+    let cease = encode(&[Message::Notification(Notification::cease(CeaseSubcode::AdministrativeReset))]);
+    let _ = cycle(&mut s, &mut now, &cease, Duration::from_millis(10));
+    let failures = s.failures();
+    assert_eq!(failures.last, Some(Failure::Received(NotificationError::Cease(CeaseSubcode::AdministrativeReset))));
+    assert_eq!((failures.repeats, failures.consecutive), (1, 8));
+    // A session that ran stably before failing starts over at the shortest delay.
+    let _ = cycle(&mut s, &mut now, &rejection, STABLE_AFTER);
+    assert_eq!((s.failures().repeats, s.failures().consecutive), (1, 1));
+    let failed_at = (now - start).as_secs();
+    let next = cycle(&mut s, &mut now, &rejection, Duration::from_millis(10));
+    assert_eq!(next - failed_at, 2, "the shortest back-off again");
 }
 
 #[test]
