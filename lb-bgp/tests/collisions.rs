@@ -61,6 +61,11 @@ fn simultaneous_open(a: SessionConfig, b: SessionConfig, latency: [Duration; 2])
         assert_eq!(established, 1);
         assert!(!side.session_events().any(|e| matches!(e, SessionEvent::Down(_))), "the session never went down");
         assert!(side.events.iter().any(|(_, e)| *e == PeerEvent::CollisionResolved { kept, closed: lost }));
+        // Stats cover both connections: an OPEN on each, the Cease on the lost one.
+        let stats = side.peer.stats();
+        assert_eq!((stats.sent.open, stats.sent.notification), (2, 1));
+        let written: usize = side.wire.values().map(Vec::len).sum();
+        assert_eq!(stats.bytes_sent, written as u64);
     }
     // Still up later: keepalives flow on the kept connection.
     net.run_for(Duration::from_secs(60));
