@@ -30,7 +30,7 @@ fn peer() -> PeerContext {
         next_hop_v6: None,
         ipv4: true,
         ipv6: false,
-        max_message_len: 4096,
+        context: ctx(),
     }
 }
 

@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
                 Ok(msg) => {
                     let mut out = BytesMut::new();
                     msg.encode(&ctx, &mut out);
+                    assert_eq!(out.len(), msg.encoded_len(&ctx), "encoded_len is what encode writes");
                     assert_eq!(Message::decode(&out, &ctx).as_ref(), Ok(&msg));
                 }
                 Err(e) => {

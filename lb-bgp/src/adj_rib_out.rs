@@ -20,9 +20,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::wire::header::HEADER_LEN;
-use crate::wire::open::{afi, safi};
 use crate::wire::update::{AsSegment, Attributes, MpReach, MpUnreach, Origin};
-use crate::wire::{Prefix, Update};
+use crate::wire::{Afi, Context, MessageType, Prefix, Safi, Update};
 
 /// What the load balancer attaches to a route.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -45,8 +44,17 @@ pub struct PeerContext {
     pub next_hop_v6: Option<(Ipv6Addr, Option<Ipv6Addr>)>,
     pub ipv4: bool,
     pub ipv6: bool,
-    /// Largest message: 4096, or 65535 with extended messages.
-    pub max_message_len: usize,
+    /// What the session negotiated: UPDATEs are sized in this context,
+    /// since a 2-octet peer gets AS4_PATH beside AS_PATH and only extended
+    /// messages may pass 4096 octets.
+    pub context: Context,
+}
+
+impl PeerContext {
+    /// The largest UPDATE this peer accepts: 4096, or 65535 with extended messages.
+    pub fn max_message_len(&self) -> usize {
+        self.context.max_message_len(MessageType::Update)
+    }
 }
 
 /// The routes one peer should have and has.
@@ -130,6 +138,7 @@ impl AdjRibOut {
     }
 
     /// Whether UPDATEs are waiting.
+    #[must_use]
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty() || self.end_of_rib.iter().any(|x| *x)
     }
@@ -140,6 +149,7 @@ impl AdjRibOut {
     }
 
     /// The next UPDATE to send, or `None` when the peer is up to date.
+    #[must_use]
     pub fn poll_update(&mut self, peer: &PeerContext) -> Option<Update> {
         while let Some(&first) = self.pending.first() {
             // Settle prefixes whose desired state is what was sent.
@@ -174,7 +184,7 @@ impl AdjRibOut {
                     return Some(if first.is_ipv4() {
                         Update { withdrawn: vec![first], ..Default::default() }
                     } else {
-                        let mp = MpUnreach { afi: afi::IPV6, safi: safi::UNICAST, withdrawn: vec![first] };
+                        let mp = MpUnreach { afi: Afi::Ipv6, safi: Safi::Unicast, withdrawn: vec![first] };
                         Update {
                             attributes: Attributes { mp_unreach: Some(mp), ..Default::default() },
                             ..Default::default()
@@ -190,7 +200,7 @@ impl AdjRibOut {
                 return Some(if i == 0 {
                     Update::end_of_rib_ipv4()
                 } else {
-                    Update::end_of_rib(afi::IPV6, safi::UNICAST)
+                    Update::end_of_rib(Afi::Ipv6, Safi::Unicast)
                 });
             }
         }
@@ -199,9 +209,10 @@ impl AdjRibOut {
 
     /// An UPDATE with as many pending withdrawals of the family as fit.
     fn withdrawals(&mut self, peer: &PeerContext, ipv4: bool) -> Update {
-        // MP_UNREACH_NLRI: a 4-octet attribute header (2-octet length once
-        // past 255 octets), AFI and SAFI.
-        let budget = peer.max_message_len - HEADER_LEN - 4 - if ipv4 { 0 } else { 4 + 3 };
+        let empty = if ipv4 { Update::default() } else { Update::end_of_rib(Afi::Ipv6, Safi::Unicast) };
+        // MP_UNREACH_NLRI's length takes 2 octets once past 255.
+        let overhead = HEADER_LEN + empty.encoded_len(&peer.context) + if ipv4 { 0 } else { 1 };
+        let budget = peer.max_message_len().saturating_sub(overhead);
         let desired = &self.desired;
         let sent = &self.sent;
         let withdrawn = take_fitting(&mut self.pending, budget, |p| {
@@ -215,7 +226,7 @@ impl AdjRibOut {
             Update { withdrawn, ..Default::default() }
         } else {
             let attributes = Attributes {
-                mp_unreach: Some(MpUnreach { afi: afi::IPV6, safi: safi::UNICAST, withdrawn }),
+                mp_unreach: Some(MpUnreach { afi: Afi::Ipv6, safi: Safi::Unicast, withdrawn }),
                 ..Default::default()
             };
             Update { attributes, ..Default::default() }
@@ -225,13 +236,12 @@ impl AdjRibOut {
     /// An UPDATE announcing as many pending prefixes with `attrs` as fit.
     fn announcements(&mut self, peer: &PeerContext, ipv4: bool, attrs: &Arc<RouteAttributes>) -> Update {
         let mut attributes = path_attributes(peer, attrs);
-        let mut probe = bytes::BytesMut::new();
         if !ipv4 {
             // IPv6 next hops travel in MP_REACH_NLRI.
             attributes.next_hop = None;
             attributes.mp_reach = Some(MpReach {
-                afi: afi::IPV6,
-                safi: safi::UNICAST,
+                afi: Afi::Ipv6,
+                safi: Safi::Unicast,
                 next_hops: peer
                     .next_hop_v6
                     .map(|(g, ll)| std::iter::once(IpAddr::V6(g)).chain(ll.map(IpAddr::V6)).collect())
@@ -239,10 +249,14 @@ impl AdjRibOut {
                 nlri: vec![],
             });
         }
-        attributes.encode(&crate::wire::Context { four_octet_asn: true, extended_messages: false }, &mut probe);
-        // For IPv6 the probe wrote MP_REACH_NLRI with a 1-octet length; with
-        // the NLRI it will need 2.
-        let budget = peer.max_message_len.saturating_sub(HEADER_LEN + 4 + probe.len() + if ipv4 { 0 } else { 1 });
+        // Sized in the peer's own context: toward a 2-octet peer the
+        // attributes grow by AS4_PATH. For IPv6, MP_REACH_NLRI is measured
+        // without its NLRI, when its length may still fit in 1 octet; with
+        // them it may need 2.
+        let empty = Update { attributes, ..Default::default() };
+        let overhead = HEADER_LEN + empty.encoded_len(&peer.context) + if ipv4 { 0 } else { 1 };
+        let budget = peer.max_message_len().saturating_sub(overhead);
+        let mut attributes = empty.attributes;
         // Pending prefixes already in sync (and not asked again) are skipped.
         let (desired, sent, resend) = (&self.desired, &self.sent, &self.resend);
         let nlri = take_fitting(&mut self.pending, budget, |p| {
@@ -319,7 +333,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::wire::Context;
+    use crate::wire::Message;
 
     fn peer(ibgp: bool) -> PeerContext {
         PeerContext {
@@ -329,7 +343,7 @@ mod tests {
             next_hop_v6: Some(("2001:db8::1".parse().expect("v6"), Some("fe80::1".parse().expect("v6")))),
             ipv4: true,
             ipv6: true,
-            max_message_len: 4096,
+            context: Context { four_octet_asn: true, extended_messages: false },
         }
     }
 
@@ -350,13 +364,16 @@ mod tests {
     }
 
     impl Peer {
-        fn apply(&mut self, u: &Update) {
+        /// Applies `u` as it arrives over a session negotiated as `ctx`.
+        fn apply(&mut self, u: &Update, ctx: &Context) {
             self.updates += 1;
-            // Every UPDATE must survive the wire.
+            // Every UPDATE must survive the wire, whole and within the limit.
+            let msg = Message::Update(Box::new(u.clone()));
             let mut out = BytesMut::new();
-            u.encode(&Context { four_octet_asn: true, extended_messages: false }, &mut out);
-            assert!(out.len() + HEADER_LEN <= 4096, "message too long: {}", out.len());
-            let u = Update::decode(&out, &Context { four_octet_asn: true, extended_messages: false }).expect("valid");
+            msg.encode(ctx, &mut out);
+            assert!(out.len() <= ctx.max_message_len(MessageType::Update), "message too long: {}", out.len());
+            let Ok(Message::Update(u)) = Message::decode(&out, ctx) else { panic!("an UPDATE that does not decode") };
+            let u = *u;
             let eor_v6 = u.attributes.mp_unreach.as_ref().is_some_and(|m| m.withdrawn.is_empty());
             if u == Update::default() || (eor_v6 && u.nlri.is_empty() && u.withdrawn.is_empty()) {
                 self.end_of_rib += 1;
@@ -386,7 +403,7 @@ mod tests {
 
     fn drain(rib: &mut AdjRibOut, p: &PeerContext, peer: &mut Peer) {
         while let Some(u) = rib.poll_update(p) {
-            peer.apply(&u);
+            peer.apply(&u, &p.context);
         }
     }
 
@@ -407,6 +424,31 @@ mod tests {
         let attrs = view.routes.values().next().expect("a route");
         assert_eq!(attrs.as_path, Some(vec![AsSegment::Sequence(vec![64512])]));
         assert_eq!(attrs.local_pref, None, "no LOCAL_PREF to eBGP peers");
+    }
+
+    /// A 4-octet local AS toward a peer with neither the 4-octet ASN
+    /// capability nor extended messages: every announcement carries AS4_PATH
+    /// beside AS_PATH, and must still fit in 4096 octets.
+    #[test]
+    fn a_two_octet_peer_gets_whole_updates_of_at_most_4096_octets() {
+        let p = PeerContext {
+            local_asn: 4_200_000_001,
+            context: Context { four_octet_asn: false, extended_messages: false },
+            ..peer(false)
+        };
+        let mut rib = AdjRibOut::new();
+        let attrs = RouteAttributes { communities: vec![0xfde8_0064], ..Default::default() };
+        let routes: BTreeMap<Prefix, RouteAttributes> =
+            (0..2000).flat_map(|i| [(v4(i), attrs.clone()), (v6(u128::from(i)), attrs.clone())]).collect();
+        rib.set_routes(&routes);
+        rib.reset(&p);
+        let mut view = Peer::default();
+        drain(&mut rib, &p, &mut view);
+        assert_eq!(view.routes.len(), 4000, "every route delivered");
+        assert_eq!(view.end_of_rib, 2);
+        let attrs = view.routes.values().next().expect("a route");
+        assert_eq!(attrs.as_path, Some(vec![AsSegment::Sequence(vec![u32::from(crate::wire::open::AS_TRANS)])]));
+        assert!(attrs.unknown.iter().any(|a| a.code == crate::wire::update::attr::AS4_PATH), "AS4_PATH rides along");
     }
 
     #[test]
@@ -448,22 +490,45 @@ mod tests {
 
     proptest! {
         /// After any sequence of desired-set changes, the peer ends with
-        /// exactly the desired set, whatever was drained in between.
+        /// exactly the desired set, whatever was drained in between; in
+        /// every context a session may negotiate (2- or 4-octet ASNs,
+        /// extended messages or not, a local AS that needs 4 octets or not),
+        /// and every UPDATE fits the peer's limit (checked in `apply`).
+        /// Bulk additions fill messages to the limit.
         #[test]
-        fn the_peer_converges_to_the_desired_set(steps in proptest::collection::vec(
-            (proptest::collection::vec((0u32..30, any::<bool>(), 0u8..3), 0..20), any::<bool>(), any::<bool>()), 1..10)) {
-            let p = peer(false);
+        fn the_peer_converges_to_the_desired_set(
+            four_octet_asn in any::<bool>(),
+            extended_messages in any::<bool>(),
+            wide_local_asn in any::<bool>(),
+            steps in proptest::collection::vec((
+                proptest::collection::vec((0u32..30, any::<bool>(), 0u8..3), 0..20),
+                proptest::option::of((0u32..3000, 0u32..1500, any::<bool>(), 1usize..40)),
+                any::<bool>(),
+                any::<bool>(),
+            ), 1..6)) {
+            let p = PeerContext {
+                local_asn: if wide_local_asn { 4_200_000_001 } else { 64512 },
+                context: Context { four_octet_asn, extended_messages },
+                ..peer(false)
+            };
             let mut rib = AdjRibOut::new();
             rib.reset(&p);
             let mut view = Peer::default();
             let mut desired: BTreeMap<Prefix, RouteAttributes> = BTreeMap::new();
-            for (changes, drain_now, refresh) in steps {
+            for (changes, bulk, drain_now, refresh) in steps {
                 for (i, v6_route, community) in changes {
                     let prefix = if v6_route { v6(u128::from(i)) } else { v4(i) };
                     if community == 0 {
                         desired.remove(&prefix);
                     } else {
                         desired.insert(prefix, RouteAttributes { communities: vec![u32::from(community)], ..Default::default() });
+                    }
+                }
+                if let Some((start, count, v6_route, communities)) = bulk {
+                    let attrs = RouteAttributes { communities: (0..communities as u32).collect(), ..Default::default() };
+                    for i in start..start + count {
+                        let prefix = if v6_route { v6(u128::from(i)) } else { v4(i) };
+                        desired.insert(prefix, attrs.clone());
                     }
                 }
                 rib.set_routes(&desired);

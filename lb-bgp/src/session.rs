@@ -1,19 +1,15 @@
 //! The BGP session state machine (RFC 4271 §8), without I/O.
 //!
-//! Expected flow, for a driver that owns one TCP connection and a timer:
-//! 1. [`Session::start`]; then drain [`Session::poll_event`]: a
-//!    [`SessionEvent::Connect`] asks for a connection (active mode), a
-//!    passive session waits for the driver to accept one;
-//! 2. feed what happens: [`Session::handle_connected`],
-//!    [`Session::handle_bytes`], [`Session::handle_closed`], and
-//!    [`Session::handle_timeout`] once `now` reaches [`Session::poll_timeout`];
-//! 3. after every call, write out [`Session::poll_transmit`], act on every
-//!    [`Session::poll_event`] and re-arm the timer from `poll_timeout`.
+//! A [`Session`] is one speaker's side of one BGP session over one
+//! connection at a time. It is deterministic: it never reads a clock, opens
+//! a socket or spawns a task. See [`Session`] for the call contract.
 //!
 //! Guarantees: no UPDATE is sent before Established; a silent peer is
 //! declared down when the hold time expires; every error that ends the
 //! session sends its NOTIFICATION first; restarts after repeated failures
-//! back off exponentially (§8.1.1 "DampPeerOscillations").
+//! back off exponentially (§8.1.1 "DampPeerOscillations"), including
+//! sessions that reach Established and fail within [`STABLE_AFTER`], and
+//! [`Session::failures`] says why and how often.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -22,10 +18,13 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::adj_rib_out::{AdjRibOut, PeerContext, RouteAttributes};
-use crate::wire::header::{MAX_EXTENDED_LEN, MAX_LEN};
-use crate::wire::notification::{code, subcode};
-use crate::wire::open::{Capability, RestartFamily, afi, safi};
-use crate::wire::{Context, Framer, Message, Notification, Open, Prefix, RouteRefresh};
+use crate::stats::SessionStats;
+use crate::wire::header;
+use crate::wire::open::{Capability, RestartFamily};
+use crate::wire::{
+    Afi, CeaseSubcode, Context, Framer, FsmSubcode, Message, Notification, NotificationError, Open, OpenSubcode,
+    Prefix, RouteRefresh, RouteRefreshSubtype, Safi,
+};
 
 /// UPDATEs are produced only while less than this is waiting to be
 /// written: beyond it, changes coalesce in the Adj-RIB-Out instead.
@@ -33,6 +32,7 @@ const TRANSMIT_HIGH_WATER: usize = 64 * 1024;
 
 /// Which AS the peer must be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RemoteAs {
     Fixed(u32),
     /// iBGP with whatever the peer says, as long as it is ours.
@@ -95,6 +95,7 @@ impl SessionConfig {
 
 /// RFC 4271 §8.2.2 states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum State {
     Idle,
     Connect,
@@ -133,6 +134,41 @@ pub enum DownReason {
     Stopped,
 }
 
+/// How an attempt or a session failed, in a form that compares equal when
+/// it fails the same way again (the NOTIFICATION's code and subcode, not
+/// its data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Failure {
+    /// We sent a NOTIFICATION with this error.
+    Sent(NotificationError),
+    /// The peer sent a NOTIFICATION with this error.
+    Received(NotificationError),
+    /// The connection closed or failed without a NOTIFICATION.
+    ConnectionLost,
+    /// The connection could not be made.
+    ConnectFailed,
+}
+
+/// The failures since the session last ran stably, for the back-off and
+/// for a driver to log and show why a peer keeps going down.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FailureHistory {
+    /// The last failure, if any.
+    pub last: Option<Failure>,
+    /// How many failures in a row were this same `last` one.
+    pub repeats: u32,
+    /// Failed attempts and sessions in a row, whatever the reason: the
+    /// exponent of the back-off.
+    pub consecutive: u32,
+}
+
+/// A session must stay Established this long before its next failure
+/// starts the back-off afresh: one that fails right after opening (its
+/// peer rejects our first UPDATE, say) is failing, not flapping now and then,
+/// and must not retry every few seconds forever.
+pub const STABLE_AFTER: Duration = Duration::from_secs(60);
+
 /// What the driver must do or may want to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -149,8 +185,8 @@ pub enum SessionEvent {
     Down(DownReason),
     /// The peer asked for the table again (RFC 2918).
     RouteRefreshRequested {
-        afi: u16,
-        safi: u8,
+        afi: Afi,
+        safi: Safi,
     },
     /// A received UPDATE that RFC 7606 says to ignore: logged, not fatal.
     UpdateIgnored(String),
@@ -161,9 +197,8 @@ pub enum SessionEvent {
 /// identifiers (eBGP allows them), the one opened by the speaker with the
 /// larger AS number (RFC 6286 §2.3).
 ///
-/// The driver runs one [`Session`] per connection; once the peer's OPEN has
-/// arrived on either, it keeps the connection this says and calls
-/// [`Session::close_collision`] on the other.
+/// [`crate::peer::Peer`] runs one [`Session`] per connection and applies
+/// this once the peer's OPEN has arrived on either.
 pub fn keeps_connection(
     (local_id, local_asn): (Ipv4Addr, u32),
     (peer_id, peer_asn): (Ipv4Addr, u32),
@@ -176,7 +211,41 @@ pub fn keeps_connection(
     local_wins == initiated_locally
 }
 
-/// One BGP session with one peer.
+/// One BGP session with one peer, fed events and drained of actions.
+///
+/// # Methods by kind
+///
+/// - **Inputs** (`handle_*`): what happened. [`Self::handle_connected`]
+///   (a connection is up), [`Self::handle_bytes`] (bytes read from it),
+///   [`Self::handle_closed`] (it closed or could not be made),
+///   [`Self::handle_timeout`] (the instant [`Self::poll_timeout`] gave has come).
+/// - **Outputs** (`poll_*`): what to do. [`Self::poll_transmit`] (bytes to
+///   write), [`Self::poll_event`] (connect, disconnect, state changes,
+///   Established, Down, ...), [`Self::poll_timeout`] (when to call
+///   `handle_timeout` next).
+/// - **Commands**: what the owner wants. [`Self::start`], [`Self::stop`],
+///   [`Self::stop_with`], [`Self::close_collision`], [`Self::set_routes`],
+///   [`Self::set_route`], [`Self::send_message`],
+///   [`Self::request_route_refresh`], and the next hops of the next
+///   connection ([`Self::set_next_hop_v4`], [`Self::set_next_hop_v6`]).
+/// - **Queries**: [`Self::state`], [`Self::negotiated`], [`Self::config`].
+///
+/// # Expected flow
+///
+/// 1. [`Self::new`], [`Self::set_routes`] (routes may be set at any time:
+///    they go out once Established), [`Self::start`];
+/// 2. after every input and every command, drain the outputs in this order:
+///    [`Self::poll_transmit`] until it returns 0 (write the bytes, in order,
+///    before those of any later call), then [`Self::poll_event`] until
+///    `None` (a [`SessionEvent::Disconnect`] means: write what
+///    `poll_transmit` gave, then close), then [`Self::poll_timeout`] to
+///    re-arm the one timer. Events may queue output (a NOTIFICATION before
+///    a disconnect is already in the transmit queue when the event is seen);
+/// 3. call [`Self::handle_timeout`] when the timer fires; calling it early
+///    does nothing.
+///
+/// Time never goes backwards: every `now` passed must be greater than or
+/// equal to the previous one. Deadlines are absolute [`Instant`]s.
 #[derive(Debug)]
 pub struct Session {
     config: SessionConfig,
@@ -192,10 +261,14 @@ pub struct Session {
     keepalive_at: Option<Instant>,
     /// Consecutive failed sessions, for the back-off.
     failures: u32,
+    history: FailureHistory,
+    /// When the session last reached Established, while it is.
+    established_at: Option<Instant>,
+    stats: SessionStats,
     started: bool,
     rib: AdjRibOut,
     /// Families owed an End-of-Route-Refresh once the re-sent table is out.
-    end_of_refresh: Vec<(u16, u8)>,
+    end_of_refresh: Vec<(Afi, Safi)>,
     /// The local address of the connection: the next hop of announcements.
     local: Option<SocketAddr>,
     peer: Option<PeerContext>,
@@ -215,6 +288,9 @@ impl Session {
             hold_at: None,
             keepalive_at: None,
             failures: 0,
+            history: FailureHistory::default(),
+            established_at: None,
+            stats: SessionStats::default(),
             started: false,
             rib: AdjRibOut::new(),
             end_of_refresh: Vec::new(),
@@ -223,14 +299,17 @@ impl Session {
         }
     }
 
+    #[must_use]
     pub fn state(&self) -> State {
         self.state
     }
 
+    #[must_use]
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()
     }
 
+    #[must_use]
     pub fn config(&self) -> &SessionConfig {
         &self.config
     }
@@ -269,7 +348,7 @@ impl Session {
     /// the other connection carries the session.
     pub fn close_collision(&mut self, now: Instant) {
         if matches!(self.state, State::OpenSent | State::OpenConfirm | State::Established) {
-            let n = Notification::new(code::CEASE, subcode::CONNECTION_COLLISION_RESOLUTION);
+            let n = Notification::cease(CeaseSubcode::ConnectionCollisionResolution);
             self.send(&Message::Notification(n.clone()));
             self.events.push_back(SessionEvent::Disconnect);
             self.down(now, DownReason::Sent(n), false);
@@ -322,7 +401,7 @@ impl Session {
                 self.delay_open_at = None;
                 self.hold_at = None;
                 // A failed attempt counts towards the back-off like a failed session.
-                self.failures = self.failures.saturating_add(1);
+                self.record_failure(Failure::ConnectFailed);
                 self.connect_retry_at = Some(now + self.retry_delay());
             }
             _ => self.down(now, DownReason::ConnectionLost, true),
@@ -334,12 +413,18 @@ impl Session {
         if !self.is_connected() {
             return;
         }
+        self.stats.bytes_received += bytes.len() as u64;
         self.framer.push(bytes);
         loop {
             let ctx = self.context();
             let frame = match self.framer.next_frame(&ctx) {
                 None => break,
-                Some(Ok(frame)) => frame,
+                Some(Ok(frame)) => {
+                    if let Some((kind, _)) = header::peek(&frame) {
+                        self.stats.received.add(kind);
+                    }
+                    frame
+                }
                 Some(Err(e)) => return self.fail(now, e.notification()),
             };
             match Message::decode(&frame, &ctx) {
@@ -350,8 +435,12 @@ impl Session {
                 }
                 // RFC 6608: an UPDATE, even a void one, before Established.
                 Err(e) if !e.resets_session() => {
-                    let sub = if self.state == State::OpenConfirm { 2 } else { 1 };
-                    return self.fail(now, Notification::new(code::FSM, sub));
+                    let sub = if self.state == State::OpenConfirm {
+                        FsmSubcode::UnexpectedMessageInOpenConfirm
+                    } else {
+                        FsmSubcode::UnexpectedMessageInOpenSent
+                    };
+                    return self.fail(now, Notification::fsm(sub));
                 }
                 Err(e) => return self.fail(now, e.notification()),
             }
@@ -375,7 +464,7 @@ impl Session {
         }
         if self.hold_at.is_some_and(|t| t <= now) {
             self.hold_at = None;
-            return self.fail(now, Notification::new(code::HOLD_TIMER_EXPIRED, 0));
+            return self.fail(now, Notification::hold_timer_expired());
         }
         if self.keepalive_at.is_some_and(|t| t <= now) {
             self.send(&Message::Keepalive);
@@ -390,6 +479,8 @@ impl Session {
     }
 
     /// Sends an UPDATE (or any message) on an Established session; refused otherwise.
+    /// Whether it was queued.
+    #[must_use]
     pub fn send_message(&mut self, msg: &Message) -> bool {
         if self.state != State::Established {
             return false;
@@ -398,11 +489,17 @@ impl Session {
         true
     }
 
-    /// Asks the peer to re-send its table for one family.
-    pub fn request_route_refresh(&mut self, afi_value: u16, safi_value: u8) -> bool {
+    /// Asks the peer to re-send its table for one family; whether it was
+    /// sent (not unless Established and the peer announced route refresh).
+    #[must_use]
+    pub fn request_route_refresh(&mut self, afi: Afi, safi: Safi) -> bool {
         let supported = self.negotiated.as_ref().is_some_and(|n| n.route_refresh);
         supported
-            && self.send_message(&Message::RouteRefresh(RouteRefresh { afi: afi_value, safi: safi_value, subtype: 0 }))
+            && self.send_message(&Message::RouteRefresh(RouteRefresh {
+                afi,
+                safi,
+                subtype: RouteRefreshSubtype::Request,
+            }))
     }
 
     /// Sets the routes the peer should have; UPDATEs follow from
@@ -419,19 +516,19 @@ impl Session {
     /// Moves pending output into `out`; returns how many bytes. UPDATEs are
     /// generated here, as the driver is ready to write, so a slow socket
     /// makes changes coalesce instead of queueing.
+    #[must_use]
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         if self.state == State::Established
             && let Some(peer) = self.peer
         {
-            let ctx = self.context();
             while self.out.len() < TRANSMIT_HIGH_WATER {
                 let Some(update) = self.rib.poll_update(&peer) else { break };
-                Message::Update(Box::new(update)).encode(&ctx, &mut self.out);
+                self.send(&Message::Update(Box::new(update)));
             }
             if !self.rib.has_pending() {
-                for (afi_value, safi_value) in std::mem::take(&mut self.end_of_refresh) {
-                    let eorr = RouteRefresh { afi: afi_value, safi: safi_value, subtype: 2 };
-                    Message::RouteRefresh(eorr).encode(&ctx, &mut self.out);
+                for (afi, safi) in std::mem::take(&mut self.end_of_refresh) {
+                    let eorr = RouteRefresh { afi, safi, subtype: RouteRefreshSubtype::EndOfRouteRefresh };
+                    self.send(&Message::RouteRefresh(eorr));
                 }
             }
         }
@@ -441,16 +538,59 @@ impl Session {
         n
     }
 
+    /// Takes back out of [`Self::stats`] what the driver took from
+    /// [`Self::poll_transmit`] but will never write: `unsent` holds whole
+    /// messages (cut with [`header::message_end`]), dropped when their
+    /// connection closed.
+    pub fn take_back_unsent(&mut self, unsent: &[u8]) {
+        self.stats.take_back_unsent(unsent);
+    }
+
+    /// Drops output not yet taken by [`Self::poll_transmit`], uncounted:
+    /// the loser of a collision must not answer the peer's OPEN with a
+    /// KEEPALIVE before its Cease.
+    pub(crate) fn discard_transmit(&mut self) {
+        let unsent = std::mem::take(&mut self.out);
+        self.stats.take_back_unsent(&unsent);
+    }
+
+    /// Takes over the failure history of `other`, whose connection this
+    /// session replaces (the winner of a collision, or the peer's
+    /// connection once ours is gone): the back-off goes on counting.
+    pub(crate) fn inherit_failures(&mut self, other: &Session) {
+        if other.failures > self.failures {
+            self.failures = other.failures;
+            self.history = other.history;
+        }
+    }
+
+    /// Why the session last failed, how often in a row, and how many
+    /// failures the back-off counts: a driver logs and shows these.
+    #[must_use]
+    pub fn failures(&self) -> FailureHistory {
+        self.history
+    }
+
+    /// What this session sent and received, over all its connections.
+    #[must_use]
+    pub fn stats(&self) -> &SessionStats {
+        &self.stats
+    }
+
     /// Whether output is waiting, UPDATEs included.
+    #[must_use]
     pub fn has_pending_transmit(&self) -> bool {
         !self.out.is_empty() || (self.state == State::Established && self.rib.has_pending())
     }
 
     /// The next instant `handle_timeout` must be called at.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         [self.hold_at, self.keepalive_at, self.connect_retry_at, self.delay_open_at].into_iter().flatten().min()
     }
 
+    /// The next thing the driver must do or may want to know.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
     }
@@ -486,17 +626,21 @@ impl Session {
         }
     }
 
+    /// Queues `msg` and counts it as sent.
     fn send(&mut self, msg: &Message) {
+        let before = self.out.len();
         msg.encode(&self.context(), &mut self.out);
+        self.stats.sent.add(msg.kind());
+        self.stats.bytes_sent += (self.out.len() - before) as u64;
     }
 
     fn send_open(&mut self) {
         let mut caps = Vec::new();
         if self.config.ipv4 {
-            caps.push(Capability::Multiprotocol { afi: afi::IPV4, safi: safi::UNICAST });
+            caps.push(Capability::Multiprotocol { afi: Afi::Ipv4, safi: Safi::Unicast });
         }
         if self.config.ipv6 {
-            caps.push(Capability::Multiprotocol { afi: afi::IPV6, safi: safi::UNICAST });
+            caps.push(Capability::Multiprotocol { afi: Afi::Ipv6, safi: Safi::Unicast });
         }
         caps.push(Capability::RouteRefresh);
         caps.push(Capability::EnhancedRouteRefresh);
@@ -505,13 +649,13 @@ impl Session {
             // Forwarding state preserved (F): the nodes keep forwarding to
             // the Services while the speaker restarts, so the peer may keep
             // our routes, as stale, until it has the table again (End-of-RIB).
-            let family = |afi| RestartFamily { afi, safi: safi::UNICAST, flags: 0x80 };
+            let family = |afi| RestartFamily { afi, safi: Safi::Unicast, flags: 0x80 };
             let mut families = Vec::new();
             if self.config.ipv4 {
-                families.push(family(afi::IPV4));
+                families.push(family(Afi::Ipv4));
             }
             if self.config.ipv6 {
-                families.push(family(afi::IPV6));
+                families.push(family(Afi::Ipv6));
             }
             caps.push(Capability::GracefulRestart { flags: 0, time: time.min(0x0fff), families });
         }
@@ -540,7 +684,9 @@ impl Session {
             (State::OpenConfirm, Message::Keepalive) => {
                 self.restart_hold(now);
                 self.set_state(State::Established);
-                self.failures = 0;
+                self.stats.times_established += 1;
+                // Not yet a success for the back-off: see STABLE_AFTER.
+                self.established_at = Some(now);
                 if let Some(n) = self.negotiated.clone() {
                     let peer = self.peer_context(&n);
                     self.rib.reset(&peer);
@@ -554,13 +700,19 @@ impl Session {
                 self.restart_hold(now);
                 // RFC 2918 §4: requests for families not negotiated are ignored.
                 let negotiated = self.negotiated.as_ref().is_some_and(|n| {
-                    r.safi == safi::UNICAST && ((r.afi == afi::IPV4 && n.ipv4) || (r.afi == afi::IPV6 && n.ipv6))
+                    r.safi == Safi::Unicast && ((r.afi == Afi::Ipv4 && n.ipv4) || (r.afi == Afi::Ipv6 && n.ipv6))
                 });
-                if r.subtype == 0 && negotiated && !self.end_of_refresh.contains(&(r.afi, r.safi)) {
+                if r.subtype == RouteRefreshSubtype::Request
+                    && negotiated
+                    && !self.end_of_refresh.contains(&(r.afi, r.safi))
+                {
                     self.rib.refresh();
                     // RFC 7313: bracket the re-sent table with BoRR and EoRR.
                     if self.negotiated.as_ref().is_some_and(|n| n.enhanced_route_refresh) {
-                        self.send(&Message::RouteRefresh(RouteRefresh { subtype: 1, ..r }));
+                        self.send(&Message::RouteRefresh(RouteRefresh {
+                            subtype: RouteRefreshSubtype::BeginOfRouteRefresh,
+                            ..r
+                        }));
                         self.end_of_refresh.push((r.afi, r.safi));
                     }
                     self.events.push_back(SessionEvent::RouteRefreshRequested { afi: r.afi, safi: r.safi });
@@ -569,11 +721,11 @@ impl Session {
             // RFC 6608: a message that is not expected in this state.
             (state, _) => {
                 let sub = match state {
-                    State::OpenSent => 1,
-                    State::OpenConfirm => 2,
-                    _ => 3,
+                    State::OpenSent => FsmSubcode::UnexpectedMessageInOpenSent,
+                    State::OpenConfirm => FsmSubcode::UnexpectedMessageInOpenConfirm,
+                    _ => FsmSubcode::UnexpectedMessageInEstablished,
                 };
-                self.fail(now, Notification::new(code::FSM, sub));
+                self.fail(now, Notification::fsm(sub));
             }
         }
     }
@@ -586,13 +738,13 @@ impl Session {
             RemoteAs::External => peer_asn != self.config.local_asn,
         };
         if !acceptable {
-            let mut n = Notification::new(code::OPEN, subcode::BAD_PEER_AS);
+            let mut n = Notification::open(OpenSubcode::BadPeerAs);
             n.data = open.my_as.to_be_bytes().to_vec();
             return self.fail(now, n);
         }
         // RFC 6286: within an AS, identifiers must differ.
         if peer_asn == self.config.local_asn && open.bgp_id == self.config.router_id {
-            return self.fail(now, Notification::new(code::OPEN, subcode::BAD_BGP_IDENTIFIER));
+            return self.fail(now, Notification::open(OpenSubcode::BadBgpIdentifier));
         }
         let hold_time = self.config.hold_time.min(open.hold_time);
         let keepalive = match (hold_time, self.config.keepalive) {
@@ -600,7 +752,7 @@ impl Session {
             (h, Some(k)) => k.min(Duration::from_secs(u64::from(h)) / 3).max(Duration::from_secs(1)),
             (h, None) => Duration::from_secs(u64::from(h / 3).max(1)),
         };
-        let mp = |a: u16| open.has(&Capability::Multiprotocol { afi: a, safi: safi::UNICAST });
+        let mp = |a: Afi| open.has(&Capability::Multiprotocol { afi: a, safi: Safi::Unicast });
         // RFC 4760: a peer that announces no multiprotocol capability speaks IPv4 only.
         let any_mp = open.capabilities.iter().any(|c| matches!(c, Capability::Multiprotocol { .. }));
         let negotiated = Negotiated {
@@ -613,8 +765,8 @@ impl Session {
                 // RFC 8654: only when both sides announce it.
                 extended_messages: open.has(&Capability::ExtendedMessage),
             },
-            ipv4: self.config.ipv4 && (mp(afi::IPV4) || !any_mp),
-            ipv6: self.config.ipv6 && mp(afi::IPV6),
+            ipv4: self.config.ipv4 && (mp(Afi::Ipv4) || !any_mp),
+            ipv6: self.config.ipv6 && mp(Afi::Ipv6),
             route_refresh: open.has(&Capability::RouteRefresh),
             enhanced_route_refresh: open.has(&Capability::EnhancedRouteRefresh),
             peer_graceful_restart: open.capabilities.iter().any(|c| matches!(c, Capability::GracefulRestart { .. })),
@@ -645,8 +797,16 @@ impl Session {
             // A family is announced only where there is a next hop for it.
             ipv4: n.ipv4 && (self.config.next_hop_v4.is_some() || matches!(local, Some(IpAddr::V4(_)))),
             ipv6: n.ipv6 && (self.config.next_hop_v6.is_some() || matches!(local, Some(IpAddr::V6(_)))),
-            max_message_len: if n.context.extended_messages { MAX_EXTENDED_LEN } else { MAX_LEN },
+            context: n.context,
         }
+    }
+
+    fn record_failure(&mut self, failure: Failure) {
+        self.failures = self.failures.saturating_add(1);
+        let h = &mut self.history;
+        h.repeats = if h.last == Some(failure) { h.repeats.saturating_add(1) } else { 1 };
+        h.last = Some(failure);
+        h.consecutive = self.failures;
     }
 
     /// Sends `notification`, closes, and goes down.
@@ -656,12 +816,23 @@ impl Session {
         self.down(now, DownReason::Sent(notification), true);
     }
 
+    /// Goes Idle; `retry` (a failure, not a stop or a lost collision)
+    /// counts towards the back-off and schedules the next attempt.
     fn down(&mut self, now: Instant, reason: DownReason, retry: bool) {
-        let was_established = self.state == State::Established;
-        self.events.push_back(SessionEvent::Down(reason));
-        if !was_established {
-            self.failures = self.failures.saturating_add(1);
+        if self.established_at.take().is_some_and(|at| now.saturating_duration_since(at) >= STABLE_AFTER) {
+            // It ran stably: this failure starts a new series.
+            self.failures = 0;
+            self.history = FailureHistory::default();
         }
+        if retry {
+            let failure = match &reason {
+                DownReason::Sent(n) => Failure::Sent(n.error),
+                DownReason::Received(n) => Failure::Received(n.error),
+                _ => Failure::ConnectionLost,
+            };
+            self.record_failure(failure);
+        }
+        self.events.push_back(SessionEvent::Down(reason));
         self.negotiated = None;
         self.peer = None;
         self.end_of_refresh.clear();

@@ -5,9 +5,8 @@
 use std::net::Ipv4Addr;
 
 use bytes::BytesMut;
-use lb_bgp::wire::notification::code;
 use lb_bgp::wire::open::Capability;
-use lb_bgp::wire::{Context, Framer, Message, Prefix};
+use lb_bgp::wire::{CeaseSubcode, Context, Framer, Message, NotificationError, Prefix};
 
 fn messages(file: &str) -> Vec<Message> {
     let path = format!("{}/tests/fixtures/{file}", env!("CARGO_MANIFEST_DIR"));
@@ -58,7 +57,10 @@ fn bird_speaks_as_configured() {
         let v6 = updates.iter().find_map(|u| u.attributes.mp_reach.as_ref()).expect("an IPv6 announcement");
         assert_eq!(v6.nlri, [prefix("2001:db8:1::10/128")]);
         let Some(Message::Notification(n)) = msgs.last() else { panic!("{file}: ends with NOTIFICATION") };
-        assert_eq!((n.code, n.shutdown_message()), (code::CEASE, Some("capture done")));
+        assert_eq!(
+            (n.error, n.shutdown_message()),
+            (NotificationError::Cease(CeaseSubcode::AdministrativeShutdown), Some("capture done"))
+        );
     }
 }
 

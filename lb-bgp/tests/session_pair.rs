@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use std::collections::BTreeMap;
 
 use lb_bgp::adj_rib_out::RouteAttributes;
-use lb_bgp::session::{DownReason, RemoteAs, Session, SessionConfig, SessionEvent, State};
-use lb_bgp::wire::notification::code;
-use lb_bgp::wire::{Context, Message, Notification};
+use lb_bgp::session::{DownReason, Failure, RemoteAs, STABLE_AFTER, Session, SessionConfig, SessionEvent, State};
+use lb_bgp::wire::{
+    Afi, CeaseSubcode, Context, ErrorCode, Message, Notification, NotificationError, OpenSubcode, RouteRefreshSubtype,
+    Safi,
+};
 use lb_bgp::wire::{Framer, Prefix, Update};
 
 struct Pair {
@@ -208,6 +210,39 @@ fn establishes_and_negotiates() {
 }
 
 #[test]
+fn the_session_counts_what_it_sends_and_receives() {
+    let (a, b) = ebgp();
+    let mut session = Session::new(a);
+    let p = |s: &str| Prefix::new(s.parse().expect("ip"), 32).expect("prefix");
+    session.set_routes(&BTreeMap::from([(p("198.51.100.1"), RouteAttributes::default())]));
+    let mut pair = Pair::with(session, b);
+    pair.drive();
+    let (a, b) = (*pair.a.stats(), *pair.b.stats());
+    // a: OPEN, KEEPALIVE, the route and End-of-RIB; b: OPEN, KEEPALIVE, End-of-RIB.
+    let counts = |c: lb_bgp::stats::MessageCounts| (c.open, c.keepalive, c.update, c.notification);
+    assert_eq!(counts(a.sent), (1, 1, 2, 0));
+    assert_eq!(counts(b.sent), (1, 1, 1, 0));
+    assert_eq!((a.received, b.received), (b.sent, a.sent), "each receives what the other sent");
+    assert_eq!((a.bytes_sent, a.bytes_received), (b.bytes_received, b.bytes_sent));
+    assert_eq!(a.bytes_sent, pair.wire_a.len() as u64);
+    assert_eq!((a.times_established, b.times_established), (1, 1));
+    // The driver took a KEEPALIVE and an UPDATE but its connection closed
+    // after writing only part of the first: the UPDATE is taken back.
+    let mut out = Vec::new();
+    let before = *pair.a.stats();
+    assert!(pair.a.send_message(&Message::Keepalive));
+    pair.a.set_route(p("198.51.100.2"), Some(RouteAttributes::default()));
+    let _ = pair.a.poll_transmit(&mut out);
+    assert_eq!(pair.a.stats().sent.update, before.sent.update + 1);
+    let end = lb_bgp::wire::header::message_end(&out, 3);
+    assert_eq!(end, 19, "the KEEPALIVE being written is kept whole");
+    pair.a.take_back_unsent(&out[end..]);
+    let after = *pair.a.stats();
+    assert_eq!((after.sent.keepalive, after.sent.update), (before.sent.keepalive + 1, before.sent.update));
+    assert_eq!(after.bytes_sent, before.bytes_sent + 19);
+}
+
+#[test]
 fn keepalives_hold_the_session_and_silence_ends_it() {
     let (mut a, b) = ebgp();
     a.hold_time = 9;
@@ -218,7 +253,7 @@ fn keepalives_hold_the_session_and_silence_ends_it() {
     pair.frozen_b = true;
     pair.advance(Duration::from_secs(9));
     assert_eq!(pair.a.state(), State::Idle);
-    assert_eq!(down_reasons(&pair.events_a), [&DownReason::Sent(Notification::new(code::HOLD_TIMER_EXPIRED, 0))]);
+    assert_eq!(down_reasons(&pair.events_a), [&DownReason::Sent(Notification::hold_timer_expired())]);
 }
 
 #[test]
@@ -227,8 +262,13 @@ fn a_wrong_peer_as_is_refused_with_bad_peer_as() {
     a.remote_as = RemoteAs::Fixed(65000);
     let pair = Pair::new(a, b);
     let reasons = down_reasons(&pair.events_a);
-    assert!(matches!(reasons[0], DownReason::Sent(n) if (n.code, n.subcode) == (2, 2)), "{reasons:?}");
-    assert!(matches!(down_reasons(&pair.events_b)[0], DownReason::Received(n) if (n.code, n.subcode) == (2, 2)));
+    assert!(
+        matches!(reasons[0], DownReason::Sent(n) if n.error == NotificationError::Open(OpenSubcode::BadPeerAs)),
+        "{reasons:?}"
+    );
+    assert!(
+        matches!(down_reasons(&pair.events_b)[0], DownReason::Received(n) if n.error == NotificationError::Open(OpenSubcode::BadPeerAs))
+    );
 }
 
 #[test]
@@ -269,24 +309,92 @@ fn failures_back_off_exponentially() {
     assert_eq!(gaps.last().copied(), Some(16.0), "capped: {gaps:?}");
 }
 
+/// The encoding bug's loop: the session opens, sends its table, and the
+/// peer answers at once with a NOTIFICATION (Bad Message Length), again
+/// and again. Reaching Established must not reset the back-off, and the
+/// session says why it keeps failing and how often.
+#[test]
+fn a_session_that_fails_right_after_opening_backs_off_and_says_why() {
+    let (mut config, _) = ebgp();
+    config.connect_retry = Duration::from_secs(1);
+    config.max_backoff = Duration::from_secs(16);
+    let mut s = Session::new(config);
+    let ctx = Context::default();
+    let encode = |msgs: &[Message]| {
+        let mut out = bytes::BytesMut::new();
+        for m in msgs {
+            m.encode(&ctx, &mut out);
+        }
+        out.to_vec()
+    };
+    // The peer: OPEN (hold time 0, so silence is fine), KEEPALIVE.
+    let open = lb_bgp::wire::Open::new(4_200_000_001, 0, id(2), vec![]);
+    let opening = encode(&[Message::Open(open), Message::Keepalive]);
+    let bad_length = NotificationError::MessageHeader(lb_bgp::wire::MessageHeaderSubcode::BadMessageLength);
+    let rejection = encode(&[Message::Notification(Notification::new(bad_length))]);
+    let start = Instant::now();
+    let mut now = start;
+    s.start(now);
+    let mut connects = Vec::new();
+    // One attempt: returns when it connected, in seconds from the start.
+    let cycle = |s: &mut Session, now: &mut Instant, answer: &[u8], wait: Duration| {
+        // Wait for the session to ask for a connection.
+        loop {
+            if std::iter::from_fn(|| s.poll_event()).any(|e| e == SessionEvent::Connect) {
+                break;
+            }
+            *now = s.poll_timeout().expect("a retry timer");
+            s.handle_timeout(*now);
+        }
+        let connected = (*now - start).as_secs();
+        s.handle_connected(*now, "192.0.2.1:50000".parse().expect("addr"));
+        s.handle_bytes(*now, &opening);
+        assert_eq!(s.state(), State::Established);
+        *now += wait;
+        s.handle_bytes(*now, answer);
+        assert_eq!(s.state(), State::Idle);
+        connected
+    };
+    for _ in 0..7 {
+        connects.push(cycle(&mut s, &mut now, &rejection, Duration::from_millis(10)));
+    }
+    let gaps: Vec<u64> = connects.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps, [2, 4, 8, 16, 16, 16], "doubling up to the cap, though each reached Established");
+    let failures = s.failures();
+    assert_eq!(failures.last, Some(Failure::Received(bad_length)));
+    assert_eq!((failures.repeats, failures.consecutive), (7, 7));
+    // Failing another way: a new reason, the back-off goes on.
+    let cease = encode(&[Message::Notification(Notification::cease(CeaseSubcode::AdministrativeReset))]);
+    let _ = cycle(&mut s, &mut now, &cease, Duration::from_millis(10));
+    let failures = s.failures();
+    assert_eq!(failures.last, Some(Failure::Received(NotificationError::Cease(CeaseSubcode::AdministrativeReset))));
+    assert_eq!((failures.repeats, failures.consecutive), (1, 8));
+    // A session that ran stably before failing starts over at the shortest delay.
+    let _ = cycle(&mut s, &mut now, &rejection, STABLE_AFTER);
+    assert_eq!((s.failures().repeats, s.failures().consecutive), (1, 1));
+    let failed_at = (now - start).as_secs();
+    let next = cycle(&mut s, &mut now, &rejection, Duration::from_millis(10));
+    assert_eq!(next - failed_at, 2, "the shortest back-off again");
+}
+
 #[test]
 fn route_refresh_and_bad_updates() {
     let (a, b) = ebgp();
     let mut pair = Pair::new(a, b);
-    assert!(pair.b.request_route_refresh(1, 1));
+    assert!(pair.b.request_route_refresh(Afi::Ipv4, Safi::Unicast));
     pair.drive();
-    assert!(pair.events_a.contains(&SessionEvent::RouteRefreshRequested { afi: 1, safi: 1 }));
+    assert!(pair.events_a.contains(&SessionEvent::RouteRefreshRequested { afi: Afi::Ipv4, safi: Safi::Unicast }));
     // RFC 7313: the re-sent table comes between BoRR and EoRR.
     let ctx = Context { four_octet_asn: true, extended_messages: true };
     let mut framer = Framer::new();
     framer.push(&pair.wire_a);
-    let subtypes: Vec<u8> = std::iter::from_fn(|| framer.next_frame(&ctx))
+    let subtypes: Vec<RouteRefreshSubtype> = std::iter::from_fn(|| framer.next_frame(&ctx))
         .filter_map(|f| match Message::decode(&f.expect("frame"), &ctx) {
             Ok(Message::RouteRefresh(r)) => Some(r.subtype),
             _ => None,
         })
         .collect();
-    assert_eq!(subtypes, [1, 2]);
+    assert_eq!(subtypes, [RouteRefreshSubtype::BeginOfRouteRefresh, RouteRefreshSubtype::EndOfRouteRefresh]);
     // An UPDATE with an invalid ORIGIN is ignored (RFC 7606), the session stays.
     let mut frame = vec![0xff; 16];
     let body = [0, 0, 0, 4, 0x40, 1, 1, 9];
@@ -302,99 +410,77 @@ fn route_refresh_and_bad_updates() {
     pair.a.handle_bytes(now, &[0u8; 19]);
     pair.drive();
     assert_eq!(pair.a.state(), State::Idle);
-    assert!(matches!(down_reasons(&pair.events_a)[0], DownReason::Sent(n) if n.code == code::HEADER));
-}
-
-#[test]
-fn nothing_but_open_and_keepalive_before_established() {
-    let (a, _) = ebgp();
-    let mut s = Session::new(a);
-    let now = Instant::now();
-    s.start(now);
-    assert!(!s.send_message(&Message::Keepalive));
-    s.handle_connected(now, "192.0.2.1:50000".parse().expect("addr"));
-    let mut out = Vec::new();
-    s.poll_transmit(&mut out);
-    let msg = Message::decode(&out, &Context::default()).expect("an OPEN");
-    assert!(matches!(msg, Message::Open(_)));
+    assert!(matches!(down_reasons(&pair.events_a)[0], DownReason::Sent(n) if n.code() == ErrorCode::MessageHeader));
 }
 
 mod arbitrary_input {
     use proptest::prelude::*;
 
     use super::*;
+    use lb_bgp::wire::open::Open;
+
+    /// The peer's side of an opening: its OPEN, then (if `keepalive`) the
+    /// KEEPALIVE that makes the session Established.
+    fn opening(keepalive: bool) -> Vec<u8> {
+        let ctx = Context::default();
+        let mut out = bytes::BytesMut::new();
+        Message::Open(Open::new(4_200_000_001, 90, id(2), vec![])).encode(&ctx, &mut out);
+        if keepalive {
+            Message::Keepalive.encode(&ctx, &mut out);
+        }
+        out.to_vec()
+    }
 
     proptest! {
-        /// Any bytes, in any chunks, at any times: no panic, and nothing but
-        /// OPEN, KEEPALIVE and NOTIFICATION leaves a session that is not Established.
+        /// A session with routes to announce, fed a valid opening (or part
+        /// of one) and then any bytes, in any chunks, at any times: no
+        /// panic, and no UPDATE written while it is not Established. The
+        /// opening makes it reach Established in most cases, so UPDATEs do
+        /// go out then and the check has something to check.
         #[test]
-        fn never_panics_never_updates_early(chunks in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..80), 0u64..5000), 0..20)) {
+        fn never_panics_never_updates_early(
+            prefix in 0usize..3,
+            chunks in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..80), 0u64..5000), 0..20),
+        ) {
             let (a, _) = ebgp();
             let mut s = Session::new(a);
+            let p = Prefix::new("198.51.100.1".parse().expect("ip"), 32).expect("prefix");
+            s.set_routes(&BTreeMap::from([(p, RouteAttributes::default())]));
             let mut now = Instant::now();
             s.start(now);
             s.handle_connected(now, "192.0.2.1:50000".parse().expect("addr"));
+            let first = match prefix {
+                0 => vec![],
+                1 => opening(false),
+                _ => opening(true),
+            };
             let mut out = Vec::new();
-            for (bytes, ms) in chunks {
+            let mut updates = 0;
+            for (bytes, ms) in std::iter::once((first, 0)).chain(chunks) {
                 now += Duration::from_millis(ms);
                 s.handle_bytes(now, &bytes);
                 if s.poll_timeout().is_some_and(|t| t <= now) {
                     s.handle_timeout(now);
                 }
                 while s.poll_event().is_some() {}
-                if s.state() != State::Established {
-                    out.clear();
-                    s.poll_transmit(&mut out);
-                    let mut framer = lb_bgp::wire::Framer::new();
-                    framer.push(&out);
-                    while let Some(Ok(frame)) = framer.next_frame(&Context { four_octet_asn: true, extended_messages: false }) {
-                        prop_assert_ne!(frame[18], 2, "an UPDATE before Established");
+                let established = s.state() == State::Established;
+                out.clear();
+                let _ = s.poll_transmit(&mut out);
+                let mut framer = Framer::new();
+                framer.push(&out);
+                while let Some(Ok(frame)) = framer.next_frame(&Context { four_octet_asn: true, extended_messages: true }) {
+                    if frame[18] == 2 {
+                        prop_assert!(established, "an UPDATE before Established");
+                        updates += 1;
                     }
                 }
             }
+            if prefix == 2 {
+                // The whole opening came first: Established, and the route went out.
+                prop_assert!(updates > 0, "the routes were announced once Established");
+            }
         }
     }
-}
-
-#[test]
-fn collisions_keep_the_connection_of_the_higher_identifier() {
-    use lb_bgp::session::keeps_connection;
-    // Both connect at once: two connections, a session on each end of each.
-    let (mut a_cfg, mut b_cfg) = ebgp();
-    b_cfg.passive = false;
-    a_cfg.router_id = id(9); // a has the higher identifier
-    let mut a_out = Pair::new(a_cfg.clone(), {
-        let mut c = b_cfg.clone();
-        c.passive = true;
-        c
-    });
-    let mut b_out = Pair::new(b_cfg, {
-        let mut c = a_cfg;
-        c.passive = true;
-        c
-    });
-    assert_eq!(a_out.a.state(), State::Established);
-    assert_eq!(b_out.a.state(), State::Established);
-    // a keeps the connection it opened; b agrees, so b's own is closed.
-    assert!(keeps_connection((id(9), 65001), (id(2), 65002), true));
-    assert!(!keeps_connection((id(9), 65001), (id(2), 65002), false));
-    assert!(!keeps_connection((id(2), 65001), (id(9), 65002), true));
-    // Equal identifiers: the larger AS number's connection (RFC 6286).
-    assert!(keeps_connection((id(5), 65002), (id(5), 65001), true));
-    assert!(!keeps_connection((id(5), 65001), (id(5), 65002), true));
-    assert!(keeps_connection((id(5), 65001), (id(5), 65002), false));
-    let now = b_out.now;
-    b_out.a.close_collision(now);
-    b_out.drive();
-    let reasons = down_reasons(&b_out.events_b);
-    assert!(
-        matches!(reasons.as_slice(), [DownReason::Received(n)] if (n.code, n.subcode) == (code::CEASE, 7)),
-        "{reasons:?}"
-    );
-    b_out.advance(Duration::from_secs(600));
-    assert_eq!(b_out.a.state(), State::Idle, "the loser does not reconnect");
-    a_out.advance(Duration::from_secs(60));
-    assert_eq!(a_out.a.state(), State::Established);
 }
 
 #[test]

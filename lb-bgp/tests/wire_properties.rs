@@ -6,12 +6,15 @@ use std::net::Ipv4Addr;
 use bytes::BytesMut;
 use lb_bgp::wire::open::{Capability, RestartFamily};
 use lb_bgp::wire::update::{Aggregator, AsSegment, Attributes, MpReach, MpUnreach, Origin, RawAttribute};
-use lb_bgp::wire::{Context, Framer, Message, Notification, Open, Prefix, RouteRefresh, Update};
+use lb_bgp::wire::{
+    Afi, Context, Framer, Message, Notification, NotificationError, Open, Prefix, RouteRefresh, Safi, Update,
+};
 use proptest::prelude::*;
 
 fn capability() -> impl Strategy<Value = Capability> {
     prop_oneof![
-        (any::<u16>(), any::<u8>()).prop_map(|(afi, safi)| Capability::Multiprotocol { afi, safi }),
+        (any::<u16>(), any::<u8>())
+            .prop_map(|(afi, safi)| Capability::Multiprotocol { afi: afi.into(), safi: safi.into() }),
         Just(Capability::RouteRefresh),
         Just(Capability::EnhancedRouteRefresh),
         Just(Capability::ExtendedMessage),
@@ -20,7 +23,10 @@ fn capability() -> impl Strategy<Value = Capability> {
             |(flags, time, fams)| Capability::GracefulRestart {
                 flags,
                 time,
-                families: fams.into_iter().map(|(afi, safi, flags)| RestartFamily { afi, safi, flags }).collect(),
+                families: fams
+                    .into_iter()
+                    .map(|(afi, safi, flags)| RestartFamily { afi: afi.into(), safi: safi.into(), flags })
+                    .collect(),
             }
         ),
         // Codes this crate does not interpret.
@@ -43,13 +49,15 @@ fn message() -> impl Strategy<Value = Message> {
                 bgp_id: Ipv4Addr::from(id),
                 capabilities
             })),
-        (any::<u8>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..100))
-            .prop_map(|(code, subcode, data)| Message::Notification(Notification { code, subcode, data })),
+        (any::<u8>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..100)).prop_map(|(code, subcode, data)| {
+            Message::Notification(Notification::with_data(NotificationError::from_codes(code, subcode), data))
+        }),
         Just(Message::Keepalive),
-        (any::<u16>(), any::<u8>(), 0u8..3).prop_map(|(afi, safi, subtype)| Message::RouteRefresh(RouteRefresh {
-            afi,
-            safi,
-            subtype
+        // Any subtype: unknown ones survive the round trip too.
+        (any::<u16>(), any::<u8>(), any::<u8>()).prop_map(|(afi, safi, subtype)| Message::RouteRefresh(RouteRefresh {
+            afi: afi.into(),
+            safi: safi.into(),
+            subtype: subtype.into(),
         })),
     ]
 }
@@ -129,15 +137,19 @@ fn update() -> impl Strategy<Value = Update> {
                         communities,
                         large_communities,
                         mp_reach: reach.map(|(global, link_local, nlri)| MpReach {
-                            afi: 2,
-                            safi: 1,
+                            afi: Afi::Ipv6,
+                            safi: Safi::Unicast,
                             next_hops: std::iter::once(global)
                                 .chain(link_local)
                                 .map(|a| std::net::IpAddr::V6(a.into()))
                                 .collect(),
                             nlri,
                         }),
-                        mp_unreach: unreach.map(|withdrawn| MpUnreach { afi: 2, safi: 1, withdrawn }),
+                        mp_unreach: unreach.map(|withdrawn| MpUnreach {
+                            afi: Afi::Ipv6,
+                            safi: Safi::Unicast,
+                            withdrawn,
+                        }),
                         unknown: unknown
                             .into_iter()
                             .map(|(code, (transitive, value))| RawAttribute {
@@ -153,6 +165,41 @@ fn update() -> impl Strategy<Value = Update> {
 }
 
 proptest! {
+    /// `encoded_len` is what `encode` writes, in every context: the
+    /// Adj-RIB-Out sizes UPDATEs with it, so a wrong count makes messages
+    /// too long for the peer (2-octet contexts add AS4_PATH and
+    /// AS4_AGGREGATOR).
+    #[test]
+    fn encoded_len_is_what_encode_writes(
+        mut u in update(),
+        long in proptest::option::of((1u8..=4, proptest::collection::vec(any::<u32>(), 250..600))),
+        other in message(),
+        four_octet_asn in any::<bool>(),
+        extended_messages in any::<bool>(),
+    ) {
+        // A segment of more than 255 ASNs takes several on the wire.
+        if let (Some((kind, asns)), Some(path)) = (long, u.attributes.as_path.as_mut()) {
+            path.push(match kind {
+                1 => AsSegment::Set(asns),
+                2 => AsSegment::Sequence(asns),
+                3 => AsSegment::ConfedSequence(asns),
+                _ => AsSegment::ConfedSet(asns),
+            });
+        }
+        let ctx = Context { four_octet_asn, extended_messages };
+        let mut out = BytesMut::new();
+        u.attributes.encode(&ctx, &mut out);
+        prop_assert_eq!(u.attributes.encoded_len(&ctx), out.len());
+        out.clear();
+        u.encode(&ctx, &mut out);
+        prop_assert_eq!(u.encoded_len(&ctx), out.len());
+        for msg in [Message::Update(Box::new(u)), other] {
+            let mut out = BytesMut::new();
+            msg.encode(&Context { extended_messages: true, ..ctx }, &mut out);
+            prop_assert_eq!(msg.encoded_len(&Context { extended_messages: true, ..ctx }), out.len());
+        }
+    }
+
     #[test]
     fn updates_round_trip(u in update()) {
         let ctx = Context { four_octet_asn: true, extended_messages: true };
@@ -203,7 +250,7 @@ proptest! {
         frame.extend_from_slice(&body);
         if let Err(e) = Message::decode(&frame, &Context::default()) {
             let n = e.notification();
-            prop_assert!((1..=7).contains(&n.code));
+            prop_assert!((1..=7).contains(&u8::from(n.code())));
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Decode errors, each with the NOTIFICATION RFC 4271 §6 prescribes.
 
-use super::notification::{Notification, code, subcode};
+use super::consts::{MessageHeaderSubcode as Header, OpenSubcode as OpenSub, RouteRefreshSubcode};
+use super::notification::{Notification, NotificationError as E};
 use super::update::UpdateError;
 
 /// Why received bytes are not a valid message.
@@ -51,27 +52,25 @@ impl DecodeError {
 
     /// The NOTIFICATION to send before closing the session.
     pub fn notification(&self) -> Notification {
-        let (c, s, data) = match *self {
+        let (error, data) = match *self {
             DecodeError::Update(ref e) => return e.notification(),
-            DecodeError::NotSynchronized => (code::HEADER, subcode::CONNECTION_NOT_SYNCHRONIZED, vec![]),
+            DecodeError::NotSynchronized => (E::MessageHeader(Header::ConnectionNotSynchronized), vec![]),
             DecodeError::BadLength { len, .. } => {
-                (code::HEADER, subcode::BAD_MESSAGE_LENGTH, len.to_be_bytes().to_vec())
+                (E::MessageHeader(Header::BadMessageLength), len.to_be_bytes().to_vec())
             }
-            DecodeError::BadType(t) => (code::HEADER, subcode::BAD_MESSAGE_TYPE, vec![t]),
+            DecodeError::BadType(t) => (E::MessageHeader(Header::BadMessageType), vec![t]),
             // The data is the largest version we support.
             DecodeError::UnsupportedVersion(_) => {
-                (code::OPEN, subcode::UNSUPPORTED_VERSION, 4u16.to_be_bytes().to_vec())
+                (E::Open(OpenSub::UnsupportedVersionNumber), 4u16.to_be_bytes().to_vec())
             }
-            DecodeError::BadBgpIdentifier => (code::OPEN, subcode::BAD_BGP_IDENTIFIER, vec![]),
-            DecodeError::UnsupportedOptionalParameter(_) => {
-                (code::OPEN, subcode::UNSUPPORTED_OPTIONAL_PARAMETER, vec![])
-            }
-            DecodeError::UnacceptableHoldTime(_) => (code::OPEN, subcode::UNACCEPTABLE_HOLD_TIME, vec![]),
-            DecodeError::MalformedOpen => (code::OPEN, subcode::UNSPECIFIC, vec![]),
+            DecodeError::BadBgpIdentifier => (E::Open(OpenSub::BadBgpIdentifier), vec![]),
+            DecodeError::UnsupportedOptionalParameter(_) => (E::Open(OpenSub::UnsupportedOptionalParameter), vec![]),
+            DecodeError::UnacceptableHoldTime(_) => (E::Open(OpenSub::UnacceptableHoldTime), vec![]),
+            DecodeError::MalformedOpen => (E::Open(OpenSub::Unspecific), vec![]),
             DecodeError::BadRouteRefreshLength(len) => {
-                (code::ROUTE_REFRESH, subcode::INVALID_MESSAGE_LENGTH, len.to_be_bytes().to_vec())
+                (E::RouteRefresh(RouteRefreshSubcode::InvalidMessageLength), len.to_be_bytes().to_vec())
             }
         };
-        Notification { code: c, subcode: s, data }
+        Notification::with_data(error, data)
     }
 }

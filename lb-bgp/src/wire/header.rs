@@ -17,6 +17,7 @@ pub const MAX_EXTENDED_LEN: usize = 65535;
 
 /// The message types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MessageType {
     Open = 1,
     Update = 2,
@@ -81,6 +82,44 @@ pub fn parse<'a>(frame: &'a [u8], ctx: &Context) -> Result<(MessageType, &'a [u8
     Ok((kind, &frame[HEADER_LEN..]))
 }
 
+/// The type and total length of the message `buf` begins with, read and
+/// checked from its header as any received header is (with the largest
+/// limits a session may negotiate); `None` if fewer than 19 octets are
+/// there or they are not a valid header.
+pub fn peek(buf: &[u8]) -> Option<(MessageType, usize)> {
+    let widest = Context { four_octet_asn: true, extended_messages: true };
+    check(buf.first_chunk()?, &widest).ok()
+}
+
+/// Where a driver may cut an output buffer of whole messages of which
+/// `out[..written]` is already written: the end of the message being
+/// written (or `written` itself, at a boundary). What lies beyond was not
+/// begun and may be dropped (a closing connection) without cutting a
+/// message in half; [`crate::session::Session::take_back_unsent`] then takes
+/// it back out of the sent counts.
+pub fn message_end(out: &[u8], written: usize) -> usize {
+    let mut end = 0;
+    while end < written.min(out.len()) {
+        match peek(&out[end..]) {
+            Some((_, len)) => end += len,
+            // Not whole messages after all: nothing can be cut safely.
+            None => return out.len(),
+        }
+    }
+    end.min(out.len())
+}
+
+/// The whole messages at the start of `buf`, by type and length, as
+/// [`peek`] reads them; stops at the first that is not whole.
+pub fn messages(buf: &[u8]) -> impl Iterator<Item = (MessageType, usize)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let (kind, len) = peek(&buf[at..]).filter(|(_, len)| at + len <= buf.len())?;
+        at += len;
+        Some((kind, len))
+    })
+}
+
 /// Starts a message in `out`; returns where it starts, for [`finish`].
 pub fn begin(out: &mut BytesMut, kind: MessageType) -> usize {
     let start = out.len();
@@ -122,6 +161,7 @@ impl Framer {
 
     /// The next whole message, header included; `None` until one is complete.
     /// A bad header is reported as soon as its 19 octets are in.
+    #[must_use]
     pub fn next_frame(&mut self, ctx: &Context) -> Option<Result<BytesMut, DecodeError>> {
         let header: &[u8; HEADER_LEN] = self.buf.first_chunk()?;
         let (_, len) = match check(header, ctx) {
@@ -184,6 +224,28 @@ mod tests {
         let extended = Context { extended_messages: true, ..ctx };
         assert!(check(huge.first_chunk().expect("19"), &extended).is_ok());
         assert!(parse(&keepalive()[..10], &ctx).is_err());
+    }
+
+    fn message(kind: u8, len: u16) -> Vec<u8> {
+        let mut m = MARKER.to_vec();
+        m.extend_from_slice(&len.to_be_bytes());
+        m.push(kind);
+        m.resize(usize::from(len), 0);
+        m
+    }
+
+    #[test]
+    fn output_is_cut_at_the_end_of_the_message_being_written() {
+        let out: Vec<u8> = [message(4, 19), message(2, 30), message(3, 25)].concat();
+        assert_eq!(message_end(&out, 0), 0, "nothing begun: nothing kept");
+        assert_eq!(message_end(&out, 5), 19, "the first message is finished");
+        assert_eq!(message_end(&out, 19), 19);
+        assert_eq!(message_end(&out, 20), 49);
+        assert_eq!(message_end(&out, 74), 74);
+        assert_eq!(message_end(&out, 100), 74);
+        let kinds: Vec<_> = messages(&out[19..]).collect();
+        assert_eq!(kinds, [(MessageType::Update, 30), (MessageType::Notification, 25)]);
+        assert_eq!(messages(&out[..40]).count(), 1, "a partial message is not counted");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! ```
 
+pub mod consts;
 pub mod error;
 pub mod header;
 pub mod notification;
@@ -24,9 +25,13 @@ pub mod update;
 
 use bytes::BytesMut;
 
+pub use self::consts::{
+    Afi, AsSegmentType, CeaseSubcode, ErrorCode, FsmSubcode, MessageHeaderSubcode, OpenSubcode, RouteRefreshSubcode,
+    RouteRefreshSubtype, Safi, UpdateSubcode,
+};
 pub use self::error::DecodeError;
 pub use self::header::{Framer, MessageType};
-pub use self::notification::Notification;
+pub use self::notification::{Notification, NotificationError};
 pub use self::open::Open;
 pub use self::prefix::Prefix;
 pub use self::route_refresh::RouteRefresh;
@@ -87,6 +92,18 @@ impl Message {
             MessageType::Keepalive => Ok(Message::Keepalive),
             MessageType::RouteRefresh => RouteRefresh::decode(body).map(Message::RouteRefresh),
         }
+    }
+
+    /// Octets [`Self::encode`] appends in `ctx`, header included.
+    pub fn encoded_len(&self, ctx: &Context) -> usize {
+        header::HEADER_LEN
+            + match self {
+                Message::Open(open) => open.encoded_len(),
+                Message::Update(update) => update.encoded_len(ctx),
+                Message::Notification(n) => 2 + n.data.len(),
+                Message::Keepalive => 0,
+                Message::RouteRefresh(_) => 4,
+            }
     }
 
     /// Appends the whole message, header included.

@@ -22,6 +22,7 @@ use std::net::Ipv4Addr;
 use bytes::{BufMut, BytesMut};
 
 use super::DecodeError;
+use super::consts::{Afi, Safi};
 
 /// `AS_TRANS` (RFC 6793): the 2-octet stand-in for a 4-octet ASN.
 pub const AS_TRANS: u16 = 23456;
@@ -30,22 +31,11 @@ const PARAM_CAPABILITIES: u8 = 2;
 /// RFC 9072: an Opt Parm Len of 255 followed by this type announces 2-octet lengths.
 const PARAM_EXTENDED_LENGTH: u8 = 255;
 
-/// Address family identifiers used here (IANA).
-pub mod afi {
-    pub const IPV4: u16 = 1;
-    pub const IPV6: u16 = 2;
-}
-
-/// Subsequent address family identifiers used here (IANA).
-pub mod safi {
-    pub const UNICAST: u8 = 1;
-}
-
 /// One family in a graceful restart capability, with its flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RestartFamily {
-    pub afi: u16,
-    pub safi: u8,
+    pub afi: Afi,
+    pub safi: Safi,
     /// Bit 0x80: forwarding state preserved.
     pub flags: u8,
 }
@@ -56,8 +46,8 @@ pub struct RestartFamily {
 pub enum Capability {
     /// RFC 4760, code 1.
     Multiprotocol {
-        afi: u16,
-        safi: u8,
+        afi: Afi,
+        safi: Safi,
     },
     /// RFC 2918, code 2.
     RouteRefresh,
@@ -83,7 +73,9 @@ impl Capability {
     fn decode(code: u8, value: &[u8]) -> Result<Self, DecodeError> {
         let malformed = DecodeError::MalformedOpen;
         Ok(match (code, value) {
-            (1, &[a, b, _, safi]) => Capability::Multiprotocol { afi: u16::from_be_bytes([a, b]), safi },
+            (1, &[a, b, _, safi]) => {
+                Capability::Multiprotocol { afi: u16::from_be_bytes([a, b]).into(), safi: safi.into() }
+            }
             (2, []) => Capability::RouteRefresh,
             (6, []) => Capability::ExtendedMessage,
             (64, [a, b, rest @ ..]) if rest.len() % 4 == 0 => Capability::GracefulRestart {
@@ -91,7 +83,11 @@ impl Capability {
                 time: u16::from_be_bytes([a & 0x0f, *b]),
                 families: rest
                     .chunks_exact(4)
-                    .map(|c| RestartFamily { afi: u16::from_be_bytes([c[0], c[1]]), safi: c[2], flags: c[3] })
+                    .map(|c| RestartFamily {
+                        afi: u16::from_be_bytes([c[0], c[1]]).into(),
+                        safi: c[2].into(),
+                        flags: c[3],
+                    })
                     .collect(),
             },
             (65, &[a, b, c, d]) => Capability::FourOctetAsn(u32::from_be_bytes([a, b, c, d])),
@@ -101,13 +97,23 @@ impl Capability {
         })
     }
 
+    /// Octets of the value (after code and length).
+    fn value_len(&self) -> usize {
+        match self {
+            Capability::Multiprotocol { .. } | Capability::FourOctetAsn(_) => 4,
+            Capability::RouteRefresh | Capability::ExtendedMessage | Capability::EnhancedRouteRefresh => 0,
+            Capability::GracefulRestart { families, .. } => 2 + 4 * families.len(),
+            Capability::Unknown { value, .. } => value.len(),
+        }
+    }
+
     fn encode(&self, out: &mut BytesMut) {
         let mut value = BytesMut::new();
         let code = match self {
             Capability::Multiprotocol { afi, safi } => {
-                value.put_u16(*afi);
+                value.put_u16((*afi).into());
                 value.put_u8(0);
-                value.put_u8(*safi);
+                value.put_u8((*safi).into());
                 1
             }
             Capability::RouteRefresh => 2,
@@ -115,8 +121,8 @@ impl Capability {
             Capability::GracefulRestart { flags, time, families } => {
                 value.put_u16((u16::from(*flags) << 12) | (time & 0x0fff));
                 for f in families {
-                    value.put_u16(f.afi);
-                    value.put_u8(f.safi);
+                    value.put_u16(f.afi.into());
+                    value.put_u8(f.safi.into());
                     value.put_u8(f.flags);
                 }
                 64
@@ -221,6 +227,16 @@ impl Open {
         Ok(Self { my_as: u16::from_be_bytes([*a0, *a1]), hold_time, bgp_id, capabilities })
     }
 
+    /// Octets [`Self::encode`] appends.
+    pub fn encoded_len(&self) -> usize {
+        let short_len: usize = self.capabilities.iter().map(|c| 2 + 2 + c.value_len()).sum();
+        if short_len <= 255 {
+            10 + short_len
+        } else {
+            10 + 3 + self.capabilities.iter().map(|c| 3 + 2 + c.value_len()).sum::<usize>()
+        }
+    }
+
     /// Appends the message body; each capability in its own parameter, as
     /// BIRD and FRR do, switching to RFC 9072's 2-octet lengths when the
     /// parameters outgrow 255 octets.
@@ -293,15 +309,15 @@ mod tests {
             9,
             Ipv4Addr::new(198, 51, 100, 7),
             vec![
-                Capability::Multiprotocol { afi: afi::IPV4, safi: safi::UNICAST },
-                Capability::Multiprotocol { afi: afi::IPV6, safi: safi::UNICAST },
+                Capability::Multiprotocol { afi: Afi::Ipv4, safi: Safi::Unicast },
+                Capability::Multiprotocol { afi: Afi::Ipv6, safi: Safi::Unicast },
                 Capability::RouteRefresh,
                 Capability::EnhancedRouteRefresh,
                 Capability::ExtendedMessage,
                 Capability::GracefulRestart {
                     flags: 0x8,
                     time: 120,
-                    families: vec![RestartFamily { afi: afi::IPV4, safi: safi::UNICAST, flags: 0x80 }],
+                    families: vec![RestartFamily { afi: Afi::Ipv4, safi: Safi::Unicast, flags: 0x80 }],
                 },
                 Capability::Unknown { code: 73, value: b"hostname".to_vec() },
             ],
@@ -316,7 +332,7 @@ mod tests {
         let open = Open::decode(&body).expect("valid");
         assert_eq!(open.asn(), 65001);
         assert_eq!(open.hold_time, 180);
-        assert_eq!(open.capabilities, [Capability::Multiprotocol { afi: 1, safi: 1 }]);
+        assert_eq!(open.capabilities, [Capability::Multiprotocol { afi: Afi::Ipv4, safi: Safi::Unicast }]);
         let mut out = BytesMut::new();
         open.encode(&mut out);
         assert_eq!(out.as_ref(), body);
@@ -339,7 +355,10 @@ mod tests {
         let overrun = [4, 0xfd, 0xe9, 0, 180, 192, 0, 2, 1, 4, 2, 9, 1, 0];
         assert_eq!(Open::decode(&overrun), Err(DecodeError::MalformedOpen));
         assert_eq!(DecodeError::UnsupportedVersion(3).notification().data, [0, 4]);
-        assert_eq!(DecodeError::UnacceptableHoldTime(2).notification().subcode, 6);
+        assert_eq!(
+            DecodeError::UnacceptableHoldTime(2).notification().error,
+            crate::wire::NotificationError::Open(crate::wire::OpenSubcode::UnacceptableHoldTime)
+        );
     }
 
     #[test]

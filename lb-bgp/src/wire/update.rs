@@ -26,8 +26,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use bytes::{BufMut, BytesMut};
 
 use super::Context;
-use super::notification::{Notification, code};
-use super::open::{afi, safi};
+use super::consts::{Afi, AsSegmentType, Safi, UpdateSubcode as Sub};
+use super::notification::{Notification, NotificationError};
 use super::prefix::{Prefix, decode_nlri};
 
 /// Path attribute type codes (IANA).
@@ -60,6 +60,7 @@ pub mod flag {
 
 /// ORIGIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum Origin {
     Igp = 0,
     Egp = 1,
@@ -68,12 +69,32 @@ pub enum Origin {
 
 /// One AS_PATH segment.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AsSegment {
     Set(Vec<u32>),
     Sequence(Vec<u32>),
     /// RFC 5065 confederation segments, kept as read.
     ConfedSequence(Vec<u32>),
     ConfedSet(Vec<u32>),
+}
+
+impl AsSegment {
+    /// The segment's type on the wire.
+    pub fn kind(&self) -> AsSegmentType {
+        match self {
+            AsSegment::Set(_) => AsSegmentType::AsSet,
+            AsSegment::Sequence(_) => AsSegmentType::AsSequence,
+            AsSegment::ConfedSequence(_) => AsSegmentType::AsConfedSequence,
+            AsSegment::ConfedSet(_) => AsSegmentType::AsConfedSet,
+        }
+    }
+
+    /// The ASNs of the segment, whatever its type.
+    pub fn asns(&self) -> &Vec<u32> {
+        match self {
+            AsSegment::Set(a) | AsSegment::Sequence(a) | AsSegment::ConfedSequence(a) | AsSegment::ConfedSet(a) => a,
+        }
+    }
 }
 
 /// AGGREGATOR.
@@ -86,8 +107,8 @@ pub struct Aggregator {
 /// MP_REACH_NLRI: routes of another family and their next hop(s).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MpReach {
-    pub afi: u16,
-    pub safi: u8,
+    pub afi: Afi,
+    pub safi: Safi,
     /// For IPv6: the global address, then the link-local one if present.
     pub next_hops: Vec<IpAddr>,
     pub nlri: Vec<Prefix>,
@@ -96,8 +117,8 @@ pub struct MpReach {
 /// MP_UNREACH_NLRI: withdrawn routes of another family.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MpUnreach {
-    pub afi: u16,
-    pub safi: u8,
+    pub afi: Afi,
+    pub safi: Safi,
     pub withdrawn: Vec<Prefix>,
 }
 
@@ -190,18 +211,18 @@ impl UpdateError {
     pub fn notification(&self) -> Notification {
         let (subcode, data) = match self {
             UpdateError::MalformedAttributeList | UpdateError::MalformedMp(_) | UpdateError::AttributeOverrun => {
-                (1, vec![])
+                (Sub::MalformedAttributeList, vec![])
             }
-            UpdateError::UnrecognizedWellKnown(c) => (2, vec![*c]),
-            UpdateError::MissingWellKnown(c) => (3, vec![*c]),
-            UpdateError::AttributeFlags { code, flags } => (4, vec![*flags, *code]),
-            UpdateError::AttributeLength { code, .. } => (5, vec![*code]),
-            UpdateError::InvalidOrigin(_) => (6, vec![]),
-            UpdateError::InvalidNextHop(ip) => (8, ip.octets().to_vec()),
-            UpdateError::InvalidNetworkField => (10, vec![]),
-            UpdateError::MalformedAsPath => (11, vec![]),
+            UpdateError::UnrecognizedWellKnown(c) => (Sub::UnrecognizedWellKnownAttribute, vec![*c]),
+            UpdateError::MissingWellKnown(c) => (Sub::MissingWellKnownAttribute, vec![*c]),
+            UpdateError::AttributeFlags { code, flags } => (Sub::AttributeFlagsError, vec![*flags, *code]),
+            UpdateError::AttributeLength { code, .. } => (Sub::AttributeLengthError, vec![*code]),
+            UpdateError::InvalidOrigin(_) => (Sub::InvalidOriginAttribute, vec![]),
+            UpdateError::InvalidNextHop(ip) => (Sub::InvalidNextHopAttribute, ip.octets().to_vec()),
+            UpdateError::InvalidNetworkField => (Sub::InvalidNetworkField, vec![]),
+            UpdateError::MalformedAsPath => (Sub::MalformedAsPath, vec![]),
         };
-        Notification { code: code::UPDATE, subcode, data }
+        Notification::with_data(NotificationError::Update(subcode), data)
     }
 }
 
@@ -226,7 +247,7 @@ impl Update {
     }
 
     /// An End-of-RIB marker for another family: an empty MP_UNREACH_NLRI.
-    pub fn end_of_rib(afi: u16, safi: u8) -> Self {
+    pub fn end_of_rib(afi: Afi, safi: Safi) -> Self {
         let attributes =
             Attributes { mp_unreach: Some(MpUnreach { afi, safi, withdrawn: vec![] }), ..Default::default() };
         Self { attributes, ..Default::default() }
@@ -262,6 +283,14 @@ impl Update {
             }
         }
         Ok(update)
+    }
+
+    /// Octets [`Self::encode`] appends in `ctx`: a caller budgets a message
+    /// in the context the session negotiated (a 2-octet peer gets AS4_PATH
+    /// beside AS_PATH) without encoding it first.
+    pub fn encoded_len(&self, ctx: &Context) -> usize {
+        let prefixes = |v: &[Prefix]| v.iter().map(Prefix::encoded_len).sum::<usize>();
+        2 + prefixes(&self.withdrawn) + 2 + self.attributes.encoded_len(ctx) + prefixes(&self.nlri)
     }
 
     /// Appends the message body.
@@ -385,6 +414,79 @@ impl Attributes {
         Ok(())
     }
 
+    /// RFC 6793 §4.2.2: towards a 2-octet peer, ASNs that needed AS_TRANS
+    /// travel in AS4_PATH too (confederation segments excepted), unless
+    /// the attributes already carry one.
+    fn needs_as4_path(&self, ctx: &Context) -> bool {
+        let wide = |a: &u32| *a > 0xffff;
+        !ctx.four_octet_asn
+            && self.as_path.as_ref().is_some_and(|path| {
+                path.iter().any(|seg| matches!(seg, AsSegment::Sequence(a) | AsSegment::Set(a) if a.iter().any(wide)))
+            })
+            && !self.unknown.iter().any(|u| u.code == attr::AS4_PATH)
+    }
+
+    /// RFC 6793: towards a 2-octet peer, a wide AGGREGATOR AS travels in
+    /// AS4_AGGREGATOR too, unless the attributes already carry one.
+    fn needs_as4_aggregator(&self, ctx: &Context) -> bool {
+        !ctx.four_octet_asn
+            && self.aggregator.is_some_and(|agg| agg.asn > 0xffff)
+            && !self.unknown.iter().any(|u| u.code == attr::AS4_AGGREGATOR)
+    }
+
+    /// Octets [`Self::encode`] appends in `ctx`, exactly: what the
+    /// Adj-RIB-Out budgets an UPDATE with, in the context negotiated.
+    pub fn encoded_len(&self, ctx: &Context) -> usize {
+        // Flags, code and a 1-octet length, or a 2-octet one past 255 octets.
+        let attr = |value: usize| value + if value > 255 { 4 } else { 3 };
+        // Segments of at most 255 ASNs, each with a type and a count.
+        let path_len = |segments: &mut dyn Iterator<Item = &Vec<u32>>, width: usize| -> usize {
+            segments.flat_map(|asns| asns.chunks(255)).map(|chunk| 2 + chunk.len() * width).sum()
+        };
+        let mut len = 0;
+        if self.origin.is_some() {
+            len += attr(1);
+        }
+        if let Some(path) = &self.as_path {
+            let width = if ctx.four_octet_asn { 4 } else { 2 };
+            len += attr(path_len(&mut path.iter().map(AsSegment::asns), width));
+            if self.needs_as4_path(ctx) {
+                let mut plain = path.iter().filter_map(|seg| match seg {
+                    AsSegment::Set(a) | AsSegment::Sequence(a) => Some(a),
+                    AsSegment::ConfedSequence(_) | AsSegment::ConfedSet(_) => None,
+                });
+                len += attr(path_len(&mut plain, 4));
+            }
+        }
+        len +=
+            [self.next_hop.is_some(), self.med.is_some(), self.local_pref.is_some()].into_iter().filter(|x| *x).count()
+                * attr(4);
+        if self.atomic_aggregate {
+            len += attr(0);
+        }
+        if self.aggregator.is_some() {
+            len += attr(if ctx.four_octet_asn { 8 } else { 6 });
+            if self.needs_as4_aggregator(ctx) {
+                len += attr(8);
+            }
+        }
+        if !self.communities.is_empty() {
+            len += attr(4 * self.communities.len());
+        }
+        if let Some(mp) = &self.mp_reach {
+            let next_hops: usize = mp.next_hops.iter().map(|ip| if ip.is_ipv4() { 4 } else { 16 }).sum();
+            let nlri: usize = mp.nlri.iter().map(Prefix::encoded_len).sum();
+            len += attr(2 + 1 + 1 + next_hops + 1 + nlri);
+        }
+        if let Some(mp) = &self.mp_unreach {
+            len += attr(2 + 1 + mp.withdrawn.iter().map(Prefix::encoded_len).sum::<usize>());
+        }
+        if !self.large_communities.is_empty() {
+            len += attr(12 * self.large_communities.len());
+        }
+        len + self.unknown.iter().map(|raw| attr(raw.value.len())).sum::<usize>()
+    }
+
     /// Appends the attributes in type code order.
     pub fn encode(&self, ctx: &Context, out: &mut BytesMut) {
         let mut value = BytesMut::new();
@@ -407,15 +509,9 @@ impl Attributes {
         }
         if let Some(path) = &self.as_path {
             for segment in path {
-                let (kind, asns) = match segment {
-                    AsSegment::Set(a) => (1, a),
-                    AsSegment::Sequence(a) => (2, a),
-                    AsSegment::ConfedSequence(a) => (3, a),
-                    AsSegment::ConfedSet(a) => (4, a),
-                };
                 // A segment holds at most 255 ASNs; longer paths take several.
-                for chunk in asns.chunks(255) {
-                    value.put_u8(kind);
+                for chunk in segment.asns().chunks(255) {
+                    value.put_u8(segment.kind().into());
                     value.put_u8(chunk.len() as u8);
                     for asn in chunk {
                         if ctx.four_octet_asn {
@@ -427,24 +523,14 @@ impl Attributes {
                 }
             }
             put(out, &mut value, flag::TRANSITIVE, attr::AS_PATH);
-            // RFC 6793 §4.2.2: towards a 2-octet peer, ASNs that needed
-            // AS_TRANS travel in AS4_PATH too (confederation segments
-            // excepted), unless the message already carries one.
-            let wide = |a: &u32| *a > 0xffff;
-            let needs_as4 = !ctx.four_octet_asn
-                && path
-                    .iter()
-                    .any(|seg| matches!(seg, AsSegment::Sequence(a) | AsSegment::Set(a) if a.iter().any(wide)))
-                && !self.unknown.iter().any(|u| u.code == attr::AS4_PATH);
-            if needs_as4 {
+            // The real path rides along for a 2-octet peer.
+            if self.needs_as4_path(ctx) {
                 for segment in path {
-                    let (kind, asns) = match segment {
-                        AsSegment::Set(a) => (1, a),
-                        AsSegment::Sequence(a) => (2, a),
-                        AsSegment::ConfedSequence(_) | AsSegment::ConfedSet(_) => continue,
-                    };
-                    for chunk in asns.chunks(255) {
-                        value.put_u8(kind);
+                    if matches!(segment, AsSegment::ConfedSequence(_) | AsSegment::ConfedSet(_)) {
+                        continue;
+                    }
+                    for chunk in segment.asns().chunks(255) {
+                        value.put_u8(segment.kind().into());
                         value.put_u8(chunk.len() as u8);
                         for asn in chunk {
                             value.put_u32(*asn);
@@ -477,7 +563,7 @@ impl Attributes {
             }
             value.put_slice(&agg.address.octets());
             put(out, &mut value, flag::OPTIONAL | flag::TRANSITIVE, attr::AGGREGATOR);
-            if !ctx.four_octet_asn && agg.asn > 0xffff && !self.unknown.iter().any(|u| u.code == attr::AS4_AGGREGATOR) {
+            if self.needs_as4_aggregator(ctx) {
                 value.put_u32(agg.asn);
                 value.put_slice(&agg.address.octets());
                 put(out, &mut value, flag::OPTIONAL | flag::TRANSITIVE, attr::AS4_AGGREGATOR);
@@ -490,8 +576,8 @@ impl Attributes {
             put(out, &mut value, flag::OPTIONAL | flag::TRANSITIVE, attr::COMMUNITIES);
         }
         if let Some(mp) = &self.mp_reach {
-            value.put_u16(mp.afi);
-            value.put_u8(mp.safi);
+            value.put_u16(mp.afi.into());
+            value.put_u8(mp.safi.into());
             let nh_len: usize = mp.next_hops.iter().map(|ip| if ip.is_ipv4() { 4 } else { 16 }).sum();
             value.put_u8(nh_len as u8);
             for ip in &mp.next_hops {
@@ -507,8 +593,8 @@ impl Attributes {
             put(out, &mut value, flag::OPTIONAL, attr::MP_REACH_NLRI);
         }
         if let Some(mp) = &self.mp_unreach {
-            value.put_u16(mp.afi);
-            value.put_u8(mp.safi);
+            value.put_u16(mp.afi.into());
+            value.put_u8(mp.safi.into());
             for p in &mp.withdrawn {
                 p.encode(&mut value);
             }
@@ -541,11 +627,11 @@ fn decode_as_path(mut v: &[u8], four_octet: bool) -> Result<Vec<AsSegment>, Upda
             .chunks_exact(width)
             .map(|c| if four_octet { u32_at(c, 0) } else { u32::from(u16::from_be_bytes([c[0], c[1]])) })
             .collect();
-        segments.push(match kind {
-            1 => AsSegment::Set(asns),
-            2 => AsSegment::Sequence(asns),
-            3 => AsSegment::ConfedSequence(asns),
-            4 => AsSegment::ConfedSet(asns),
+        segments.push(match AsSegmentType::from(*kind) {
+            AsSegmentType::AsSet => AsSegment::Set(asns),
+            AsSegmentType::AsSequence => AsSegment::Sequence(asns),
+            AsSegmentType::AsConfedSequence => AsSegment::ConfedSequence(asns),
+            AsSegmentType::AsConfedSet => AsSegment::ConfedSet(asns),
             _ => return Err(UpdateError::MalformedAsPath),
         });
         v = &rest[n * width..];
@@ -553,10 +639,11 @@ fn decode_as_path(mut v: &[u8], four_octet: bool) -> Result<Vec<AsSegment>, Upda
     Ok(segments)
 }
 
-fn family_is_ipv6(afi_value: u16) -> Option<bool> {
-    match afi_value {
-        afi::IPV4 => Some(false),
-        afi::IPV6 => Some(true),
+/// Whether a unicast family is IPv6; `None` for families kept raw.
+fn family_is_ipv6(afi: Afi, safi: Safi) -> Option<bool> {
+    match (afi, safi) {
+        (Afi::Ipv4, Safi::Unicast) => Some(false),
+        (Afi::Ipv6, Safi::Unicast) => Some(true),
         _ => None,
     }
 }
@@ -564,7 +651,7 @@ fn family_is_ipv6(afi_value: u16) -> Option<bool> {
 fn decode_mp_reach(v: &[u8]) -> Result<Option<MpReach>, UpdateError> {
     let bad = UpdateError::MalformedMp("MP_REACH_NLRI");
     let [a0, a1, safi_value, nh_len, rest @ ..] = v else { return Err(bad) };
-    let afi_value = u16::from_be_bytes([*a0, *a1]);
+    let (afi, safi) = (Afi::from(u16::from_be_bytes([*a0, *a1])), Safi::from(*safi_value));
     let nh = rest.get(..usize::from(*nh_len)).ok_or(bad.clone())?;
     let [_reserved, nlri @ ..] = &rest[usize::from(*nh_len)..] else { return Err(bad) };
     let next_hops = match nh.len() {
@@ -575,19 +662,19 @@ fn decode_mp_reach(v: &[u8]) -> Result<Option<MpReach>, UpdateError> {
             .collect(),
         _ => return Err(bad),
     };
-    let Some(ipv6) = family_is_ipv6(afi_value).filter(|_| *safi_value == safi::UNICAST) else { return Ok(None) };
+    let Some(ipv6) = family_is_ipv6(afi, safi) else { return Ok(None) };
     let mut prefixes = Vec::new();
     decode_nlri(nlri, ipv6, &mut prefixes).map_err(|_| UpdateError::InvalidNetworkField)?;
-    Ok(Some(MpReach { afi: afi_value, safi: *safi_value, next_hops, nlri: prefixes }))
+    Ok(Some(MpReach { afi, safi, next_hops, nlri: prefixes }))
 }
 
 fn decode_mp_unreach(v: &[u8]) -> Result<Option<MpUnreach>, UpdateError> {
     let [a0, a1, safi_value, nlri @ ..] = v else { return Err(UpdateError::MalformedMp("MP_UNREACH_NLRI")) };
-    let afi_value = u16::from_be_bytes([*a0, *a1]);
-    let Some(ipv6) = family_is_ipv6(afi_value).filter(|_| *safi_value == safi::UNICAST) else { return Ok(None) };
+    let (afi, safi) = (Afi::from(u16::from_be_bytes([*a0, *a1])), Safi::from(*safi_value));
+    let Some(ipv6) = family_is_ipv6(afi, safi) else { return Ok(None) };
     let mut withdrawn = Vec::new();
     decode_nlri(nlri, ipv6, &mut withdrawn).map_err(|_| UpdateError::InvalidNetworkField)?;
-    Ok(Some(MpUnreach { afi: afi_value, safi: *safi_value, withdrawn }))
+    Ok(Some(MpUnreach { afi, safi, withdrawn }))
 }
 
 #[cfg(test)]
@@ -640,8 +727,8 @@ mod tests {
                 local_pref: Some(100),
                 large_communities: vec![[64512, 1, 2]],
                 mp_reach: Some(MpReach {
-                    afi: afi::IPV6,
-                    safi: safi::UNICAST,
+                    afi: Afi::Ipv6,
+                    safi: Safi::Unicast,
                     next_hops: vec!["2001:db8::1".parse().expect("v6"), "fe80::1".parse().expect("v6")],
                     nlri: vec![p("2001:db8:1::5/128"), p("2001:db8:2::/64")],
                 }),
@@ -650,7 +737,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(round_trip(&u, &ctx()), u);
-        let eor = Update::end_of_rib(afi::IPV6, safi::UNICAST);
+        let eor = Update::end_of_rib(Afi::Ipv6, Safi::Unicast);
         assert_eq!(round_trip(&eor, &ctx()), eor);
     }
 
@@ -703,7 +790,7 @@ mod tests {
         let bad_origin = [0, 0, 0, 4, 0x40, 1, 1, 7];
         let e = Update::decode(&bad_origin, &ctx()).expect_err("bad origin");
         assert_eq!((e.clone(), e.resets_session()), (UpdateError::InvalidOrigin(7), false));
-        assert_eq!((e.notification().code, e.notification().subcode), (3, 6));
+        assert_eq!(e.notification().error, NotificationError::Update(Sub::InvalidOriginAttribute));
         let bad_flags = [0, 0, 0, 4, 0xc0, 1, 1, 0];
         assert!(matches!(Update::decode(&bad_flags, &ctx()), Err(UpdateError::AttributeFlags { code: 1, .. })));
         let missing_next_hop = [0, 0, 0, 4, 0x40, 1, 1, 0, 8, 10];
