@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lb-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-# Interop tests run real routers (BIRD 2, FRR, GoBGP) in network
+# Interop tests run real routers (BIRD 2, FRR, GoBGP, ExaBGP) in network
 # namespaces: install them where we can (root with apt), else those tests
 # skip and say why.
 need=()
 command -v bird >/dev/null || need+=(bird2)
 command -v gobgpd >/dev/null || need+=(gobgpd)
+command -v exabgp >/dev/null || need+=(exabgp)
 [ -x /usr/lib/frr/bgpd ] || need+=(frr)
 command -v ip >/dev/null || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,4 +1,4 @@
-//! `lb standalone` against real routers: BIRD 2, FRR and GoBGP, each in a
+//! `lb standalone` against real routers: BIRD 2, FRR, GoBGP and ExaBGP, each in a
 //! network namespace of its own, with `lb` in another (or several, as
 //! nodes), linked by veth pairs. Every check is made from the router's own
 //! CLI. Needs root (namespaces); skips with a message without it.
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use support::{
-    Bird, BirdConfig, BirdNeighbor, Daemon, Frr, FrrConfig, FrrNeighbor, Gobgp, GobgpConfig, GobgpNeighbor, Netns,
-    Route, Segment, TempDir, next_hops, paths, wait_for,
+    Bird, BirdConfig, BirdNeighbor, Daemon, Exabgp, ExabgpConfig, Frr, FrrConfig, FrrNeighbor, Gobgp, GobgpConfig,
+    GobgpNeighbor, Netns, Route, Segment, TempDir, next_hops, paths, wait_for,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -564,4 +564,53 @@ fn frr_receives_ipv6_with_global_and_link_local_next_hops() {
         if hops.is_empty() { Err("not in the FIB".into()) } else { Ok(()) }
     })
     .expect("in the FIB");
+}
+
+/// A 4-octet local AS towards a peer that has neither 4-octet ASNs nor
+/// extended messages: every UPDATE carries AS_TRANS in AS_PATH and the
+/// real AS in AS4_PATH (RFC 6793), and must still fit in 4,096 octets.
+/// With 2,000 routes the UPDATEs are full, so a size budget computed for
+/// another encoding overflows them and the peer resets the session.
+#[test]
+fn a_two_octet_peer_without_extended_messages_gets_every_route_of_a_four_octet_as() {
+    support::skip_unless_root!();
+    const ROUTES: usize = 2000;
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    let exabgp = Exabgp::start(
+        &router,
+        &ExabgpConfig {
+            router_id: Ipv4Addr::new(192, 0, 2, 1),
+            local_address: ip("2001:db8::1"),
+            local_as: 64501,
+            neighbor: ip("2001:db8::11"),
+            peer_as: 23456,
+            asn4: false,
+            extended_message: false,
+        },
+    )
+    .expect("exabgp");
+    let services: String = (0..ROUTES)
+        .map(|i| {
+            format!("---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: default}}\nspec: {{type: LoadBalancer, ipFamilies: [IPv6], ports: [{{port: 80}}]}}\n")
+        })
+        .collect();
+    // Without the 4-octet capability the peer knows us as AS_TRANS (23456).
+    let peers = peer("exabgp", 4_200_000_001, 64501, "2001:db8::1", "  routerID: 192.0.2.11");
+    // With one community the UPDATEs of 236 /128s fill the 4,096 octets
+    // exactly as a 4-octet session would count them: the AS4_PATH a
+    // 2-octet one needs on top must come out of the NLRI.
+    let advertisement = "  communities: [\"64512:100\"]";
+    node.start(&config(&peers, "2001:db8:100::/116", advertisement), &services, &[]);
+    let routes = wait_for(Duration::from_secs(60), || {
+        let routes = exabgp.routes();
+        if routes.len() == ROUTES { Ok(routes) } else { Err(format!("{} of {ROUTES} routes", routes.len())) }
+    })
+    .unwrap_or_else(|e| {
+        let log = node.log();
+        let tail = log.get(log.len().saturating_sub(3000)..).unwrap_or_default().to_string();
+        panic!("{e}; notifications: {:?}\nexabgp: {}\nlb: {tail}", exabgp.notifications(), exabgp.log_tail())
+    });
+    assert!(routes.contains("2001:db8:100::/128") && routes.contains("2001:db8:100::7cf/128"), "{routes:?}");
+    assert!(exabgp.notifications().is_empty(), "no session reset: {:?}", exabgp.notifications());
 }

@@ -3,11 +3,11 @@
 //! on the pure crates only, so drivers and sinks never depend on each other.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use lb_bgp::session::State;
+use lb_bgp::stats::SessionStats;
 use lb_core::planner::BgpPlan;
 use serde::Serialize;
 
@@ -50,7 +50,7 @@ pub struct AllocationView {
     pub error: Option<String>,
 }
 
-/// What a peer is doing, for `/status` and logs.
+/// What a peer is doing, for `/status`, `/metrics` and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerStatus {
     pub name: String,
@@ -58,80 +58,52 @@ pub struct PeerStatus {
     pub state: State,
     /// When the session last reached Established, while it is.
     pub established_at: Option<SystemTime>,
-    /// Local address of the current connection: the IPv4 next hop.
+    /// Local address of the connection carrying the session: the IPv4 next hop.
     pub local: Option<SocketAddr>,
-    /// The peer's AS and BGP identifier, while established.
+    /// The peer's AS, while established.
     pub peer_asn: Option<u32>,
     /// Prefixes the peer should have.
     pub routes: usize,
     /// Why the last session or attempt ended.
     pub last_error: Option<String>,
+    /// Failed attempts and sessions in a row (the back-off's exponent).
+    pub consecutive_failures: u32,
+    /// Connections made or accepted.
+    pub connects: u64,
+    /// Messages and bytes, as the session counted them.
+    pub stats: SessionStats,
 }
 
-/// Counters of one peer, for metrics.
-#[derive(Debug, Default)]
-pub struct PeerCounters {
-    pub opens_sent: AtomicU64,
-    pub updates_sent: AtomicU64,
-    pub keepalives_sent: AtomicU64,
-    pub notifications_sent: AtomicU64,
-    pub route_refreshes_sent: AtomicU64,
-    pub messages_received: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub bytes_received: AtomicU64,
-    pub connects: AtomicU64,
-    pub sessions_established: AtomicU64,
-}
-
-impl PeerCounters {
-    /// Counts the messages in `bytes`, which holds whole messages only (the
-    /// session produces them whole).
-    pub fn count_sent(&self, bytes: &[u8]) {
-        self.count(bytes, true);
-    }
-
-    /// Takes back the count of messages queued but never written (dropped
-    /// when their connection closed).
-    pub fn uncount(&self, bytes: &[u8]) {
-        self.count(bytes, false);
-    }
-
-    fn count(&self, mut bytes: &[u8], add: bool) {
-        let bump = |c: &AtomicU64, n: u64| {
-            if add {
-                c.fetch_add(n, Ordering::Relaxed);
-            } else {
-                c.fetch_sub(n.min(c.load(Ordering::Relaxed)), Ordering::Relaxed);
-            }
-        };
-        bump(&self.bytes_sent, bytes.len() as u64);
-        while bytes.len() >= 19 {
-            let len = usize::from(u16::from_be_bytes([bytes[16], bytes[17]])).max(19);
-            let counter = match bytes[18] {
-                1 => &self.opens_sent,
-                2 => &self.updates_sent,
-                3 => &self.notifications_sent,
-                4 => &self.keepalives_sent,
-                5 => &self.route_refreshes_sent,
-                _ => {
-                    bytes = bytes.get(len..).unwrap_or_default();
-                    continue;
-                }
-            };
-            bump(counter, 1);
-            bytes = bytes.get(len..).unwrap_or_default();
+impl PeerStatus {
+    /// A peer that has not started yet.
+    pub fn new(name: &str, remote: SocketAddr, routes: usize) -> Self {
+        Self {
+            name: name.to_string(),
+            remote,
+            state: State::Idle,
+            established_at: None,
+            local: None,
+            peer_asn: None,
+            routes,
+            last_error: None,
+            consecutive_failures: 0,
+            connects: 0,
+            stats: SessionStats::default(),
         }
     }
 }
 
-/// Shared between a peer task and whoever watches it.
+/// A peer's status, shared between its task and whoever shows it.
 #[derive(Debug)]
 pub struct PeerShared {
-    pub(crate) status: Mutex<PeerStatus>,
-    pub counters: PeerCounters,
+    status: Mutex<PeerStatus>,
 }
 
 impl PeerShared {
+    pub fn new(status: PeerStatus) -> Self {
+        Self { status: Mutex::new(status) }
+    }
+
     pub fn status(&self) -> PeerStatus {
         self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

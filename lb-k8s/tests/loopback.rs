@@ -4,7 +4,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use lb_bgp::adj_rib_out::RouteAttributes;
@@ -72,18 +71,18 @@ async fn active_and_passive_establish_with_md5_and_exchange_routes() {
     let p = passive.shared().clone();
     wait(&a, "active established", |s| s.status().state == State::Established).await;
     wait(&p, "passive established", |s| s.status().state == State::Established).await;
-    wait(&a, "UPDATEs sent", |s| s.counters.updates_sent.load(Ordering::Relaxed) >= 1).await;
+    wait(&a, "UPDATEs sent", |s| s.status().stats.sent.update >= 1).await;
     assert_eq!(a.status().peer_asn, Some(64501));
     assert_eq!(a.status().routes, 3);
 
     // Routes change on the live session: no new connection.
     active.set_routes(Arc::new(routes(5)));
-    wait(&a, "more UPDATEs", |s| s.counters.updates_sent.load(Ordering::Relaxed) >= 2).await;
-    assert_eq!(a.counters.connects.load(Ordering::Relaxed), 1);
+    wait(&a, "more UPDATEs", |s| s.status().stats.sent.update >= 2).await;
+    assert_eq!(a.status().connects, 1);
 
     // Stopping one side: it sends a Cease, the other sees the session go down.
     active.stop(StopReason::Shutdown(Some("maintenance".into()))).await;
-    assert_eq!(a.counters.notifications_sent.load(Ordering::Relaxed), 1);
+    assert_eq!(a.status().stats.sent.notification, 1);
     wait(&p, "passive down", |s| s.status().state != State::Established).await;
     let err = p.status().last_error.unwrap_or_default();
     assert!(err.contains("received NOTIFICATION") && err.contains("maintenance"), "{err}");
@@ -103,7 +102,7 @@ async fn a_silent_address_keeps_retrying_without_errors_escaping() {
     wait(&shared, "an attempt failed", |s| s.status().last_error.is_some()).await;
     assert_ne!(shared.status().state, State::Established);
     peer.stop(StopReason::Shutdown(None)).await;
-    assert_eq!(shared.counters.notifications_sent.load(Ordering::Relaxed), 0, "no session, no Cease");
+    assert_eq!(shared.status().stats.sent.notification, 0, "no session, no Cease");
 }
 
 #[tokio::test]
@@ -123,9 +122,8 @@ async fn both_sides_connecting_at_once_resolve_the_collision_and_keep_one_sessio
         let (sa_shared, sb_shared) = (a.shared().clone(), b.shared().clone());
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let established = || {
-            [&sa_shared, &sb_shared].map(|s| {
-                (s.status().state == State::Established, s.counters.sessions_established.load(Ordering::Relaxed))
-            })
+            [&sa_shared, &sb_shared]
+                .map(|s| (s.status().state == State::Established, s.status().stats.times_established))
         };
         // Until both are established and stay so, on the same sessions, for
         // half a second; accepting all along, as a speaker does.
@@ -157,15 +155,15 @@ async fn both_sides_connecting_at_once_resolve_the_collision_and_keep_one_sessio
         // connection completes, the first keeps its established one, the
         // second keeps the one its identifier wins, and both start again.
         for shared in [&sa_shared, &sb_shared] {
-            let sessions = shared.counters.sessions_established.load(Ordering::Relaxed);
+            let sessions = shared.status().stats.times_established;
             assert!((1..=3).contains(&sessions), "round {round}: {sessions} sessions");
         }
         eprintln!(
             "round {round}: {accepted} accepted, connections a {} b {}, sessions a {} b {}",
-            sa_shared.counters.connects.load(Ordering::Relaxed),
-            sb_shared.counters.connects.load(Ordering::Relaxed),
-            sa_shared.counters.sessions_established.load(Ordering::Relaxed),
-            sb_shared.counters.sessions_established.load(Ordering::Relaxed)
+            sa_shared.status().connects,
+            sb_shared.status().connects,
+            sa_shared.status().stats.times_established,
+            sb_shared.status().stats.times_established
         );
         a.stop(StopReason::Shutdown(None)).await;
         b.stop(StopReason::Shutdown(None)).await;

@@ -16,16 +16,16 @@
 //! OpenMetrics `# EOF` trailer is left off.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use lb_bgp::session::State;
+use lb_bgp::stats::SessionStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::view::{PeerCounters, Snapshot};
+use crate::view::Snapshot;
 
 /// The content type `/metrics` is served with.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -53,8 +53,8 @@ fn per_peer(s: &Snapshot, value: impl Fn(&crate::view::PeerShared) -> u64) -> Sa
     s.sessions.iter().map(|p| (vec![("peer", p.status().remote.to_string())], value(p))).collect()
 }
 
-fn counter(s: &Snapshot, get: fn(&PeerCounters) -> &AtomicU64) -> Samples {
-    per_peer(s, |p| get(&p.counters).load(Ordering::Relaxed))
+fn counter(s: &Snapshot, get: fn(&SessionStats) -> u64) -> Samples {
+    per_peer(s, |p| get(&p.status().stats))
 }
 
 fn per_pool(s: &Snapshot, value: impl Fn(&lb_ipam::PoolStats) -> u128) -> Samples {
@@ -88,37 +88,37 @@ const METRICS: &[Metric] = &[
         name: "metallb_bgp_updates_total",
         help: "Number of BGP UPDATE messages sent",
         kind: Kind::Counter,
-        read: |s| counter(s, |c| &c.updates_sent),
+        read: |s| counter(s, |c| c.sent.update),
     },
     Metric {
         name: "metallb_bgp_opens_sent",
         help: "Number of BGP open messages sent",
         kind: Kind::Counter,
-        read: |s| counter(s, |c| &c.opens_sent),
+        read: |s| counter(s, |c| c.sent.open),
     },
     Metric {
         name: "metallb_bgp_keepalives_sent",
         help: "Number of BGP keepalive messages sent",
         kind: Kind::Counter,
-        read: |s| counter(s, |c| &c.keepalives_sent),
+        read: |s| counter(s, |c| c.sent.keepalive),
     },
     Metric {
         name: "metallb_bgp_notifications_sent",
         help: "Number of BGP notification messages sent",
         kind: Kind::Counter,
-        read: |s| counter(s, |c| &c.notifications_sent),
+        read: |s| counter(s, |c| c.sent.notification),
     },
     Metric {
         name: "metallb_bgp_route_refresh_sent",
         help: "Number of BGP route refresh messages sent",
         kind: Kind::Counter,
-        read: |s| counter(s, |c| &c.route_refreshes_sent),
+        read: |s| counter(s, |c| c.sent.route_refresh),
     },
     Metric {
         name: "lb_bgp_sessions_established_total",
         help: "Number of times the BGP session reached Established",
         kind: Kind::Counter,
-        read: |s| counter(s, |c| &c.sessions_established),
+        read: |s| counter(s, |c| c.times_established),
     },
     Metric {
         name: "metallb_allocator_addresses_in_use_total",

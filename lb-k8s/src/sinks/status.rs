@@ -15,8 +15,6 @@ pub fn render(view: &Snapshot) -> serde_json::Value {
         .iter()
         .map(|shared| {
             let s = shared.status();
-            let c = &shared.counters;
-            let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
             json!({
                 "peer": s.name,
                 "address": s.remote.to_string(),
@@ -26,9 +24,12 @@ pub fn render(view: &Snapshot) -> serde_json::Value {
                 "localAddress": s.local.map(|l| l.to_string()),
                 "peerASN": s.peer_asn,
                 "routes": s.routes,
-                "updatesSent": load(&c.updates_sent),
-                "connects": load(&c.connects),
+                "updatesSent": s.stats.sent.update,
+                "messagesSent": s.stats.sent.total(),
+                "messagesReceived": s.stats.received.total(),
+                "connects": s.connects,
                 "lastError": s.last_error,
+                "consecutiveFailures": s.consecutive_failures,
             })
         })
         .collect();

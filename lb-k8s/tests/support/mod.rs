@@ -63,6 +63,7 @@
 #![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod bird;
+pub mod exabgp;
 pub mod frr;
 pub mod gobgp;
 pub mod mrt;
@@ -76,6 +77,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use bird::{Bird, BirdConfig, BirdExport, BirdNeighbor};
+pub use exabgp::{Exabgp, ExabgpConfig};
 pub use frr::{Frr, FrrConfig, FrrNeighbor};
 pub use gobgp::{Gobgp, GobgpConfig, GobgpNeighbor};
 pub use netns::{Netns, Segment};
