@@ -17,6 +17,7 @@ pub mod crd;
 pub mod decode;
 pub mod error;
 pub mod legacy;
+pub mod secret;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -28,6 +29,7 @@ use serde_json::Value;
 pub use self::crd::{Resource, SecretReference};
 pub use self::decode::Origin;
 pub use self::error::{ConfigError, ConfigErrorKind};
+pub use self::secret::Secrets;
 use crate::addr::{AddressBlock, Family, is_buggy_ip};
 use crate::community::Community;
 use crate::manifest;
