@@ -113,6 +113,12 @@ mod tests {
             Some((v6("2001:db8:1::10"), Some(v6("fe80::2")))),
             "a link-local session takes the interface's global address; a link-local peer is on-link"
         );
+        let point_to_point = [addr("ptp0", "2001:db8:2::1", 128), addr("ptp0", "fe80::3", 128)];
+        assert_eq!(
+            ipv6_next_hop(&point_to_point, ip("fe80::3"), ip("fe80::4")),
+            Some((v6("2001:db8:2::1"), Some(v6("fe80::3")))),
+            "a link-local peer is on the link whatever the prefix lengths say"
+        );
         assert_eq!(
             ipv6_next_hop(&host, ip("192.0.2.10"), ip("192.0.2.1")),
             Some((v6("2001:db8::10"), Some(v6("fe80::1")))),
