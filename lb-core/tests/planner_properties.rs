@@ -215,8 +215,8 @@ fn oracle(c: &Cluster, n: usize) -> Vec<(String, Expected)> {
     let mut tables: Vec<Expected> = vec![Expected::new(); mine.len()];
     let takes_part = !node.excluded && !node.unavailable;
     for (i, s) in c.services.iter().enumerate() {
-        let served = !c.with_endpoints
-            || if s.local { s.endpoints[n].serves() } else { s.endpoints.iter().any(|e| e.serves()) };
+        let served =
+            !c.with_endpoints || if s.local { s.endpoints[n].serves() } else { s.endpoints.iter().any(|e| e.serves()) };
         if !takes_part || !served {
             continue;
         }
