@@ -1707,3 +1707,25 @@ fn password_secrets_are_checked_against_the_secrets_given() {
         &[err("t.yaml", "Secret/bgp", "stringData.password", K::Decode("must be a string".into()))],
     );
 }
+
+#[test]
+fn what_no_socket_could_do_is_an_error() {
+    let peer = |extra: &str| {
+        format!(
+            "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: tor}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1{extra}}}\n"
+        )
+    };
+    let errors = config::load(&[("t.yaml", &peer(", sourceAddress: '2001:db8::2'"))]).expect_err("family");
+    assert_errors(
+        &errors,
+        &[err(
+            "t.yaml",
+            "BGPPeer/tor",
+            "spec.sourceAddress",
+            K::WrongFamily { ip: "2001:db8::2".parse().expect("IP"), expected: "IPv4" },
+        )],
+    );
+    assert!(config::load(&[("t.yaml", &peer(", sourceAddress: 192.0.2.2, vrf: abcdefghijklmno"))]).is_ok(), "15 bytes");
+    let errors = config::load(&[("t.yaml", &peer(", vrf: abcdefghijklmnop"))]).expect_err("16 bytes");
+    assert_errors(&errors, &[err("t.yaml", "BGPPeer/tor", "spec.vrf", K::DeviceNameTooLong { len: 16, max: 15 })]);
+}

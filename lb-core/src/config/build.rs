@@ -18,7 +18,7 @@ use super::{
 use crate::addr::{AddressBlock, Family};
 use crate::community::Community;
 use crate::duration::parse_duration;
-use crate::peering::{MAX_HOLD_TIME, MD5_MAX_KEY_LEN, hold_time_secs};
+use crate::peering::{MAX_DEVICE_NAME_LEN, MAX_HOLD_TIME, MD5_MAX_KEY_LEN, hold_time_secs};
 use crate::selector::LabelSelector;
 
 const DEFAULT_HOLD: Duration = Duration::from_secs(90);
@@ -313,6 +313,21 @@ fn peer(
         _ => {}
     }
     let source_address = c.ip("spec.sourceAddress", s.source_address.as_deref());
+    // A socket has one family: the driver could not connect from there.
+    if let (Some(source), Some(peer)) = (source_address, address)
+        && Family::of(source) != Family::of(peer)
+    {
+        c.err("spec.sourceAddress", E::WrongFamily { ip: source, expected: Family::of(peer).k8s_name() });
+    }
+    // SO_BINDTODEVICE takes a device name, at most IFNAMSIZ - 1 bytes; a
+    // longer one names no device.
+    for (field, name) in [("spec.vrf", &s.vrf), ("spec.interface", &s.interface)] {
+        if let Some(name) = name.as_deref()
+            && name.len() > MAX_DEVICE_NAME_LEN
+        {
+            c.err(field, E::DeviceNameTooLong { len: name.len(), max: MAX_DEVICE_NAME_LEN });
+        }
+    }
     let port = match s.peer_port {
         None => DEFAULT_PORT,
         Some(p @ 1..=65535) => p as u16,

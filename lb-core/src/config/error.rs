@@ -143,6 +143,9 @@ pub enum ConfigErrorKind {
     /// A Secret's `data.password` is not base64, as `data` values must be.
     #[error("not valid base64")]
     SecretNotBase64,
+    /// A network device name (interface, VRF) longer than Linux allows.
+    #[error("device name of {len} bytes; Linux device names are at most {max}")]
+    DeviceNameTooLong { len: usize, max: usize },
     /// A reference to a BFDProfile that does not exist.
     #[error("BFDProfile {0:?} does not exist")]
     UnknownBfdProfile(String),

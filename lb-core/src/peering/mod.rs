@@ -30,6 +30,10 @@ use crate::planner::{peer_carries, peers_of};
 /// `TCP_MD5SIG_MAXKEYLEN` does, and so does every router we peer with).
 pub const MD5_MAX_KEY_LEN: usize = 80;
 
+/// Longest network device name (interface, VRF) Linux knows: `IFNAMSIZ`
+/// less the terminating NUL.
+pub const MAX_DEVICE_NAME_LEN: usize = 15;
+
 /// The largest hold time: the OPEN message carries it in 16 bits of seconds.
 pub const MAX_HOLD_TIME: Duration = Duration::from_secs(u16::MAX as u64);
 
@@ -67,6 +71,10 @@ pub enum PeerError {
     /// The hold time does not fit BGP's 16-bit field.
     #[error("peer {peer}: hold time {hold:?} is over 65535 s")]
     HoldTime { peer: String, hold: Duration },
+    /// `sourceAddress` and the peer's address are of different families:
+    /// no socket can connect from one to the other.
+    #[error("peer {peer}: sourceAddress {local} is not of the family of {remote}")]
+    SourceFamily { peer: String, local: IpAddr, remote: IpAddr },
     /// TCP MD5 keys are at most [`MD5_MAX_KEY_LEN`] bytes.
     #[error("peer {peer}: password of {len} bytes; TCP MD5 keys are at most 80")]
     KeyTooLong { peer: String, len: usize },
@@ -77,7 +85,10 @@ impl PeerError {
     /// one), rather than asking for something this speaker does not do
     /// (skip that peer with a warning).
     pub fn is_invalid_config(&self) -> bool {
-        matches!(self, Self::MissingSecret { .. } | Self::HoldTime { .. } | Self::KeyTooLong { .. })
+        matches!(
+            self,
+            Self::MissingSecret { .. } | Self::HoldTime { .. } | Self::KeyTooLong { .. } | Self::SourceFamily { .. }
+        )
     }
 
     /// The BGPPeer's name.
@@ -86,6 +97,7 @@ impl PeerError {
             Self::NoAddress { peer }
             | Self::MissingSecret { peer, .. }
             | Self::HoldTime { peer, .. }
+            | Self::SourceFamily { peer, .. }
             | Self::KeyTooLong { peer, .. } => peer,
         }
     }
@@ -163,6 +175,11 @@ pub fn peer_session(peer: &BgpPeer, router_id: Ipv4Addr, secrets: &Secrets) -> R
     let address = peer.address.ok_or_else(|| PeerError::NoAddress { peer: peer.name.clone() })?;
     let hold_time = hold_time_secs(peer.hold_time)
         .ok_or_else(|| PeerError::HoldTime { peer: peer.name.clone(), hold: peer.hold_time })?;
+    if let Some(source) = peer.source_address
+        && source.is_ipv4() != address.is_ipv4()
+    {
+        return Err(PeerError::SourceFamily { peer: peer.name.clone(), local: source, remote: address });
+    }
     let md5_key = md5_key(peer, secrets)?;
     // RFC 4271 eBGP peers are directly connected unless told otherwise;
     // iBGP and multi-hop eBGP sessions cross routers.
@@ -378,6 +395,9 @@ mod tests {
         assert!(matches!(peer_session(&p, ID, &Secrets::new()), Err(PeerError::HoldTime { .. })));
         p.hold_time = MAX_HOLD_TIME;
         assert_eq!(session(&p).hold_time, u16::MAX);
+        p.source_address = Some("2001:db8::2".parse().expect("IP"));
+        let e = peer_session(&p, ID, &Secrets::new()).expect_err("IPv6 source for an IPv4 peer");
+        assert!(matches!(e, PeerError::SourceFamily { .. }) && e.is_invalid_config(), "{e:?}");
     }
 
     #[test]
