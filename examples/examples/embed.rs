@@ -4,9 +4,9 @@
 //!
 //! `cargo run -p lb-examples --example embed`
 
-use lb_core::planner::{AssignedService, World, plan_bgp};
-use lb_core::{Node, manifest};
-use lb_ipam::Allocator;
+use lb_core::manifest::{self, ManifestFiles};
+use lb_core::plan::Observed;
+use lb_ipam::{Allocator, pipeline};
 
 const CONFIG: &str = r#"
 apiVersion: metallb.io/v1beta1
@@ -43,26 +43,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err("invalid configuration".into());
         }
     };
-    let services = manifest::services(SERVICES)?;
+    // The observed world: here from texts, for another embedder from its own sources.
+    let manifests = manifest::load(&ManifestFiles { services: &[("services.yaml", SERVICES)], ..Default::default() })?;
+    let observed = Observed::new(config.clone(), manifests);
 
-    // Allocation: what the controller does.
-    let mut allocator = Allocator::new(config.clone());
-    let results = allocator.allocate_all(&services);
-    let ips: Vec<Vec<std::net::IpAddr>> = results
-        .iter()
-        .map(|r| r.as_ref().ok().and_then(Option::as_ref).map_or_else(Vec::new, |(a, _)| a.to_vec()))
-        .collect();
-    let assigned: Vec<AssignedService<'_>> =
-        services.iter().zip(&ips).map(|(service, ips)| AssignedService { service, ips }).collect();
-
-    // Announcement: what one node's speaker should tell each peer.
-    let nodes = [Node::new("node-a")];
-    let plan = plan_bgp(&World { config: &config, services: &assigned, endpoints: None, nodes: &nodes }, "node-a");
-    for peer in &plan.peers {
+    // Allocation (what the controller does), then what one node's speaker
+    // should tell each peer. Keep the allocator across changes.
+    let mut allocator = Allocator::new(config);
+    let plan = pipeline::plan_cluster(&mut allocator, &observed, &["node-a"]);
+    for service in &plan.services {
+        let ips: Vec<String> = service.ips.iter().map(ToString::to_string).collect();
+        println!("{} gets {}", service.service, ips.join(","));
+    }
+    for peer in &plan.nodes[0].bgp {
         for (prefix, attrs) in &peer.routes {
             let communities: Vec<String> = attrs.communities.iter().map(ToString::to_string).collect();
             println!("{} -> {prefix} communities {}", peer.peer, communities.join(","));
         }
     }
+    // The same value, as `lb plan -o json` prints it.
+    println!("{}", serde_json::to_string(&plan)?);
     Ok(())
 }

@@ -29,6 +29,13 @@ pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             for s in &loaded.skipped {
                 println!("{}: {}: skipped (not MetalLB configuration)", s.file, s.object);
             }
+            // Valid as far as the files tell: the Secrets are elsewhere.
+            for u in &loaded.unchecked_secrets {
+                eprintln!(
+                    "note: {}: {}: {}: Secret {} is not checked (no Secret in the files)",
+                    u.file, u.object, u.field, u.secret
+                );
+            }
             eprintln!("configuration is valid: {} object(s)", loaded.resources.len());
             Ok(ExitCode::SUCCESS)
         }

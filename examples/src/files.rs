@@ -15,11 +15,15 @@ pub fn read(path: &Path) -> anyhow::Result<(String, String)> {
     Ok((path.display().to_string(), text))
 }
 
+/// `(name, text)` pairs as the pure loaders take them.
+pub fn borrow(texts: &[(String, String)]) -> Vec<(&str, &str)> {
+    texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect()
+}
+
 /// Loads configuration, or prints every error (one per line) and says so.
 pub fn load_config(paths: &[PathBuf]) -> anyhow::Result<Result<config::Loaded, Vec<ConfigError>>> {
     let texts = read_all(paths)?;
-    let borrowed: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
-    Ok(config::load(&borrowed))
+    Ok(config::load(&borrow(&texts)))
 }
 
 pub fn print_errors(errors: &[ConfigError]) {

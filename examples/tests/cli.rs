@@ -181,3 +181,92 @@ fn bad_input_gives_a_message_not_a_panic() {
     let out = lb(&["plan", "--config", "config/metallb.yaml"]);
     assert_eq!(out.status.code(), Some(2), "usage error");
 }
+
+/// Writes `text` to a file of its own in a fresh temporary directory.
+fn temp_file(test: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lb-cli-{}-{test}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+const POOL_AND_PEER: &str = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.0/28]}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor}\n";
+
+#[test]
+fn check_config_refuses_a_password_the_kernel_would() {
+    let text = format!(
+        "{POOL_AND_PEER}spec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, password: {}}}\n",
+        "k".repeat(100)
+    );
+    let path = temp_file("password", &text);
+    let file = path.to_str().expect("utf-8");
+    let out = lb(&["check-config", file]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("{file}: BGPPeer/tor: spec.password: password of 100 bytes; TCP MD5 keys are at most 80\n")
+    );
+    std::fs::remove_dir_all(path.parent().expect("dir")).ok();
+}
+
+#[test]
+fn check_config_and_password_secrets() {
+    let peer = format!(
+        "{POOL_AND_PEER}spec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, passwordSecret: {{name: bgp}}}}\n"
+    );
+    // No Secret in the files: valid, with a note that the reference is not checked.
+    let path = temp_file("secret-none", &peer);
+    let file = path.to_str().expect("utf-8");
+    let out = lb(&["check-config", file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        format!(
+            "note: {file}: BGPPeer/tor: spec.passwordSecret: Secret metallb-system/bgp is not checked (no Secret in the files)\nconfiguration is valid: 2 object(s)\n"
+        )
+    );
+    assert!(stdout(&out).contains("BGPPeer/tor: AS64512 to AS64513 at 192.0.2.1 port 179, eBGP"), "{}", stdout(&out));
+
+    // Another Secret given, not that one: an error, as the speaker would refuse it.
+    let secret = |namespace: &str, password: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: bgp, namespace: {namespace}}}\ntype: kubernetes.io/basic-auth\nstringData: {{password: {password}}}\n"
+        )
+    };
+    let path = temp_file("secret-missing", &format!("{peer}{}", secret("default", "x")));
+    let file = path.to_str().expect("utf-8");
+    let out = lb(&["check-config", file]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "{file}: BGPPeer/tor: spec.passwordSecret.name: Secret metallb-system/bgp is not in the configuration files\n"
+        )
+    );
+
+    // The Secret given, with a password over 80 bytes.
+    let path = temp_file("secret-long", &format!("{peer}{}", secret("metallb-system", &"k".repeat(100))));
+    let file = path.to_str().expect("utf-8");
+    let out = lb(&["check-config", file]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!(
+            "{file}: BGPPeer/tor: spec.passwordSecret: password of Secret metallb-system/bgp is 100 bytes"
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    // The Secret given and fine: valid, no note, the Secret listed as before.
+    let path = temp_file("secret-ok", &format!("{peer}{}", secret("metallb-system", "s3cret")));
+    let file = path.to_str().expect("utf-8");
+    let out = lb(&["check-config", file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("note:"));
+    assert!(stdout(&out).contains(&format!("{file}: Secret/bgp: skipped (not MetalLB configuration)")));
+    for test in ["secret-none", "secret-missing", "secret-long", "secret-ok"] {
+        std::fs::remove_dir_all(std::env::temp_dir().join(format!("lb-cli-{}-{test}", std::process::id()))).ok();
+    }
+}

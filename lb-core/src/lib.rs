@@ -13,6 +13,10 @@
 //!   manifests;
 //! - [`planner`]: the one function from the observed world to the routes a
 //!   node announces to each of its peers;
+//! - [`plan`]: the plan value, [`plan::ClusterPlan`], and the node half of
+//!   it, [`plan::plan_node`];
+//! - [`peering`]: the BGP session with each peer (timers, TTL, key, router
+//!   ID, next hops), for a driver to apply;
 //! - [`addr`], [`community`], [`duration`], [`selector`]: the value types
 //!   the configuration is written in.
 
@@ -23,6 +27,8 @@ pub mod duration;
 pub mod endpoints;
 pub mod manifest;
 pub mod node;
+pub mod peering;
+pub mod plan;
 pub mod planner;
 pub mod selector;
 pub mod service;

@@ -474,8 +474,88 @@ pub fn endpoint_slices(text: &str) -> Result<Vec<EndpointSlice>, ManifestError> 
     objects::<Slices>(text)
 }
 
+/// Manifest texts by kind, each as `(file name, text)`: a file is read for
+/// the kind it was given for, other kinds in it are left alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ManifestFiles<'a> {
+    pub services: &'a [(&'a str, &'a str)],
+    pub namespaces: &'a [(&'a str, &'a str)],
+    pub nodes: &'a [(&'a str, &'a str)],
+    /// EndpointSlices or Endpoints. None at all means no endpoint
+    /// information (every Service counts as served on every node), which is
+    /// not the same as a file without any.
+    pub endpoints: &'a [(&'a str, &'a str)],
+}
+
+/// The objects of [`ManifestFiles`], in file order.
+#[derive(Debug, Clone, Default)]
+pub struct Manifests {
+    pub services: Vec<Service>,
+    pub namespaces: Vec<Namespace>,
+    pub nodes: Vec<Node>,
+    /// `None` when no endpoints file was given.
+    pub endpoints: Option<crate::endpoints::Endpoints>,
+}
+
+/// A manifest file that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: cannot read {kind}")]
+pub struct ManifestFileError {
+    pub file: String,
+    /// What the file was read for (`Services`, `Nodes`, ...).
+    pub kind: &'static str,
+    #[source]
+    pub source: ManifestError,
+}
+
+/// Reads every manifest file of [`ManifestFiles`]; the first unreadable
+/// file stops it, named in the error.
+pub fn load(files: &ManifestFiles<'_>) -> Result<Manifests, ManifestFileError> {
+    fn all<T>(
+        files: &[(&str, &str)],
+        kind: &'static str,
+        parse: impl Fn(&str) -> Result<Vec<T>, ManifestError>,
+    ) -> Result<Vec<T>, ManifestFileError> {
+        let mut out = Vec::new();
+        for (file, text) in files {
+            out.extend(parse(text).map_err(|source| ManifestFileError { file: file.to_string(), kind, source })?);
+        }
+        Ok(out)
+    }
+    let endpoints = if files.endpoints.is_empty() {
+        None
+    } else {
+        Some(crate::endpoints::Endpoints::new(all(files.endpoints, "EndpointSlices", endpoint_slices)?))
+    };
+    Ok(Manifests {
+        services: all(files.services, "Services", services)?,
+        namespaces: all(files.namespaces, "Namespaces", namespaces)?,
+        nodes: all(files.nodes, "Nodes", nodes)?,
+        endpoints,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn load_reads_each_file_for_its_kind() {
+        let node = "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n";
+        let files = [("svc.yaml", SVC), ("node.yaml", node)];
+        let m = load(&ManifestFiles { services: &files, nodes: &files[1..], ..Default::default() }).expect("valid");
+        assert_eq!(m.services.len(), 1, "the node file is not read for Services");
+        assert_eq!(m.nodes.len(), 1, "nor the Service file for Nodes");
+        assert!(m.endpoints.is_none(), "no endpoints file: no information");
+        let m = load(&ManifestFiles { endpoints: &files[1..], ..Default::default() }).expect("valid");
+        assert!(m.endpoints.is_some(), "an endpoints file without any: information that nothing serves");
+        let bad = [("bad.yaml", "kind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 99999}]}\n")];
+        let bad_node = [("bad.yaml", "kind: Node\nmetadata: {}\n")];
+        let e = load(&ManifestFiles { services: &files, nodes: &bad_node, ..Default::default() }).expect_err("bad");
+        assert_eq!(e.to_string(), "bad.yaml: cannot read Nodes");
+        let e = load(&ManifestFiles { services: &bad, ..Default::default() }).expect_err("bad");
+        assert_eq!((e.file.as_str(), e.kind), ("bad.yaml", "Services"));
+        assert!(e.source.to_string().contains("spec.ports[0].port"), "{}", e.source);
+    }
     use super::*;
 
     const SVC: &str = r#"

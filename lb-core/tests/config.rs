@@ -1587,3 +1587,145 @@ fn only_metallbs_configmap_is_legacy_configuration() {
     assert!(loaded.resources.is_empty());
     assert_eq!(loaded.skipped[0].object, "ConfigMap/app-settings");
 }
+
+#[test]
+fn hold_time_limit_is_whole_seconds_as_the_open_message_carries_it() {
+    let peer = |hold: &str| {
+        format!(
+            "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: p}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, holdTime: {hold}}}\n"
+        )
+    };
+    let loaded = config::load(&[("t.yaml", &peer("65535s"))]).expect("65535 s fits");
+    assert_eq!(loaded.config.peers[0].hold_time, Duration::from_secs(65535));
+    let errors = config::load(&[("t.yaml", &peer("18h12m16s"))]).expect_err("65536 s does not");
+    assert_eq!(errors.len(), 1, "reported once: {errors:?}");
+    assert_eq!(errors[0].field, "spec.holdTime");
+}
+
+const PEER_WITH_SECRET: &str = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, passwordSecret: {name: bgp}}\n";
+
+fn secret(name: &str, namespace: Option<&str>, body: &str) -> String {
+    let namespace = namespace.map(|n| format!(", namespace: {n}")).unwrap_or_default();
+    format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}{namespace}}}\n{body}\n")
+}
+
+#[test]
+fn tcp_md5_passwords_are_at_most_80_bytes() {
+    let peer = |password: &str| {
+        format!(
+            "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: tor}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, password: {password}}}\n"
+        )
+    };
+    assert!(config::load(&[("t.yaml", &peer(&"k".repeat(80)))]).is_ok(), "80 bytes is the limit");
+    let errors = config::load(&[("t.yaml", &peer(&"k".repeat(81)))]).expect_err("81 bytes");
+    assert_errors(&errors, &[err("t.yaml", "BGPPeer/tor", "spec.password", K::PasswordTooLong { len: 81, max: 80 })]);
+    // Counted in bytes, as the kernel counts them, not in characters.
+    let errors = config::load(&[("t.yaml", &peer(&"é".repeat(41)))]).expect_err("82 bytes");
+    assert_eq!(errors[0].kind, K::PasswordTooLong { len: 82, max: 80 });
+
+    let legacy = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: config, namespace: metallb-system}}\ndata:\n  config: |\n    peers:\n    - {{my-asn: 64512, peer-asn: 64513, peer-address: 192.0.2.1, password: {}}}\n    address-pools:\n    - {{name: a, protocol: bgp, addresses: [192.0.2.0/28]}}\n",
+        "k".repeat(100)
+    );
+    let errors = config::load(&[("legacy.yaml", &legacy)]).expect_err("legacy too");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].field, "data.config.peers[0].password");
+}
+
+#[test]
+fn secrets_in_the_files_are_read_for_password_secret() {
+    let text = format!(
+        "{PEER_WITH_SECRET}{}{}{}{}",
+        secret("bgp", None, "type: kubernetes.io/basic-auth\nstringData: {password: from-string-data}"),
+        secret("other", Some("shop"), "data: {password: c2VjcmV0}"),
+        secret("tls", None, "type: kubernetes.io/tls\ndata: {password: '!!!'}"),
+        secret("no-password", None, "data: {username: YQ==}"),
+    );
+    let loaded = config::load(&[("t.yaml", &text)]).expect("valid");
+    let reference = |name: &str, namespace: Option<&str>| SecretReference {
+        name: name.into(),
+        namespace: namespace.map(str::to_string),
+    };
+    assert_eq!(loaded.secrets.get(&reference("bgp", None)), Some(&b"from-string-data"[..]));
+    assert_eq!(loaded.secrets.get(&reference("bgp", Some("metallb-system"))), Some(&b"from-string-data"[..]));
+    assert_eq!(loaded.secrets.get(&reference("other", Some("shop"))), Some(&b"secret"[..]), "base64 data");
+    assert_eq!(loaded.secrets.len(), 2, "other types and Secrets without a password are not passwords");
+    assert!(loaded.unchecked_secrets.is_empty());
+    // check-config's listing stays as it was.
+    assert_eq!(loaded.skipped.len(), 4);
+    assert_eq!(loaded.skipped[0].object, "Secret/bgp");
+}
+
+#[test]
+fn password_secrets_are_checked_against_the_secrets_given() {
+    // No Secret at all: they live in the cluster; valid, and said to be unchecked.
+    let loaded = config::load(&[("t.yaml", PEER_WITH_SECRET)]).expect("valid without Secrets");
+    assert_eq!(loaded.unchecked_secrets.len(), 1);
+    let u = &loaded.unchecked_secrets[0];
+    assert_eq!(
+        (u.file.as_str(), u.object.as_str(), u.field.as_str(), u.secret.as_str()),
+        ("t.yaml", "BGPPeer/tor", "spec.passwordSecret", "metallb-system/bgp")
+    );
+
+    // Some Secret given, not that one: the speaker would refuse the peer.
+    let text = format!("{PEER_WITH_SECRET}{}", secret("bgp", Some("default"), "stringData: {password: x}"));
+    assert_errors(
+        &config::load(&[("t.yaml", &text)]).expect_err("missing"),
+        &[err(
+            "t.yaml",
+            "BGPPeer/tor",
+            "spec.passwordSecret.name",
+            K::SecretNotFound { secret: "metallb-system/bgp".into() },
+        )],
+    );
+    // Given in another file of the same configuration: found.
+    let other = secret("bgp", None, "stringData: {password: x}");
+    let loaded = config::load(&[("peer.yaml", PEER_WITH_SECRET), ("secret.yaml", &other)]).expect("found");
+    assert!(loaded.unchecked_secrets.is_empty());
+
+    // Too long a password in the Secret: the peer's reference is the error.
+    let long = secret("bgp", None, &format!("stringData: {{password: {}}}", "k".repeat(100)));
+    assert_errors(
+        &config::load(&[("t.yaml", &format!("{PEER_WITH_SECRET}{long}"))]).expect_err("too long"),
+        &[err(
+            "t.yaml",
+            "BGPPeer/tor",
+            "spec.passwordSecret",
+            K::SecretPasswordTooLong { secret: "metallb-system/bgp".into(), len: 100, max: 80 },
+        )],
+    );
+
+    // Not base64: the Secret is the error, and the peer is not told again.
+    let bad = secret("bgp", None, "data: {password: 'not base64!'}");
+    assert_errors(
+        &config::load(&[("t.yaml", &format!("{PEER_WITH_SECRET}{bad}"))]).expect_err("bad base64"),
+        &[err("t.yaml", "Secret/bgp", "data.password", K::SecretNotBase64)],
+    );
+    let number = secret("bgp", None, "stringData: {password: 5}");
+    assert_errors(
+        &config::load(&[("t.yaml", &format!("{PEER_WITH_SECRET}{number}"))]).expect_err("not a string"),
+        &[err("t.yaml", "Secret/bgp", "stringData.password", K::Decode("must be a string".into()))],
+    );
+}
+
+#[test]
+fn what_no_socket_could_do_is_an_error() {
+    let peer = |extra: &str| {
+        format!(
+            "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: tor}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1{extra}}}\n"
+        )
+    };
+    let errors = config::load(&[("t.yaml", &peer(", sourceAddress: '2001:db8::2'"))]).expect_err("family");
+    assert_errors(
+        &errors,
+        &[err(
+            "t.yaml",
+            "BGPPeer/tor",
+            "spec.sourceAddress",
+            K::WrongFamily { ip: "2001:db8::2".parse().expect("IP"), expected: "IPv4" },
+        )],
+    );
+    assert!(config::load(&[("t.yaml", &peer(", sourceAddress: 192.0.2.2, vrf: abcdefghijklmno"))]).is_ok(), "15 bytes");
+    let errors = config::load(&[("t.yaml", &peer(", vrf: abcdefghijklmnop"))]).expect_err("16 bytes");
+    assert_errors(&errors, &[err("t.yaml", "BGPPeer/tor", "spec.vrf", K::DeviceNameTooLong { len: 16, max: 15 })]);
+}

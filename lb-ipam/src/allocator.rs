@@ -88,15 +88,9 @@ pub struct Assignment<'a> {
     pub pool: &'a str,
 }
 
-/// Per-pool counts, for metrics (`metallb_allocator_addresses_*`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolStats {
-    pub name: String,
-    pub ipv4_total: u128,
-    pub ipv4_in_use: u128,
-    pub ipv6_total: u128,
-    pub ipv6_in_use: u128,
-}
+/// Per-pool counts, for metrics (`metallb_allocator_addresses_*`): part of
+/// the plan value, so defined with it.
+pub use lb_core::plan::PoolStats;
 
 #[derive(Debug, Clone)]
 struct PoolSpaces {

@@ -12,10 +12,13 @@
 //! - `runs`: the used runs of a space, the lowest kept out of the tree;
 //! - `services`: the per-Service table, each key stored with its hash;
 //! - [`request`]: what a Service asks for;
-//! - [`error`]: why a Service got no address.
+//! - [`error`]: why a Service got no address;
+//! - [`pipeline`]: the controller's half of the plan, and the whole
+//!   [`lb_core::plan::ClusterPlan`] (allocation, then every node's plan).
 
 pub mod allocator;
 pub mod error;
+pub mod pipeline;
 pub mod request;
 mod runs;
 mod services;

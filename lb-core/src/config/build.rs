@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use super::crd::{self, Object, Resource};
 use super::error::{ConfigError, ConfigErrorKind as E};
+use super::secret::{FileSecrets, key_of};
 use super::{
     BfdProfile, BgpAdvertisement, BgpPeer, Config, L2Advertisement, Origin, Password, PeerAsn, Pool, ServiceAllocation,
-    SourcedResource,
+    SourcedResource, UncheckedSecret,
 };
 use crate::addr::{AddressBlock, Family};
 use crate::community::Community;
 use crate::duration::parse_duration;
+use crate::peering::{MAX_DEVICE_NAME_LEN, MAX_HOLD_TIME, MD5_MAX_KEY_LEN, hold_time_secs};
 use crate::selector::LabelSelector;
 
 const DEFAULT_HOLD: Duration = Duration::from_secs(90);
@@ -311,6 +313,21 @@ fn peer(
         _ => {}
     }
     let source_address = c.ip("spec.sourceAddress", s.source_address.as_deref());
+    // A socket has one family: the driver could not connect from there.
+    if let (Some(source), Some(peer)) = (source_address, address)
+        && Family::of(source) != Family::of(peer)
+    {
+        c.err("spec.sourceAddress", E::WrongFamily { ip: source, expected: Family::of(peer).k8s_name() });
+    }
+    // SO_BINDTODEVICE takes a device name, at most IFNAMSIZ - 1 bytes; a
+    // longer one names no device.
+    for (field, name) in [("spec.vrf", &s.vrf), ("spec.interface", &s.interface)] {
+        if let Some(name) = name.as_deref()
+            && name.len() > MAX_DEVICE_NAME_LEN
+        {
+            c.err(field, E::DeviceNameTooLong { len: name.len(), max: MAX_DEVICE_NAME_LEN });
+        }
+    }
     let port = match s.peer_port {
         None => DEFAULT_PORT,
         Some(p @ 1..=65535) => p as u16,
@@ -337,8 +354,8 @@ fn peer(
     }
     // The OPEN message carries the hold time in 16 bits; MetalLB takes
     // connectTime in whole seconds up to the same bound.
-    let max_time = Duration::from_secs(u64::from(u16::MAX));
-    if hold_time > max_time {
+    let max_time = MAX_HOLD_TIME;
+    if hold_time_secs(hold_time).is_none() {
         c.err("spec.holdTime", E::DurationOutOfRange { value: hold_time, min: MIN_HOLD, max: max_time });
     }
     let connect_time = c.duration("spec.connectTime", s.connect_time.as_deref());
@@ -363,7 +380,12 @@ fn peer(
             c.err("spec.passwordSecret", E::PasswordAndSecret);
             None
         }
-        (Some(p), None) => Some(Password::Plain(p.clone())),
+        (Some(p), None) => {
+            if p.len() > MD5_MAX_KEY_LEN {
+                c.err("spec.password", E::PasswordTooLong { len: p.len(), max: MD5_MAX_KEY_LEN });
+            }
+            Some(Password::Plain(p.clone()))
+        }
         (None, Some(secret)) => {
             if secret.name.is_empty() {
                 c.err("spec.passwordSecret.name", E::Required);
@@ -403,6 +425,46 @@ fn peer(
         c.err("spec.ebgpMultiHop", E::EbgpMultiHopOnIbgp);
     }
     (c.errors.len() == before).then_some(peer)
+}
+
+/// Checks every `passwordSecret` against the Secrets the files give, as a
+/// speaker would when it starts the session: the Secret must be there and
+/// its password must fit a TCP MD5 key. When the files give no Secret at
+/// all, nothing can be checked; the references are returned instead.
+pub fn check_secret_references(
+    resources: &[SourcedResource],
+    secrets: &FileSecrets,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<UncheckedSecret> {
+    let mut unchecked = Vec::new();
+    for r in resources {
+        let Resource::BgpPeer(o) = &r.resource else { continue };
+        // With both set, or without a name, the peer is already in error.
+        let (None, Some(reference)) = (&o.spec.password, &o.spec.password_secret) else { continue };
+        if reference.name.is_empty() {
+            continue;
+        }
+        let key = key_of(reference);
+        if !secrets.any {
+            unchecked.push(UncheckedSecret {
+                file: r.origin.file.to_string(),
+                object: r.origin.object.clone(),
+                field: r.origin.field("spec.passwordSecret"),
+                secret: key,
+            });
+            continue;
+        }
+        match secrets.secrets.get(reference) {
+            None if secrets.unreadable.contains(&key) => {}
+            None => errors.push(r.origin.error("spec.passwordSecret.name", E::SecretNotFound { secret: key })),
+            Some(password) if password.len() > MD5_MAX_KEY_LEN => errors.push(r.origin.error(
+                "spec.passwordSecret",
+                E::SecretPasswordTooLong { secret: key, len: password.len(), max: MD5_MAX_KEY_LEN },
+            )),
+            Some(_) => {}
+        }
+    }
+    unchecked
 }
 
 /// Pools named in `names` or matched by `selectors`; all pools when both are empty.

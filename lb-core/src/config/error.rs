@@ -131,6 +131,21 @@ pub enum ConfigErrorKind {
     /// A number outside its allowed range.
     #[error("{value} is out of range ({min}-{max})")]
     OutOfRange { value: i64, min: i64, max: i64 },
+    /// A TCP MD5 password longer than the kernel (and routers) accept.
+    #[error("password of {len} bytes; TCP MD5 keys are at most {max}")]
+    PasswordTooLong { len: usize, max: usize },
+    /// The Secret a `passwordSecret` names holds a password that is too long.
+    #[error("password of Secret {secret} is {len} bytes; TCP MD5 keys are at most {max}")]
+    SecretPasswordTooLong { secret: String, len: usize, max: usize },
+    /// `passwordSecret` names a Secret the files do not give (while they give others).
+    #[error("Secret {secret} is not in the configuration files")]
+    SecretNotFound { secret: String },
+    /// A Secret's `data.password` is not base64, as `data` values must be.
+    #[error("not valid base64")]
+    SecretNotBase64,
+    /// A network device name (interface, VRF) longer than Linux allows.
+    #[error("device name of {len} bytes; Linux device names are at most {max}")]
+    DeviceNameTooLong { len: usize, max: usize },
     /// A reference to a BFDProfile that does not exist.
     #[error("BFDProfile {0:?} does not exist")]
     UnknownBfdProfile(String),

@@ -17,6 +17,7 @@ pub mod crd;
 pub mod decode;
 pub mod error;
 pub mod legacy;
+pub mod secret;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -28,6 +29,7 @@ use serde_json::Value;
 pub use self::crd::{Resource, SecretReference};
 pub use self::decode::Origin;
 pub use self::error::{ConfigError, ConfigErrorKind};
+pub use self::secret::{FileSecrets, Secrets};
 use crate::addr::{AddressBlock, Family, is_buggy_ip};
 use crate::community::Community;
 use crate::manifest;
@@ -219,8 +221,27 @@ pub struct SourcedResource {
 pub struct Loaded {
     pub config: Config,
     pub resources: Vec<SourcedResource>,
-    /// Objects in the files that are not MetalLB configuration.
+    /// Objects in the files that are not MetalLB configuration. Secrets
+    /// are listed here too (as they always were), and read into `secrets`.
     pub skipped: Vec<Skipped>,
+    /// Passwords of the Secrets in the files, for `passwordSecret`.
+    pub secrets: Secrets,
+    /// `passwordSecret` references that could not be checked because the
+    /// files give no Secret at all (they are kept in the cluster).
+    pub unchecked_secrets: Vec<UncheckedSecret>,
+}
+
+/// A `passwordSecret` whose Secret was not given, so neither its presence
+/// nor its password's length could be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UncheckedSecret {
+    pub file: String,
+    /// `BGPPeer/name`.
+    pub object: String,
+    /// The field that names it (`spec.passwordSecret`).
+    pub field: String,
+    /// `namespace/name`.
+    pub secret: String,
 }
 
 /// An object that is not MetalLB configuration, left alone.
@@ -233,8 +254,18 @@ pub struct Skipped {
 
 /// Reads resources from YAML texts (`(file name, text)`), without validating them.
 pub fn read(files: &[(&str, &str)], errors: &mut Vec<ConfigError>) -> (Vec<SourcedResource>, Vec<Skipped>) {
+    let (resources, skipped, _) = read_with_secrets(files, errors);
+    (resources, skipped)
+}
+
+/// [`read`], and the Secrets the files give.
+pub fn read_with_secrets(
+    files: &[(&str, &str)],
+    errors: &mut Vec<ConfigError>,
+) -> (Vec<SourcedResource>, Vec<Skipped>, FileSecrets) {
     let mut resources = Vec::new();
     let mut skipped = Vec::new();
+    let mut secrets = FileSecrets::default();
     for (file, text) in files {
         let file: Arc<str> = Arc::from(*file);
         let docs = match manifest::documents(text) {
@@ -254,10 +285,10 @@ pub fn read(files: &[(&str, &str)], errors: &mut Vec<ConfigError>) -> (Vec<Sourc
             }
         };
         for (index, doc) in docs.iter().enumerate() {
-            read_document(&file, index, doc, &mut resources, &mut skipped, errors);
+            read_document(&file, index, doc, &mut resources, &mut skipped, &mut secrets, errors);
         }
     }
-    (resources, skipped)
+    (resources, skipped, secrets)
 }
 
 fn read_document(
@@ -266,6 +297,7 @@ fn read_document(
     doc: &Value,
     resources: &mut Vec<SourcedResource>,
     skipped: &mut Vec<Skipped>,
+    secrets: &mut FileSecrets,
     errors: &mut Vec<ConfigError>,
 ) {
     let (Some(api_version), Some(kind)) =
@@ -296,6 +328,11 @@ fn read_document(
             Some(_) => errors.push(origin.error("data.config", ConfigErrorKind::Decode("must be a string".into()))),
             None => skipped.push(Skipped { file: file.to_string(), object: origin.object }),
         }
+        return;
+    }
+    if kind == "Secret" && api_version == "v1" {
+        secret::read_secret(doc, &origin, secrets, errors);
+        skipped.push(Skipped { file: file.to_string(), object: origin.object });
         return;
     }
     let Some(version) = api_version.strip_prefix("metallb.io/") else {
@@ -375,9 +412,19 @@ fn read_document(
 
 /// Reads and validates configuration files. Every error is reported, each
 /// with its file, object and field; nothing is returned unless all is valid.
+///
+/// Secrets (`v1` `Secret`) in the files are read for `passwordSecret`: a
+/// reference to a Secret the files do not give is an error when they give
+/// any Secret, and is listed in [`Loaded::unchecked_secrets`] when they give
+/// none (the Secrets are then in the cluster, out of reach of a pure check).
 pub fn load(files: &[(&str, &str)]) -> Result<Loaded, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let (resources, skipped) = read(files, &mut errors);
+    let (resources, skipped, secrets) = read_with_secrets(files, &mut errors);
     let config = build::build(&resources, &mut errors);
-    if errors.is_empty() { Ok(Loaded { config, resources, skipped }) } else { Err(errors) }
+    let unchecked_secrets = build::check_secret_references(&resources, &secrets, &mut errors);
+    if errors.is_empty() {
+        Ok(Loaded { config, resources, skipped, secrets: secrets.secrets, unchecked_secrets })
+    } else {
+        Err(errors)
+    }
 }
