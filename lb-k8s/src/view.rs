@@ -8,12 +8,7 @@ use std::time::SystemTime;
 
 use lb_bgp::session::State;
 use lb_bgp::stats::SessionStats;
-use lb_core::planner::BgpPlan;
-use serde::Serialize;
-
-/// Where `passwordSecret` references are looked up: `namespace/name` to the
-/// Secret's `password` key, decoded.
-pub type Secrets = std::collections::HashMap<String, Vec<u8>>;
+use lb_core::plan::{NodePlan, PoolStats, ServiceAssignment};
 
 /// One published state of a running node. Rebuilt whole on every change
 /// and shared as an `Arc`: readers render from it without holding any
@@ -23,9 +18,12 @@ pub type Secrets = std::collections::HashMap<String, Vec<u8>>;
 pub struct Snapshot {
     pub node: String,
     pub config: ConfigState,
-    pub allocations: Vec<AllocationView>,
-    pub pools: Vec<lb_ipam::PoolStats>,
-    pub plan: Option<BgpPlan>,
+    /// The controller's half of the plan: one entry per handled Service.
+    pub allocations: Vec<ServiceAssignment>,
+    pub pools: Vec<PoolStats>,
+    /// This node's half: its BGP routes per peer, and why each assigned
+    /// IP is or is not announced from here.
+    pub plan: Option<NodePlan>,
     pub sessions: Vec<Arc<PeerShared>>,
 }
 
@@ -39,15 +37,6 @@ pub struct ConfigState {
     pub last_error: Option<String>,
     pub reloads: u64,
     pub reload_errors: u64,
-}
-
-/// One Service's allocation.
-#[derive(Debug, Clone, Serialize)]
-pub struct AllocationView {
-    pub service: String,
-    pub ips: Vec<std::net::IpAddr>,
-    pub pool: Option<String>,
-    pub error: Option<String>,
 }
 
 /// What a peer is doing, for `/status`, `/metrics` and logs.

@@ -60,7 +60,7 @@ fn with_namespaces(mut options: Options, path: PathBuf) -> Options {
 }
 
 fn assignments(lb: &Standalone) -> BTreeMap<String, Vec<IpAddr>> {
-    lb.snapshot().allocations.iter().map(|a| (a.service.clone(), a.ips.clone())).collect()
+    lb.snapshot().allocations.iter().map(|a| (a.service.to_string(), a.ips.clone())).collect()
 }
 
 fn ip(s: &str) -> IpAddr {

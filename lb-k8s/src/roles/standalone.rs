@@ -15,18 +15,20 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use lb_core::planner::{self, AssignedService, World};
-use lb_core::{Node, Service, ServiceKey};
-use lb_ipam::Allocator;
+use lb_core::peering;
+use lb_core::plan;
+use lb_core::planner::World;
+use lb_core::{Node, ServiceKey};
+use lb_ipam::{Allocator, pipeline};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::drivers::bgp::speaker::{self, Speaker};
 use crate::sinks::announcements::{self, Announcements};
 use crate::sinks::{http, state};
-use crate::sources::files::{FileSources, Snapshot as Files};
+use crate::sources::files::{FileSources, Files};
 use crate::sources::watch::Watcher;
-use crate::view::{AllocationView, ConfigState, Snapshot};
+use crate::view::{ConfigState, Snapshot};
 
 /// Options of `lb standalone`.
 #[derive(Debug, Clone)]
@@ -50,7 +52,7 @@ pub struct Standalone {
     options: Options,
     allocator: Option<Allocator>,
     /// Services of the last good snapshot.
-    services: Vec<Service>,
+    services: Vec<ServiceKey>,
     speaker: Speaker,
     announcements: Announcements,
     /// Assignments read from the state file, given back on the first load.
@@ -130,29 +132,35 @@ impl Standalone {
     /// Applies a snapshot; refuses it (logged, nothing changed) if a peer of
     /// this node cannot be set up as configured (a missing Secret, say).
     pub async fn apply(&mut self, snapshot: Files) {
-        let Files { config, secrets, mut services, nodes, endpoints, namespaces } = snapshot;
+        let Files { mut observed, secrets } = snapshot;
         // Every session of this node, before anything changes: a peer
         // whose configuration cannot be honoured makes the whole change
         // invalid, as any other configuration error does.
-        let node = nodes
+        let node = observed
+            .nodes
             .iter()
             .find(|n| n.name == self.options.node)
             .cloned()
             .unwrap_or_else(|| Node::new(&self.options.node));
         let node_addresses: Vec<IpAddr> = node.addresses.iter().map(|a| a.address).collect();
+        // Default router IDs are chosen once per peer: a new one would
+        // restart the session.
+        let router_ids = &mut self.router_ids;
+        let planned = peering::node_sessions(&observed.config, &node, &secrets, |peer| {
+            *router_ids.entry(peer.name.clone()).or_insert_with(|| {
+                let probed = peering::router_id_probe(peer, &node_addresses).and_then(speaker::probe_local_address);
+                peering::default_router_id(peer, &node.name, &node_addresses, probed)
+            })
+        });
         let mut specs = BTreeMap::new();
         let mut invalid = Vec::new();
-        for peer in planner::peers_of(&config, &node) {
-            let router_id = *self
-                .router_ids
-                .entry(peer.name.clone())
-                .or_insert_with(|| speaker::default_router_id(peer, &self.options.node, &node_addresses));
-            match speaker::peer_spec(peer, router_id, &secrets) {
-                Ok(spec) => {
-                    specs.insert(peer.name.clone(), spec);
+        for result in planned {
+            match result {
+                Ok(session) => {
+                    specs.insert(session.name.clone(), speaker::spec_of(session));
                 }
                 Err(e) if e.is_invalid_config() => invalid.push(e.to_string()),
-                Err(e) => warn!(event = "peerUnsupported", peer = %peer.name, error = %e, "peer not started"),
+                Err(e) => warn!(event = "peerUnsupported", peer = %e.peer(), error = %e, "peer not started"),
             }
         }
         if !invalid.is_empty() {
@@ -161,61 +169,38 @@ impl Standalone {
         // What a previous run assigned counts as the Service's status, so
         // a restart gives every Service its address back, whatever the
         // order of the files now.
-        for service in services.iter_mut().filter(|s| s.ingress_ips.is_empty()) {
-            if let Some(ips) = self.restored.get(service.key.as_str()) {
-                service.ingress_ips.clone_from(ips);
-            }
-        }
+        pipeline::restore(&mut observed.services, &self.restored);
         self.restored.clear();
-        let before: BTreeMap<ServiceKey, Vec<IpAddr>> = self.assignments();
+        let before = self.assignments();
 
-        let allocator = match self.allocator.as_mut() {
-            None => self.allocator.insert(
-                Allocator::new(config.clone()).with_load_balancer_class(self.options.load_balancer_class.clone()),
-            ),
-            Some(allocator) => {
-                if *allocator.config() != config {
-                    allocator.set_config(config.clone(), &services);
-                }
-                allocator
-            }
-        };
-        allocator.set_namespaces(namespaces);
-        let present: HashSet<&ServiceKey> = services.iter().map(|s| &s.key).collect();
-        for gone in self.services.iter().filter(|s| !present.contains(&s.key)) {
-            allocator.release(&gone.key);
-        }
-        // Idempotent for Services that keep their addresses; those with
-        // status addresses go first so a restart gives them back.
-        let results = allocator.allocate_all(&services);
-        let mut allocations = Vec::with_capacity(services.len());
-        for (service, result) in services.iter().zip(results) {
-            match result {
-                Ok(None) => {}
-                Ok(Some((addresses, pool))) => allocations.push(AllocationView {
-                    service: service.key.to_string(),
-                    ips: addresses.to_vec(),
-                    pool: Some(pool),
-                    error: None,
-                }),
-                Err(e) => {
-                    if before.contains_key(&service.key) || !self.services.iter().any(|s| s.key == service.key) {
-                        warn!(event = "allocationFailed", service = %service.key, error = %e, "no IP for the Service");
-                    }
-                    allocations.push(AllocationView {
-                        service: service.key.to_string(),
-                        ips: Vec::new(),
-                        pool: None,
-                        error: Some(e.to_string()),
-                    });
-                }
+        let class = self.options.load_balancer_class.clone();
+        let allocator = self
+            .allocator
+            .get_or_insert_with(|| Allocator::new(observed.config.clone()).with_load_balancer_class(class));
+        let (assignments, plan) = heavy(|| {
+            let assignments = pipeline::allocate(allocator, &observed);
+            let assigned = plan::assigned_services(&observed.services, &assignments.services);
+            let world = World {
+                config: &observed.config,
+                services: &assigned,
+                endpoints: observed.endpoints.as_ref(),
+                nodes: &observed.nodes,
+            };
+            let plan = plan::plan_node(&world, &self.options.node);
+            (assignments, plan)
+        });
+        let known: HashSet<&ServiceKey> = self.services.iter().collect();
+        for failed in &assignments.services {
+            // Said once: when a Service first fails, or loses its address.
+            if let Some(error) = &failed.error
+                && (before.contains_key(&failed.service) || !known.contains(&failed.service))
+            {
+                warn!(event = "allocationFailed", service = %failed.service, error = %error, "no IP for the Service");
             }
         }
-        let pools = allocator.pool_stats();
-        self.services = services;
+        self.services = observed.services.iter().map(|s| s.key.clone()).collect();
         let after = self.assignments();
         announcements::log_assignments(&before, &after);
-
         if after != before
             && let Some(path) = &self.options.state
             && let Err(e) = state::write(path, &after)
@@ -224,33 +209,24 @@ impl Standalone {
         }
 
         // This node's announcements.
-        let ips: Vec<(usize, Vec<IpAddr>)> = self
-            .services
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| after.get(&s.key).map(|ips| (i, ips.clone())))
-            .collect();
-        let assigned: Vec<AssignedService<'_>> =
-            ips.iter().map(|(i, ips)| AssignedService { service: &self.services[*i], ips }).collect();
-        let world = World { config: &config, services: &assigned, endpoints: endpoints.as_ref(), nodes: &nodes };
-        let plan = planner::plan_bgp(&world, &self.options.node);
         let desired: Vec<_> =
-            plan.peers.iter().filter_map(|p| specs.remove(&p.peer).map(|spec| (spec, speaker::routes_of(p)))).collect();
+            plan.bgp.iter().filter_map(|p| specs.remove(&p.peer).map(|spec| (spec, speaker::routes_of(p)))).collect();
         self.speaker.apply(desired).await;
-        self.announcements.record(&plan);
+        self.announcements.record(&plan.services);
 
         self.config_state.loaded = true;
         self.config_state.stale = false;
         self.config_state.last_error = None;
         self.config_state.reloads += 1;
         let sessions = self.speaker.peers().map(|(_, shared)| shared.clone()).collect();
+        let services = self.services.len();
         self.publish(|s| {
-            s.allocations = allocations;
-            s.pools = pools;
+            s.allocations = assignments.services;
+            s.pools = assignments.pools;
             s.plan = Some(plan);
             s.sessions = sessions;
         });
-        info!(event = "configLoaded", services = self.services.len(), "configuration applied");
+        info!(event = "configLoaded", services, "configuration applied");
     }
 
     fn assignments(&self) -> BTreeMap<ServiceKey, Vec<IpAddr>> {

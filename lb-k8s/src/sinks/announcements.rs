@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use lb_core::ServiceKey;
-use lb_core::planner::BgpPlan;
+use lb_core::planner::ServiceAnnouncement;
 use tracing::info;
 
 /// Logs the assignments that differ between `before` and `after`.
@@ -29,16 +29,16 @@ pub struct Announcements {
 }
 
 impl Announcements {
-    /// Logs what `plan` announces or withdraws compared with the last plan.
-    pub fn record(&mut self, plan: &BgpPlan) {
+    /// Logs what this node announces or withdraws now (`services`, from its
+    /// plan) compared with the last plan.
+    pub fn record(&mut self, services: &[ServiceAnnouncement]) {
         let now: BTreeSet<(ServiceKey, IpAddr)> =
-            plan.services.iter().filter(|s| s.result.is_ok()).map(|s| (s.service.clone(), s.ip)).collect();
+            services.iter().filter(|s| s.result.is_ok()).map(|s| (s.service.clone(), s.ip)).collect();
         for (key, ip) in now.difference(&self.announced) {
             info!(event = "serviceAnnounced", service = %key, ip = %ip, protocol = "bgp", "announcing from this node");
         }
         for (key, ip) in self.announced.difference(&now) {
-            let reason = plan
-                .services
+            let reason = services
                 .iter()
                 .find(|s| s.service == *key && s.ip == *ip)
                 .and_then(|s| s.result.err())

@@ -4,6 +4,8 @@ use std::time::SystemTime;
 
 use lb_bgp::session::State;
 
+use lb_core::plan::RouteView;
+
 use crate::view::Snapshot;
 
 /// `/status`: allocations, sessions with state and uptime, announced routes.
@@ -36,19 +38,12 @@ pub fn render(view: &Snapshot) -> serde_json::Value {
     let announced: Vec<serde_json::Value> = view
         .plan
         .iter()
-        .flat_map(|p| &p.peers)
+        .flat_map(|p| &p.bgp)
         .map(|p| {
             json!({
                 "peer": p.peer,
                 "address": p.address.map(|a| a.to_string()),
-                "routes": p.routes.iter().map(|(prefix, a)| {
-                    json!({
-                        "prefix": prefix.to_string(),
-                        "localPref": a.local_pref,
-                        "communities": a.standard_communities().collect::<Vec<_>>(),
-                        "largeCommunities": a.large_communities().collect::<Vec<_>>(),
-                    })
-                }).collect::<Vec<_>>(),
+                "routes": RouteView::of(p),
             })
         })
         .collect();

@@ -4,4 +4,4 @@ pub mod socket;
 pub mod speaker;
 
 pub use peer::{PeerHandle, PeerShared, PeerSpec, PeerStatus, Routes, StopReason};
-pub use speaker::{Speaker, default_router_id, peer_spec, routes_of};
+pub use speaker::{Speaker, probe_local_address, routes_of, spec_of};

@@ -10,137 +10,56 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::Duration;
 
 use lb_bgp::adj_rib_out::RouteAttributes;
 use lb_bgp::session::{RemoteAs, SessionConfig};
 use lb_bgp::wire::Prefix;
 use lb_core::community::Community;
-use lb_core::config::{BgpPeer, Password, PeerAsn};
-use lb_core::planner::{self, PeerPlan};
+use lb_core::config::PeerAsn;
+use lb_core::peering::PeerSession;
+use lb_core::planner::PeerPlan;
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use super::peer::{PeerHandle, PeerShared, PeerSpec, Routes, StopReason};
 
-/// Why a BGPPeer cannot be turned into a session.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PeerSpecError {
-    /// Only peers with an address are supported (unnumbered BGP is not).
-    #[error("peer {0}: no peerAddress (peering over an interface alone is not supported)")]
-    NoAddress(String),
-    /// `passwordSecret` names a Secret that was not given.
-    #[error("peer {peer}: passwordSecret {namespace}/{name} not found")]
-    MissingSecret { peer: String, namespace: String, name: String },
-    /// The hold time does not fit BGP's 16-bit field.
-    #[error("peer {0}: hold time over 65535 s")]
-    HoldTime(String),
-    /// TCP MD5 keys are at most 80 bytes (RFC 2385, Linux's limit).
-    #[error("peer {peer}: password of {len} bytes; TCP MD5 keys are at most 80")]
-    KeyTooLong { peer: String, len: usize },
-}
-
-impl PeerSpecError {
-    /// Whether the configuration is wrong (refuse it, keep the last good
-    /// one), rather than asking for something this speaker does not do.
-    pub fn is_invalid_config(&self) -> bool {
-        matches!(self, Self::MissingSecret { .. } | Self::HoldTime(_) | Self::KeyTooLong { .. })
-    }
-}
-
-pub use crate::view::Secrets;
-
-/// The session parameters for `peer`, with `router_id` unless the peer sets
-/// its own (see [`default_router_id`]).
-pub fn peer_spec(peer: &BgpPeer, router_id: Ipv4Addr, secrets: &Secrets) -> Result<PeerSpec, PeerSpecError> {
-    let address = peer.address.ok_or_else(|| PeerSpecError::NoAddress(peer.name.clone()))?;
-    let remote_as = match peer.peer_asn {
+/// The session a planned peer gets: `lb_core::peering` decided every
+/// value; this only puts them in the BGP library's and the socket's terms.
+pub fn spec_of(planned: PeerSession) -> PeerSpec {
+    let remote_as = match planned.remote_as {
         PeerAsn::Fixed(asn) => RemoteAs::Fixed(asn),
         PeerAsn::Internal => RemoteAs::Internal,
         PeerAsn::External => RemoteAs::External,
     };
-    let router_id = peer.router_id.unwrap_or(router_id);
-    let mut session = SessionConfig::new(peer.my_asn, remote_as, router_id);
-    session.hold_time =
-        u16::try_from(peer.hold_time.as_secs()).map_err(|_| PeerSpecError::HoldTime(peer.name.clone()))?;
-    session.keepalive = Some(peer.keepalive_time);
-    // Retry quickly: a router that restarts should see us again within
-    // seconds; the session backs off by itself on repeated failures.
-    session.connect_retry = peer.connect_time.unwrap_or(Duration::from_secs(2)).max(Duration::from_millis(100));
-    session.max_backoff = Duration::from_secs(30);
-    session.ipv4 = planner::peer_carries(peer, lb_core::Family::V4);
-    session.ipv6 = planner::peer_carries(peer, lb_core::Family::V6);
-    session.graceful_restart = peer.graceful_restart.then_some(120);
-    let md5_key = match &peer.password {
-        None => None,
-        Some(Password::Plain(p)) => Some(p.as_bytes().to_vec()),
-        Some(Password::Secret(s)) => {
-            let namespace = s.namespace.clone().unwrap_or_else(|| "metallb-system".into());
-            let key = format!("{namespace}/{}", s.name);
-            Some(secrets.get(&key).cloned().ok_or_else(|| PeerSpecError::MissingSecret {
-                peer: peer.name.clone(),
-                namespace,
-                name: s.name.clone(),
-            })?)
-        }
-    };
-    if let Some(key) = &md5_key
-        && key.len() > super::socket::MD5_MAX_KEY_LEN
-    {
-        return Err(PeerSpecError::KeyTooLong { peer: peer.name.clone(), len: key.len() });
-    }
-    // RFC 4271 eBGP peers are directly connected unless told otherwise, and
-    // a TTL of 1 keeps the session from being reached from further away;
-    // iBGP and multi-hop eBGP sessions cross routers.
-    let ttl = if peer.is_ibgp() || peer.ebgp_multihop { 255 } else { 1 };
-    Ok(PeerSpec {
-        name: peer.name.clone(),
-        remote: SocketAddr::new(address, peer.port),
-        source: peer.source_address,
-        // A VRF is a device: binding the socket to it routes the session in
-        // the VRF's table.
-        interface: peer.vrf.clone().filter(|v| !v.is_empty()).or_else(|| peer.interface.clone()),
-        md5_key,
-        ttl,
-        connect_timeout: peer.connect_time.unwrap_or(Duration::from_secs(5)).max(Duration::from_secs(1)),
+    let mut session = SessionConfig::new(planned.local_asn, remote_as, planned.router_id);
+    session.hold_time = planned.hold_time;
+    session.keepalive = Some(planned.keepalive);
+    session.connect_retry = planned.connect_retry;
+    session.max_backoff = planned.max_backoff;
+    session.ipv4 = planned.ipv4;
+    session.ipv6 = planned.ipv6;
+    session.graceful_restart = planned.graceful_restart;
+    PeerSpec {
+        name: planned.name,
+        remote: planned.remote,
+        source: planned.source,
+        interface: planned.bind_device,
+        md5_key: planned.md5_key,
+        ttl: planned.ttl,
+        connect_timeout: planned.connect_timeout,
         session,
-    })
+    }
 }
 
-/// The router ID of a session with `peer` when it sets none: its
-/// `sourceAddress` if IPv4; else the node's first IPv4 address; else the
-/// local address of the route towards the peer; else one derived from the
-/// node's and the peer's names, so that every session has an identifier
-/// even on an IPv6-only host (set `routerID` there), distinct per node.
-/// Callers keep the result: a route lookup can change between reloads, and
-/// a new identifier would restart the session.
-pub fn default_router_id(peer: &BgpPeer, node: &str, node_addresses: &[IpAddr]) -> Ipv4Addr {
-    if let Some(IpAddr::V4(a)) = peer.source_address {
-        return a;
-    }
-    if let Some(a) = node_addresses.iter().find_map(|a| match a {
-        IpAddr::V4(v4) if !v4.is_loopback() && !v4.is_unspecified() => Some(*v4),
+/// The local IPv4 address the kernel would use towards `to`: a connected
+/// UDP socket sends nothing but knows its route.
+pub fn probe_local_address(to: SocketAddr) -> Option<Ipv4Addr> {
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect(to).ok()?;
+    match socket.local_addr().ok()? {
+        SocketAddr::V4(local) if !local.ip().is_unspecified() => Some(*local.ip()),
         _ => None,
-    }) {
-        return a;
     }
-    // A connected UDP socket sends nothing but tells which local address
-    // the kernel would use towards the peer.
-    if let Some(address @ IpAddr::V4(_)) = peer.address
-        && let Ok(socket) = UdpSocket::bind("0.0.0.0:0")
-        && socket.connect(SocketAddr::new(address, 179)).is_ok()
-        && let Ok(SocketAddr::V4(local)) = socket.local_addr()
-        && !local.ip().is_unspecified()
-    {
-        return *local.ip();
-    }
-    let hash = node
-        .bytes()
-        .chain([0])
-        .chain(peer.name.bytes())
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    Ipv4Addr::from(hash | 1)
 }
 
 /// The planner's routes in the BGP library's terms.
