@@ -12,7 +12,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ipnetwork::IpNetwork;
 use lb_core::endpoints::{Endpoint, EndpointSlice, Endpoints};
 use lb_core::plan::{Observed, assigned_services, plan_node};
-use lb_core::planner::{RouteAttributes, World};
+use lb_core::planner::RouteAttributes;
 use lb_core::service::{ServiceType, TrafficPolicy};
 use lb_core::{Config, Node, Service};
 use lb_ipam::{Allocator, pipeline};
@@ -63,12 +63,7 @@ fn bench(c: &mut Criterion) {
     // The controller's half once; the speaker's half is what re-runs.
     let assignments = pipeline::allocate(&mut Allocator::new(config.clone()), &observed);
     let assigned = assigned_services(&observed.services, &assignments.services);
-    let world = World {
-        config: &observed.config,
-        services: &assigned,
-        endpoints: observed.endpoints.as_ref(),
-        nodes: &observed.nodes,
-    };
+    let world = observed.world(&assigned);
 
     let mut group = c.benchmark_group("plan_10k_services_3_peers");
     group.bench_function("plan_node", |b| b.iter(|| black_box(plan_node(black_box(&world), "node-a"))));

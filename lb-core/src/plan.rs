@@ -48,6 +48,11 @@ impl Observed {
         let Manifests { services, namespaces, nodes, endpoints } = manifests;
         Self { config, services, namespaces, nodes, endpoints }
     }
+
+    /// What the planner looks at: this world with the Services as assigned.
+    pub fn world<'a>(&'a self, assigned: &'a [AssignedService<'a>]) -> World<'a> {
+        World { config: &self.config, services: assigned, endpoints: self.endpoints.as_ref(), nodes: &self.nodes }
+    }
 }
 
 /// What the allocator did for one Service it handles.

@@ -26,7 +26,6 @@ use std::net::IpAddr;
 
 pub use lb_core::plan::Observed;
 use lb_core::plan::{Assignments, ClusterPlan, ServiceAssignment, assigned_services, plan_node};
-use lb_core::planner::World;
 use lb_core::{Service, ServiceKey};
 
 use crate::Allocator;
@@ -87,12 +86,7 @@ pub fn allocate(allocator: &mut Allocator, observed: &Observed) -> Assignments {
 pub fn plan_cluster(allocator: &mut Allocator, observed: &Observed, nodes: &[&str]) -> ClusterPlan {
     let assignments = allocate(allocator, observed);
     let assigned = assigned_services(&observed.services, &assignments.services);
-    let world = World {
-        config: &observed.config,
-        services: &assigned,
-        endpoints: observed.endpoints.as_ref(),
-        nodes: &observed.nodes,
-    };
+    let world = observed.world(&assigned);
     let nodes = nodes.iter().map(|n| plan_node(&world, n)).collect();
     ClusterPlan::new(assignments, nodes)
 }

@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use lb_core::peering;
 use lb_core::plan;
-use lb_core::planner::World;
 use lb_core::{Node, ServiceKey};
 use lb_ipam::{Allocator, pipeline};
 use tokio::sync::watch;
@@ -180,12 +179,7 @@ impl Standalone {
         let (assignments, plan) = heavy(|| {
             let assignments = pipeline::allocate(allocator, &observed);
             let assigned = plan::assigned_services(&observed.services, &assignments.services);
-            let world = World {
-                config: &observed.config,
-                services: &assigned,
-                endpoints: observed.endpoints.as_ref(),
-                nodes: &observed.nodes,
-            };
+            let world = observed.world(&assigned);
             let plan = plan::plan_node(&world, &self.options.node);
             (assignments, plan)
         });
