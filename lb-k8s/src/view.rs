@@ -10,6 +10,24 @@ use lb_bgp::session::State;
 use lb_bgp::stats::SessionStats;
 use lb_core::plan::{NodePlan, PoolStats, ServiceAssignment};
 
+/// An error with every cause behind it (`connect failed: Connection
+/// refused (os error 111)`), for logs and `/status`: an operator needs the
+/// system's reason, which `Display` of the outer error leaves to `source()`.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some errors repeat their source in their own message.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// One published state of a running node. Rebuilt whole on every change
 /// and shared as an `Arc`: readers render from it without holding any
 /// lock that the sessions or the reload need. Sessions are the exception
@@ -99,5 +117,20 @@ impl PeerShared {
 
     pub fn update(&self, f: impl FnOnce(&mut PeerStatus)) {
         f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_chain_keeps_the_system_reason() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("connect failed")]
+        struct Outer(#[source] std::io::Error);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let text = error_chain(&Outer(refused));
+        assert!(text.starts_with("connect failed: ") && text.contains("refused"), "{text}");
     }
 }

@@ -27,7 +27,7 @@ use crate::sinks::announcements::{self, Announcements};
 use crate::sinks::{http, state};
 use crate::sources::files::{FileSources, Files};
 use crate::sources::watch::Watcher;
-use crate::view::{ConfigState, Snapshot};
+use crate::view::{ConfigState, Snapshot, error_chain};
 
 /// Options of `lb standalone`.
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ impl Standalone {
     pub async fn reload(&mut self) {
         let snapshot = match heavy(|| self.options.sources.load()) {
             Ok(s) => s,
-            Err(e) => return self.refuse(e.to_string()),
+            Err(e) => return self.refuse(error_chain(&e)),
         };
         self.apply(snapshot).await;
     }
@@ -206,7 +206,7 @@ impl Standalone {
         let desired: Vec<_> =
             plan.bgp.iter().filter_map(|p| specs.remove(&p.peer).map(|spec| (spec, speaker::routes_of(p)))).collect();
         self.speaker.apply(desired).await;
-        self.announcements.record(&plan.services);
+        let _ = self.announcements.record(&plan.services);
 
         self.config_state.loaded = true;
         self.config_state.stale = false;
@@ -245,7 +245,7 @@ fn sync_keys(listener: &tokio::net::TcpListener, standalone: &Standalone, keys: 
         if keys.get(ip) != Some(key)
             && let Err(e) = crate::drivers::bgp::socket::set_md5_key(listener, *ip, Some(key))
         {
-            warn!(peer = %ip, error = %e, "cannot set the TCP MD5 key on the BGP listener");
+            warn!(peer = %ip, error = %error_chain(&e), "cannot set the TCP MD5 key on the BGP listener");
         }
     }
     for ip in keys.keys().filter(|ip| !want.contains_key(*ip)) {
@@ -333,7 +333,7 @@ pub async fn run(options: Options, listen: Listen) -> Result<(), RunError> {
             accepted = async { bgp.as_ref().expect("guarded").accept().await }, if bgp.is_some() => {
                 match accepted {
                     Ok((stream, from)) => standalone.speaker().accepted(stream, from),
-                    Err(e) => warn!(error = %e, "accepting a BGP connection failed"),
+                    Err(e) => warn!(error = %error_chain(&e), "accepting a BGP connection failed"),
                 }
                 continue;
             }

@@ -26,16 +26,22 @@ pub fn log_assignments(before: &BTreeMap<ServiceKey, Vec<IpAddr>>, after: &BTree
 #[derive(Debug, Default)]
 pub struct Announcements {
     announced: BTreeSet<(ServiceKey, IpAddr)>,
+    /// Addresses not announced from here, with why, as last logged: said
+    /// once, and again only when the reason changes.
+    not_announced: BTreeMap<(ServiceKey, IpAddr), String>,
 }
 
 impl Announcements {
     /// Logs what this node announces or withdraws now (`services`, from its
     /// plan) compared with the last plan.
-    pub fn record(&mut self, services: &[ServiceAnnouncement]) {
+    /// Returns the events it logged, by name.
+    pub fn record(&mut self, services: &[ServiceAnnouncement]) -> Vec<&'static str> {
+        let mut logged = Vec::new();
         let now: BTreeSet<(ServiceKey, IpAddr)> =
             services.iter().filter(|s| s.result.is_ok()).map(|s| (s.service.clone(), s.ip)).collect();
         for (key, ip) in now.difference(&self.announced) {
             info!(event = "serviceAnnounced", service = %key, ip = %ip, protocol = "bgp", "announcing from this node");
+            logged.push("serviceAnnounced");
         }
         for (key, ip) in self.announced.difference(&now) {
             let reason = services
@@ -44,7 +50,54 @@ impl Announcements {
                 .and_then(|s| s.result.err())
                 .map_or_else(|| "Service has no IP any more".to_string(), |r| r.to_string());
             info!(event = "serviceWithdrawn", service = %key, ip = %ip, protocol = "bgp", reason = %reason, "withdrawn from this node");
+            logged.push("serviceWithdrawn");
         }
+        let withdrawn: BTreeSet<(ServiceKey, IpAddr)> = self.announced.difference(&now).cloned().collect();
         self.announced = now;
+        let mut not_announced = BTreeMap::new();
+        for s in services {
+            let Err(reason) = s.result else { continue };
+            let key = (s.service.clone(), s.ip);
+            let reason = reason.to_string();
+            // A withdrawal was logged above, with its reason.
+            let withdrawn = withdrawn.contains(&key);
+            if self.not_announced.get(&key) != Some(&reason) && !withdrawn {
+                info!(event = "serviceNotAnnounced", service = %s.service, ip = %s.ip, protocol = "bgp", reason = %reason, "not announced from this node");
+                logged.push("serviceNotAnnounced");
+            }
+            not_announced.insert(key, reason);
+        }
+        self.not_announced = not_announced;
+        logged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lb_core::planner::NotAnnounced;
+
+    use super::*;
+
+    fn announcement(name: &str, ip: &str, result: Result<(), NotAnnounced>) -> ServiceAnnouncement {
+        ServiceAnnouncement { service: ServiceKey::new("default", name), ip: ip.parse().expect("IP"), result }
+    }
+
+    #[test]
+    fn each_change_is_said_once_and_a_plan_without_change_says_nothing() {
+        let mut log = Announcements::default();
+        let plan = [
+            announcement("web", "192.0.2.1", Ok(())),
+            announcement("l2-only", "192.0.2.2", Err(NotAnnounced::NoAdvertisement)),
+        ];
+        assert_eq!(log.record(&plan), ["serviceAnnounced", "serviceNotAnnounced"]);
+        assert!(log.record(&plan).is_empty(), "the same plan again: nothing to say");
+
+        // web withdrawn (one line, with its reason), l2-only's reason changes.
+        let plan = [
+            announcement("web", "192.0.2.1", Err(NotAnnounced::NoPeer)),
+            announcement("l2-only", "192.0.2.2", Err(NotAnnounced::NotSelected)),
+        ];
+        assert_eq!(log.record(&plan), ["serviceWithdrawn", "serviceNotAnnounced"]);
+        assert!(log.record(&plan).is_empty());
     }
 }

@@ -36,6 +36,7 @@ use tracing::{debug, info, warn};
 
 use super::nexthop;
 use super::socket::{self, ConnectOptions, SocketError};
+use crate::view::error_chain;
 pub use crate::view::{PeerShared, PeerStatus};
 
 /// The routes a peer should have.
@@ -43,6 +44,10 @@ pub type Routes = BTreeMap<Prefix, RouteAttributes>;
 
 /// Output is pulled from the session while less than this waits to be written.
 pub const WRITE_BATCH: usize = 256 * 1024;
+
+/// A peer that stays unreachable for the same reason is logged at most
+/// this often.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// How long a closing connection may take to write its last NOTIFICATION.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -178,9 +183,10 @@ struct Driver {
     /// a stopping speaker's Cease reaches its peers.
     closing: Vec<tokio::task::JoinHandle<()>>,
     stopping: bool,
-    /// A failed attempt was logged at warning level since the last session;
-    /// later ones go to debug, so a peer that is down does not flood the log.
-    warned: bool,
+    /// The last failed attempt that was logged, and when: the first is a
+    /// warning, later ones info, at most one a minute for the same reason,
+    /// so a peer that is down is neither silent nor flooding the log.
+    logged_failure: Option<(String, std::time::Instant)>,
 }
 
 fn now() -> std::time::Instant {
@@ -223,7 +229,7 @@ impl Driver {
             turn: 0,
             closing: Vec::new(),
             stopping: false,
-            warned: false,
+            logged_failure: None,
         }
     }
 
@@ -242,15 +248,7 @@ impl Driver {
                     self.connecting = None;
                     match result {
                         Ok(stream) => self.attach(stream, true),
-                        Err(e) => {
-                            if std::mem::replace(&mut self.warned, true) {
-                                debug!(peer = %self.spec.name, error = %e, "connect failed");
-                            } else {
-                                warn!(event = "connectFailed", peer = %self.spec.name, remote = %self.spec.remote, error = %e, "cannot connect to the BGP peer; retrying");
-                            }
-                            self.shared.update(|s| s.last_error = Some(e.to_string()));
-                            self.peer.handle_connect_failed(now());
-                        }
+                        Err(e) => self.connect_failed(&e),
                     }
                 }
                 (i, io) = next_io(&mut self.connections, &mut buf, self.turn), if !self.connections.is_empty() => {
@@ -315,6 +313,30 @@ impl Driver {
         }
     }
 
+    /// An outgoing connection could not be made: the session backs off,
+    /// and the log says why and when the next attempt comes.
+    fn connect_failed(&mut self, error: &SocketError) {
+        let why = error_chain(error);
+        self.shared.update(|s| s.last_error = Some(why.clone()));
+        self.peer.handle_connect_failed(now());
+        let retry_in = self.peer.poll_timeout().map(|at| at.saturating_duration_since(now()));
+        let retry = retry_in.map_or_else(|| "-".to_string(), |d| format!("{:.1}s", d.as_secs_f64()));
+        let since = self.logged_failure.as_ref().map(|(last, at)| (last == &why, at.elapsed()));
+        match since {
+            None => {
+                warn!(event = "connectFailed", peer = %self.spec.name, remote = %self.spec.remote, error = %why, retry_in = %retry, "cannot connect to the BGP peer; retrying");
+            }
+            Some((same, elapsed)) if !same || elapsed >= FAILURE_LOG_EVERY => {
+                info!(event = "connectFailed", peer = %self.spec.name, remote = %self.spec.remote, error = %why, retry_in = %retry, "still cannot connect to the BGP peer; retrying");
+            }
+            Some(_) => {
+                debug!(peer = %self.spec.name, error = %why, retry_in = %retry, "connect failed");
+                return;
+            }
+        }
+        self.logged_failure = Some((why, now()));
+    }
+
     fn stop(&mut self, reason: &StopReason) {
         self.stopping = true;
         self.connecting = None;
@@ -337,10 +359,10 @@ impl Driver {
     /// refused.
     fn accepted(&mut self, stream: TcpStream) {
         if let Err(e) = socket::set_ttl(&stream, self.spec.ttl) {
-            warn!(peer = %self.spec.name, error = %e, "cannot set the TTL of an accepted connection");
+            warn!(peer = %self.spec.name, error = %error_chain(&e), "cannot set the TTL of an accepted connection");
         }
         if let Err(e) = socket::set_nodelay(&stream) {
-            warn!(peer = %self.spec.name, error = %e, "cannot set TCP_NODELAY");
+            warn!(peer = %self.spec.name, error = %error_chain(&e), "cannot set TCP_NODELAY");
         }
         if !self.stopping {
             self.attach(stream, false);
@@ -438,7 +460,7 @@ impl Driver {
         match event {
             SessionEvent::StateChanged { to, .. } => self.shared.update(|s| s.state = to),
             SessionEvent::Established(n) => {
-                self.warned = false;
+                self.logged_failure = None;
                 self.shared.update(|s| {
                     s.established_at = Some(SystemTime::now());
                     s.peer_asn = Some(n.peer_asn);
