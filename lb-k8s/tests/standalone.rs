@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use lb_k8s::roles::standalone::{Options, Standalone};
+use lb_k8s::roles::standalone::{Options, Reloaded, Standalone};
 use lb_k8s::sources::files::FileSources;
 
 const CONFIG: &str =
@@ -73,13 +73,13 @@ async fn reloads_keep_addresses_and_invalid_changes_change_nothing() {
     dir.write("config.yaml", CONFIG);
     dir.write("services.yaml", &services(&["a", "b", "c"]));
     let mut lb = Standalone::new(options(&dir, None));
-    lb.reload().await;
+    assert_eq!(lb.reload().await, Reloaded::Done);
     let first = assignments(&lb);
     assert_eq!(first["default/c"], vec![ip("192.0.2.2")]);
 
     // A Service added first in the file, one removed: nobody else moves.
     dir.write("services.yaml", &services(&["new", "a", "c"]));
-    lb.reload().await;
+    assert_eq!(lb.reload().await, Reloaded::Done);
     let second = assignments(&lb);
     assert_eq!(second["default/a"], first["default/a"]);
     assert_eq!(second["default/c"], first["default/c"]);
@@ -87,7 +87,7 @@ async fn reloads_keep_addresses_and_invalid_changes_change_nothing() {
 
     // An invalid configuration: refused, everything stays.
     dir.write("config.yaml", "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: pool}\nspec: {addresses: [192.0.2.9-192.0.2.1]}\n");
-    lb.reload().await;
+    assert_eq!(lb.reload().await, Reloaded::Refused);
     assert_eq!(assignments(&lb), second);
     assert!(lb.snapshot().config.stale);
     lb.shutdown().await;
@@ -100,7 +100,7 @@ async fn a_restart_gives_every_service_its_address_back() {
     dir.write("config.yaml", CONFIG);
     dir.write("services.yaml", &services(&["a", "b", "c"]));
     let mut lb = Standalone::new(options(&dir, Some(&state)));
-    lb.reload().await;
+    assert_eq!(lb.reload().await, Reloaded::Done);
     let before = assignments(&lb);
     lb.shutdown().await;
 
@@ -108,7 +108,7 @@ async fn a_restart_gives_every_service_its_address_back() {
     // new Service first: without the state, `new` would take a's address.
     dir.write("services.yaml", &services(&["new", "c", "b", "a"]));
     let mut lb = Standalone::new(options(&dir, Some(&state)));
-    lb.reload().await;
+    assert_eq!(lb.reload().await, Reloaded::Done);
     let after = assignments(&lb);
     for key in ["default/a", "default/b", "default/c"] {
         assert_eq!(after[key], before[key], "{key} moved");
@@ -130,13 +130,13 @@ async fn a_peer_whose_secret_is_missing_makes_the_change_invalid() {
     dir.write("config.yaml", &format!("{CONFIG}{peer}{secret}"));
     dir.write("services.yaml", &services(&["a"]));
     let mut lb = Standalone::new(options(&dir, None));
-    lb.reload().await;
+    assert_eq!(lb.reload().await, Reloaded::Done);
     let peers = lb.speaker().peers().count();
     assert_eq!(peers, 1, "the Secret is found: the peer runs");
 
     // The Secret gone: refused as a whole, the session stays.
     dir.write("config.yaml", &format!("{CONFIG}{peer}"));
-    lb.reload().await;
+    assert_eq!(lb.reload().await, Reloaded::Done);
     let snapshot = lb.snapshot();
     let error = snapshot.config.last_error.clone().unwrap_or_default();
     assert!(snapshot.config.stale);
@@ -156,11 +156,31 @@ async fn namespace_labels_pick_pools_and_a_label_change_reallocates() {
     };
     let namespaces = dir.write("namespaces.yaml", &ns("a"));
     let mut lb = Standalone::new(with_namespaces(options(&dir, None), namespaces));
-    lb.reload().await;
+    assert_eq!(lb.reload().await, Reloaded::Done);
     assert_eq!(assignments(&lb)["default/a"], vec![ip("192.0.2.0")], "the team's pool");
 
     dir.write("namespaces.yaml", &ns("b"));
-    lb.reload().await;
+    assert_eq!(lb.reload().await, Reloaded::Done);
     assert_eq!(assignments(&lb)["default/a"], vec![ip("198.51.100.0")], "no longer the team's: moved");
+    lb.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_file_that_cannot_be_read_is_worth_retrying_and_an_invalid_one_is_not() {
+    let dir = Dir::new("unreadable");
+    dir.write("config.yaml", CONFIG);
+    let mut lb = Standalone::new(options(&dir, None));
+    // The services file is not there (yet): the read fails, the reload is retried.
+    assert_eq!(lb.reload().await, Reloaded::Unreadable);
+    assert!(lb.snapshot().config.stale);
+    dir.write("services.yaml", &services(&["a"]));
+    assert_eq!(lb.reload().await, Reloaded::Done);
+    assert_eq!(assignments(&lb)["default/a"], vec![ip("192.0.2.0")]);
+    // An invalid file is the operator's to fix: nothing to retry.
+    dir.write(
+        "config.yaml",
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: pool}\nspec: {addresses: [bad]}\n",
+    );
+    assert_eq!(lb.reload().await, Reloaded::Refused);
     lb.shutdown().await;
 }

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lb_core::peering;
 use lb_core::plan;
@@ -25,7 +26,7 @@ use tracing::{error, info, warn};
 use crate::drivers::bgp::speaker::{self, Speaker};
 use crate::sinks::announcements::{self, Announcements};
 use crate::sinks::{http, state};
-use crate::sources::files::{FileSources, Files};
+use crate::sources::files::{FileSources, Files, SourceError};
 use crate::sources::watch::Watcher;
 use crate::view::{ConfigState, Snapshot, error_chain};
 
@@ -111,12 +112,21 @@ impl Standalone {
     }
 
     /// Reads the files and applies them; on error logs and keeps the last good state.
-    pub async fn reload(&mut self) {
+    ///
+    /// Returns whether the files could be read at all: a read that failed
+    /// (out of descriptors, say) is worth retrying by itself, while an
+    /// invalid configuration waits for the next change.
+    pub async fn reload(&mut self) -> Reloaded {
         let snapshot = match heavy(|| self.options.sources.load()) {
             Ok(s) => s,
-            Err(e) => return self.refuse(error_chain(&e)),
+            Err(e) => {
+                let unreadable = matches!(e, SourceError::Read { .. });
+                self.refuse(error_chain(&e));
+                return if unreadable { Reloaded::Unreadable } else { Reloaded::Refused };
+            }
         };
         self.apply(snapshot).await;
+        Reloaded::Done
     }
 
     /// Logs an invalid change and marks the running state stale; nothing else changes.
@@ -254,6 +264,35 @@ fn sync_keys(listener: &tokio::net::TcpListener, standalone: &Standalone, keys: 
     *keys = want;
 }
 
+/// What became of a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Reloaded {
+    /// Applied, or refused by the peers' checks.
+    Done,
+    /// The files are invalid: nothing changes until they do.
+    Refused,
+    /// A file could not be read: try again later.
+    Unreadable,
+}
+
+/// A reload whose files could not be read is tried again after this,
+/// doubling up to [`RETRY_MAX`], until one succeeds or the files change.
+pub const RETRY_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest wait between two tries of an unreadable reload.
+pub const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// How long to wait before retrying after `outcome`, given the last wait:
+/// only a failed read is retried, sooner first, then less and less often.
+fn next_retry(outcome: Reloaded, last: Option<Duration>) -> Option<Duration> {
+    match (outcome, last) {
+        (Reloaded::Unreadable, None) => Some(RETRY_FIRST),
+        (Reloaded::Unreadable, Some(last)) => Some((last * 2).min(RETRY_MAX)),
+        (Reloaded::Done | Reloaded::Refused, _) => None,
+    }
+}
+
 /// Runs `work` (parsing, allocating, planning a large cluster) so that
 /// the sessions' tasks are not held up meanwhile: on a multi-threaded
 /// runtime the other tasks move to another worker while this one is busy.
@@ -319,29 +358,35 @@ pub async fn run(options: Options, listen: Listen) -> Result<(), RunError> {
 
     // Watch before the first read, so that a change made meanwhile is seen.
     let mut watcher = Watcher::new(paths);
-    standalone.reload().await;
-    if let Some(listener) = &bgp {
-        sync_keys(listener, &standalone, &mut keys);
-    }
+    // A reload that could not read the files is retried by itself.
+    let mut retry: Option<(tokio::time::Instant, Duration)> = None;
+    let mut outcome = Some(standalone.reload().await);
     loop {
+        if let Some(outcome) = outcome.take() {
+            retry =
+                next_retry(outcome, retry.map(|(_, wait)| wait)).map(|wait| (tokio::time::Instant::now() + wait, wait));
+            if let Some(listener) = &bgp {
+                sync_keys(listener, &standalone, &mut keys);
+            }
+        }
         tokio::select! {
-            () = watcher.changed() => standalone.reload().await,
+            () = watcher.changed() => outcome = Some(standalone.reload().await),
             _ = hangup.recv() => {
                 info!(event = "reloadRequested", "SIGHUP: reading the files again");
-                standalone.reload().await;
+                outcome = Some(standalone.reload().await);
+            }
+            () = tokio::time::sleep_until(retry.map_or_else(tokio::time::Instant::now, |(at, _)| at)), if retry.is_some() => {
+                info!(event = "reloadRetried", "reading the files again after a failed read");
+                outcome = Some(standalone.reload().await);
             }
             accepted = async { bgp.as_ref().expect("guarded").accept().await }, if bgp.is_some() => {
                 match accepted {
                     Ok((stream, from)) => standalone.speaker().accepted(stream, from),
                     Err(e) => warn!(error = %error_chain(&e), "accepting a BGP connection failed"),
                 }
-                continue;
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-        }
-        if let Some(listener) = &bgp {
-            sync_keys(listener, &standalone, &mut keys);
         }
     }
     standalone.shutdown().await;
@@ -366,5 +411,23 @@ impl Listen {
         match self {
             Listen::Given(a) | Listen::Default(a) => a,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_failed_read_is_retried_and_less_and_less_often() {
+        assert_eq!(next_retry(Reloaded::Refused, None), None, "an invalid file waits for its next change");
+        assert_eq!(next_retry(Reloaded::Done, Some(RETRY_FIRST)), None, "success ends the retries");
+        let mut wait = None;
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            wait = next_retry(Reloaded::Unreadable, wait);
+            waits.push(wait.map(|w| w.as_secs()));
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30].map(Some));
     }
 }
