@@ -184,3 +184,25 @@ async fn a_file_that_cannot_be_read_is_worth_retrying_and_an_invalid_one_is_not(
     assert_eq!(lb.reload().await, Reloaded::Refused);
     lb.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_reload_given_up_for_a_stop_changes_nothing() {
+    let dir = Dir::new("given-up");
+    dir.write("config.yaml", CONFIG);
+    dir.write("services.yaml", &services(&["a", "b"]));
+    let mut lb = Standalone::new(options(&dir, None));
+    assert_eq!(lb.reload().await, Reloaded::Done);
+    let before = assignments(&lb);
+
+    // A SIGTERM arrives while the files are being read: the reload stops
+    // there, and what ran goes on unchanged until the shutdown.
+    dir.write("services.yaml", &services(&["new", "b"]));
+    assert_eq!(lb.reload_unless(std::future::ready(())).await, None);
+    assert_eq!(assignments(&lb), before);
+    assert_eq!(lb.snapshot().config.reloads, 1);
+
+    // Had it not stopped, the change would have applied.
+    assert_eq!(lb.reload().await, Reloaded::Done);
+    assert!(assignments(&lb).contains_key("default/new"));
+    lb.shutdown().await;
+}

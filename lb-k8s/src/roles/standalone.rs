@@ -117,16 +117,29 @@ impl Standalone {
     /// (out of descriptors, say) is worth retrying by itself, while an
     /// invalid configuration waits for the next change.
     pub async fn reload(&mut self) -> Reloaded {
-        let snapshot = match heavy(|| self.options.sources.load()) {
+        self.reload_unless(std::future::pending()).await.unwrap_or(Reloaded::Done)
+    }
+
+    /// [`Self::reload`], given up as soon as `stop` resolves (`None`):
+    /// reading, allocating and planning a large cluster take seconds, and
+    /// a SIGTERM meanwhile must reach the peers as a Cease at once, not
+    /// after them. What was running stays as it was.
+    pub async fn reload_unless(&mut self, stop: impl Future<Output = ()>) -> Option<Reloaded> {
+        tokio::pin!(stop);
+        let sources = self.options.sources.clone();
+        let loaded = tokio::select! {
+            loaded = offload(move || sources.load()) => loaded,
+            () = &mut stop => return None,
+        };
+        let snapshot = match loaded {
             Ok(s) => s,
             Err(e) => {
                 let unreadable = matches!(e, SourceError::Read { .. });
                 self.refuse(error_chain(&e));
-                return if unreadable { Reloaded::Unreadable } else { Reloaded::Refused };
+                return Some(if unreadable { Reloaded::Unreadable } else { Reloaded::Refused });
             }
         };
-        self.apply(snapshot).await;
-        Reloaded::Done
+        self.apply_unless(snapshot, stop).await.then_some(Reloaded::Done)
     }
 
     /// Logs an invalid change and marks the running state stale; nothing else changes.
@@ -141,6 +154,12 @@ impl Standalone {
     /// Applies a snapshot; refuses it (logged, nothing changed) if a peer of
     /// this node cannot be set up as configured (a missing Secret, say).
     pub async fn apply(&mut self, snapshot: Files) {
+        let _ = self.apply_unless(snapshot, std::future::pending()).await;
+    }
+
+    /// [`Self::apply`], given up (returning false, nothing changed) as soon
+    /// as `stop` resolves.
+    async fn apply_unless(&mut self, snapshot: Files, stop: impl Future<Output = ()>) -> bool {
         let Files { mut observed, secrets } = snapshot;
         // Every session of this node, before anything changes: a peer
         // whose configuration cannot be honoured makes the whole change
@@ -173,7 +192,8 @@ impl Standalone {
             }
         }
         if !invalid.is_empty() {
-            return self.refuse(invalid.join("; "));
+            self.refuse(invalid.join("; "));
+            return true;
         }
         // What a previous run assigned counts as the Service's status, so
         // a restart gives every Service its address back, whatever the
@@ -183,16 +203,24 @@ impl Standalone {
         let before = self.assignments();
 
         let class = self.options.load_balancer_class.clone();
-        let allocator = self
+        let mut allocator = self
             .allocator
-            .get_or_insert_with(|| Allocator::new(observed.config.clone()).with_load_balancer_class(class));
-        let (assignments, plan) = heavy(|| {
-            let assignments = pipeline::allocate(allocator, &observed);
+            .take()
+            .unwrap_or_else(|| Allocator::new(observed.config.clone()).with_load_balancer_class(class));
+        let node_name = self.options.node.clone();
+        let work = offload(move || {
+            let assignments = pipeline::allocate(&mut allocator, &observed);
             let assigned = plan::assigned_services(&observed.services, &assignments.services);
-            let world = observed.world(&assigned);
-            let plan = plan::plan_node(&world, &self.options.node);
-            (assignments, plan)
+            let plan = plan::plan_node(&observed.world(&assigned), &node_name);
+            (allocator, observed, assignments, plan)
         });
+        let (allocator, observed, assignments, plan) = tokio::select! {
+            done = work => done,
+            // Stopping: the allocator goes with the abandoned work; nothing
+            // else was touched.
+            () = stop => return false,
+        };
+        self.allocator = Some(allocator);
         let known: HashSet<&ServiceKey> = self.services.iter().collect();
         for failed in &assignments.services {
             // Said once: when a Service first fails, or loses its address.
@@ -231,6 +259,7 @@ impl Standalone {
             s.sessions = sessions;
         });
         info!(event = "configLoaded", services, "configuration applied");
+        true
     }
 
     fn assignments(&self) -> BTreeMap<ServiceKey, Vec<IpAddr>> {
@@ -283,6 +312,14 @@ pub const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// The longest wait between two tries of an unreadable reload.
 pub const RETRY_MAX: Duration = Duration::from_secs(30);
 
+/// Resolves on SIGTERM or SIGINT.
+async fn stopping(terminate: &mut tokio::signal::unix::Signal, interrupt: &mut tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}
+
 /// How long to wait before retrying after `outcome`, given the last wait:
 /// only a failed read is retried, sooner first, then less and less often.
 fn next_retry(outcome: Reloaded, last: Option<Duration>) -> Option<Duration> {
@@ -293,14 +330,13 @@ fn next_retry(outcome: Reloaded, last: Option<Duration>) -> Option<Duration> {
     }
 }
 
-/// Runs `work` (parsing, allocating, planning a large cluster) so that
-/// the sessions' tasks are not held up meanwhile: on a multi-threaded
-/// runtime the other tasks move to another worker while this one is busy.
-fn heavy<T>(work: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
+/// Runs `work` (parsing, allocating, planning a large cluster) on the
+/// blocking pool, so that the sessions' tasks and the run loop (signals,
+/// accepted connections) are never held up by it.
+async fn offload<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 
@@ -360,33 +396,36 @@ pub async fn run(options: Options, listen: Listen) -> Result<(), RunError> {
     let mut watcher = Watcher::new(paths);
     // A reload that could not read the files is retried by itself.
     let mut retry: Option<(tokio::time::Instant, Duration)> = None;
-    let mut outcome = Some(standalone.reload().await);
+    let mut reload = Some("start");
     loop {
-        if let Some(outcome) = outcome.take() {
+        if let Some(why) = reload.take() {
+            match why {
+                "start" => {}
+                // The configLoaded or configStale that follows says enough.
+                "filesChanged" => tracing::debug!(event = why, "reading the files again"),
+                _ => info!(event = why, "reading the files again"),
+            }
+            let Some(outcome) = standalone.reload_unless(stopping(&mut terminate, &mut interrupt)).await else {
+                break;
+            };
             retry =
                 next_retry(outcome, retry.map(|(_, wait)| wait)).map(|wait| (tokio::time::Instant::now() + wait, wait));
             if let Some(listener) = &bgp {
                 sync_keys(listener, &standalone, &mut keys);
             }
         }
+        let retry_at = retry.map_or_else(tokio::time::Instant::now, |(at, _)| at);
         tokio::select! {
-            () = watcher.changed() => outcome = Some(standalone.reload().await),
-            _ = hangup.recv() => {
-                info!(event = "reloadRequested", "SIGHUP: reading the files again");
-                outcome = Some(standalone.reload().await);
-            }
-            () = tokio::time::sleep_until(retry.map_or_else(tokio::time::Instant::now, |(at, _)| at)), if retry.is_some() => {
-                info!(event = "reloadRetried", "reading the files again after a failed read");
-                outcome = Some(standalone.reload().await);
-            }
+            () = watcher.changed() => reload = Some("filesChanged"),
+            _ = hangup.recv() => reload = Some("reloadRequested"),
+            () = tokio::time::sleep_until(retry_at), if retry.is_some() => reload = Some("reloadRetried"),
             accepted = async { bgp.as_ref().expect("guarded").accept().await }, if bgp.is_some() => {
                 match accepted {
                     Ok((stream, from)) => standalone.speaker().accepted(stream, from),
                     Err(e) => warn!(error = %error_chain(&e), "accepting a BGP connection failed"),
                 }
             }
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
+            () = stopping(&mut terminate, &mut interrupt) => break,
         }
     }
     standalone.shutdown().await;
