@@ -43,6 +43,9 @@ pub struct Snapshot {
     /// IP is or is not announced from here.
     pub plan: Option<NodePlan>,
     pub sessions: Vec<Arc<PeerShared>>,
+    /// The part of `/status` that only changes with the snapshot, rendered
+    /// by the first reader (see `sinks::status`).
+    pub status_fixed: std::sync::OnceLock<String>,
 }
 
 /// Whether the configuration in force is the files' latest.

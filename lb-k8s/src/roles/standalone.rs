@@ -101,6 +101,7 @@ impl Standalone {
             pools: current.pools.clone(),
             plan: current.plan.clone(),
             sessions: current.sessions.clone(),
+            status_fixed: std::sync::OnceLock::new(),
         };
         change(&mut next);
         self.published.send_replace(Arc::new(next));

@@ -32,7 +32,12 @@ use crate::view::Snapshot;
 /// The latest snapshot, as the node publishes it.
 pub type Snapshots = watch::Receiver<Arc<Snapshot>>;
 
+/// Renderings running at once: one core's worth at most, whatever the
+/// number of clients, so the sessions' workers always have CPU left.
+static RENDERING: Semaphore = Semaphore::const_new(1);
+
 async fn rendered(snapshots: Snapshots, render: fn(Arc<Snapshot>) -> String, content_type: &'static str) -> Response {
+    let Ok(_turn) = RENDERING.acquire().await else { return StatusCode::SERVICE_UNAVAILABLE.into_response() };
     let snapshot = snapshots.borrow().clone();
     match tokio::task::spawn_blocking(move || render(snapshot)).await {
         Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
@@ -41,7 +46,7 @@ async fn rendered(snapshots: Snapshots, render: fn(Arc<Snapshot>) -> String, con
 }
 
 fn status_text(snapshot: Arc<Snapshot>) -> String {
-    serde_json::to_string_pretty(&status::render(&snapshot)).unwrap_or_default()
+    status::render_text(&snapshot)
 }
 
 /// The routes, over the published snapshots.

@@ -1,4 +1,9 @@
 //! `/status`: what this node does and why, as JSON, from a [`Snapshot`].
+//!
+//! The large part (allocations, pools, routes, per-address reasons) only
+//! changes with the snapshot: it is serialised once per snapshot and kept
+//! in it, so a thousand readers of a 10,000-Service `/status` cost one
+//! rendering, not a thousand. The sessions are live and rendered per read.
 
 use std::time::SystemTime;
 
@@ -8,8 +13,28 @@ use lb_core::plan::RouteView;
 
 use crate::view::Snapshot;
 
-/// `/status`: allocations, sessions with state and uptime, announced routes.
+/// `/status` as JSON text: allocations, sessions with state and uptime,
+/// announced routes.
+pub fn render_text(view: &Snapshot) -> String {
+    let fixed = view.status_fixed.get_or_init(|| {
+        let mut text = serde_json::to_string(&fixed_part(view)).unwrap_or_else(|_| "{}".into());
+        // The object's fields, to be spliced after the live ones.
+        text.remove(0);
+        text.pop();
+        text
+    });
+    let live = serde_json::to_string(&live_part(view)).unwrap_or_else(|_| "{}".into());
+    let live = live.strip_suffix('}').unwrap_or(&live);
+    if fixed.is_empty() { format!("{live}}}") } else { format!("{live},{fixed}}}") }
+}
+
+/// `/status` as a JSON value (tests, embedders).
 pub fn render(view: &Snapshot) -> serde_json::Value {
+    serde_json::from_str(&render_text(view)).unwrap_or_default()
+}
+
+/// What changes between snapshots only.
+fn live_part(view: &Snapshot) -> serde_json::Value {
     use serde_json::json;
     let now = SystemTime::now();
     let sessions: Vec<serde_json::Value> = view
@@ -35,6 +60,18 @@ pub fn render(view: &Snapshot) -> serde_json::Value {
             })
         })
         .collect();
+    json!({
+        "node": view.node,
+        "configLoaded": view.config.loaded,
+        "configStale": view.config.stale,
+        "lastError": view.config.last_error,
+        "sessions": sessions,
+    })
+}
+
+/// What only changes with the snapshot.
+fn fixed_part(view: &Snapshot) -> serde_json::Value {
+    use serde_json::json;
     let announced: Vec<serde_json::Value> = view
         .plan
         .iter()
@@ -61,17 +98,36 @@ pub fn render(view: &Snapshot) -> serde_json::Value {
         })
         .collect();
     json!({
-        "node": view.node,
-        "configLoaded": view.config.loaded,
-        "configStale": view.config.stale,
-        "lastError": view.config.last_error,
         "allocations": view.allocations,
         "pools": view.pools.iter().map(|p| json!({
             "name": p.name, "ipv4Total": p.ipv4_total, "ipv4InUse": p.ipv4_in_use,
             "ipv6Total": p.ipv6_total, "ipv6InUse": p.ipv6_in_use,
         })).collect::<Vec<_>>(),
-        "sessions": sessions,
         "announced": announced,
         "services": services,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::ConfigState;
+
+    #[test]
+    fn live_and_fixed_parts_make_one_object_and_the_fixed_one_is_rendered_once() {
+        let view = Snapshot {
+            node: "n1".into(),
+            config: ConfigState { loaded: true, ..ConfigState::default() },
+            ..Snapshot::default()
+        };
+        let first = render(&view);
+        for key in ["node", "configLoaded", "sessions", "allocations", "pools", "announced", "services"] {
+            assert!(first.get(key).is_some(), "{key} in {first}");
+        }
+        assert_eq!(first["node"], "n1");
+        // The fixed part is kept with the snapshot and reused.
+        let kept = view.status_fixed.get().cloned().unwrap_or_default();
+        assert!(kept.contains("\"allocations\":[]"), "{kept}");
+        assert_eq!(render(&view), first);
+    }
 }
