@@ -28,18 +28,95 @@ pub enum ManifestError {
 
 /// The parser's limits. Its defaults guard against hostile documents
 /// (1,024 documents, 250,000 nodes), but a cluster's Services written one
-/// document each exceed them at a few thousand; these files come from the
-/// operator, so the limits are those of a very large cluster, and alias
-/// expansion stays capped as by default.
-fn options() -> serde_saphyr::Options {
+/// document each exceed them at a few thousand, and a configuration of
+/// 100,000 pools must load; these files come from the operator, so the
+/// limits on plain size are those of a very large cluster.
+///
+/// Aliases are another matter: a few hundred bytes of nested aliases (a
+/// "billion laughs") expand to gigabytes, and no real configuration or
+/// manifest needs more than a handful of small anchors. So what an anchor
+/// may hold, and how often it may be repeated, stay small: the expansion of
+/// any file is bounded to about [`MAX_ANCHORED_EVENTS`] × [`MAX_ALIASES`]
+/// nodes, and a bomb stops within a few hundred kilobytes.
+pub(crate) fn options() -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_documents = 1_000_000;
     budget.max_nodes = 50_000_000;
     budget.max_events = 200_000_000;
     budget.max_total_scalar_bytes = 1 << 30;
+    budget.max_aliases = MAX_ALIASES;
+    budget.max_recorded_anchor_events = MAX_ANCHORED_EVENTS;
+    budget.max_recorded_anchor_bytes = 1 << 20;
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
     options
+}
+
+/// How many aliases (`*name`) one file may use.
+pub const MAX_ALIASES: usize = 1_000;
+/// How many parser events all anchors (`&name`) of one file may hold together.
+pub const MAX_ANCHORED_EVENTS: usize = 10_000;
+
+/// The parser's error in the operator's words, on one line, with where it
+/// happened: the library's own messages name its internals
+/// (`RecordedAnchorEvents`) or its options (`DuplicateKeyPolicy`), which
+/// mean nothing to someone fixing a file.
+pub fn yaml_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let e = e.without_snippet();
+    // Where it happened in the file: for an error met while expanding an
+    // alias, where the alias is used.
+    let at = match e.location().filter(|l| *l != serde_saphyr::Location::UNKNOWN) {
+        Some(l) => format!(" at line {}, column {}", l.line(), l.column()),
+        None => String::new(),
+    };
+    let mut inner = e;
+    while let serde_saphyr::Error::AliasError { error, .. } = inner {
+        inner = error.without_snippet();
+    }
+    match inner {
+        serde_saphyr::Error::DuplicateMappingKey { key, .. } => match key {
+            Some(k) => format!("duplicate key `{}`{at}", escape(k)),
+            None => format!("duplicate key{at}"),
+        },
+        serde_saphyr::Error::Budget { breach, .. } => {
+            let what = match breach {
+                B::Aliases { .. }
+                | B::Anchors { .. }
+                | B::AliasAnchorRatio { .. }
+                | B::RecordedAnchorEvents { .. }
+                | B::RecordedAnchorBytes { .. }
+                | B::MergeKeys { .. } => format!(
+                    "too many aliases: anchors and aliases may expand to at most {MAX_ANCHORED_EVENTS} anchored items and {MAX_ALIASES} aliases"
+                ),
+                B::Depth { depth } => format!("nested too deeply ({depth} levels)"),
+                B::Documents { .. } => "too many documents".to_string(),
+                B::Nodes { .. } | B::Events { .. } => "too many values".to_string(),
+                B::ScalarBytes { .. } => "too much text".to_string(),
+                _ => "too large".to_string(),
+            };
+            format!("{what}{at}")
+        }
+        _ => escape(&e.to_string()).into_owned(),
+    }
+}
+
+/// `text` with every control character (ANSI escapes, line breaks) shown
+/// as a Rust escape (`\u{1b}`), so that nothing read from a file can drive
+/// the terminal it is printed on or forge another line of output.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A kind of object read from manifests, and how.
@@ -73,7 +150,7 @@ impl<K: Kind> Extend<Value> for Converted<K> {
 /// The objects of kind `K` in a YAML text, in order.
 fn objects<K: Kind>(text: &str) -> Result<Vec<K::Object>, ManifestError> {
     let converted = serde_saphyr::from_str_multiple_with_options::<Value, Converted<K>>(text, options())
-        .map_err(|e| ManifestError::Yaml(e.without_snippet().to_string()))?;
+        .map_err(|e| ManifestError::Yaml(yaml_message(&e)))?;
     converted.0.into_iter().collect()
 }
 
@@ -117,8 +194,8 @@ impl Kind for Slices {
 pub fn documents(text: &str) -> Result<Vec<Value>, ManifestError> {
     // Without the source snippet: the message must stay on one line, and it
     // still says where (`at line 4, column 2`).
-    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options())
-        .map_err(|e| ManifestError::Yaml(e.without_snippet().to_string()))?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, options()).map_err(|e| ManifestError::Yaml(yaml_message(&e)))?;
     let mut out = Vec::with_capacity(docs.len());
     for doc in docs {
         flatten_lists(doc, &mut out);

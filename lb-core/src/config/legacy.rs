@@ -15,6 +15,7 @@ use super::crd::{
 };
 use super::decode::{LegacyPath, Origin, decode};
 use super::error::{ConfigError, ConfigErrorKind};
+use crate::manifest;
 use crate::selector::{LabelSelector, LabelSelectorRequirement, Labels};
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,12 +117,12 @@ pub fn convert(
     errors: &mut Vec<ConfigError>,
 ) -> Vec<(Origin, Resource)> {
     let cm_origin = Origin { file: file.clone(), object: format!("ConfigMap/{configmap}"), legacy: None };
-    let value: Value = match serde_saphyr::from_str(text) {
+    let value: Value = match serde_saphyr::from_str_with_options(text, manifest::options()) {
         Ok(v) => v,
         Err(e) => {
             // One line (no source snippet), like every other error; lines
             // are counted from the start of the `config` text.
-            let message = e.without_snippet().to_string();
+            let message = manifest::yaml_message(&e);
             errors.push(cm_origin.error("data.config", ConfigErrorKind::Yaml(message)));
             return Vec::new();
         }
