@@ -958,7 +958,6 @@ fn peers() {
                 K::KeepaliveAboveHold { keepalive: secs(10), hold: secs(0) },
             ),
             e("password-both", "spec.passwordSecret", K::PasswordAndSecret),
-            e("secret-no-name", "spec.passwordSecret.name", K::Required),
             e("no-address", "spec.peerAddress", K::MissingPeerAddress),
             e("address-and-interface", "spec.interface", K::PeerAddressAndInterface),
             e("bad-addresses", "spec.peerAddress", K::InvalidIp { text: "192.0.2.300".into() }),
@@ -1728,4 +1727,38 @@ fn what_no_socket_could_do_is_an_error() {
     assert!(config::load(&[("t.yaml", &peer(", sourceAddress: 192.0.2.2, vrf: abcdefghijklmno"))]).is_ok(), "15 bytes");
     let errors = config::load(&[("t.yaml", &peer(", vrf: abcdefghijklmnop"))]).expect_err("16 bytes");
     assert_errors(&errors, &[err("t.yaml", "BGPPeer/tor", "spec.vrf", K::DeviceNameTooLong { len: 16, max: 15 })]);
+}
+
+const POOL: &str =
+    "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.0/28]}\n";
+
+#[test]
+fn a_secret_reference_without_a_name_is_unset() {
+    // What MetalLB's converter and Go clients write when no Secret is used.
+    let peer = |extra: &str| {
+        format!(
+            "{POOL}---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: tor}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, {extra}}}\n"
+        )
+    };
+    for (extra, password) in [
+        ("passwordSecret: {}", None),
+        ("passwordSecret: {namespace: metallb-system}", None),
+        ("passwordSecret: {}, password: s3cret", Some(Password::Plain("s3cret".into()))),
+    ] {
+        let text = peer(extra);
+        let loaded = config::load(&[("c.yaml", &text)]).unwrap_or_else(|e| panic!("{extra}: {}", lines(&e)));
+        assert_eq!(loaded.config.peers[0].password, password, "{extra}");
+        assert!(loaded.unchecked_secrets.is_empty(), "{extra}");
+    }
+}
+
+#[test]
+fn the_operators_metallb_object_is_skipped() {
+    let text = format!(
+        "{POOL}---\napiVersion: metallb.io/v1beta1\nkind: MetalLB\nmetadata: {{name: metallb, namespace: metallb-system}}\nspec: {{logLevel: debug}}\n"
+    );
+    let loaded = config::load(&[("c.yaml", &text)]).unwrap_or_else(|e| panic!("{}", lines(&e)));
+    assert_eq!(loaded.config.pools.len(), 1);
+    let skipped: Vec<(&str, &str)> = loaded.skipped.iter().map(|s| (s.file.as_str(), s.object.as_str())).collect();
+    assert_eq!(skipped, [("c.yaml", "MetalLB/metallb")]);
 }

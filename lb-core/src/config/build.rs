@@ -481,7 +481,11 @@ fn peer(
     c.single_line("spec.password", s.password.as_deref());
     c.single_line("spec.vrf", s.vrf.as_deref());
     c.single_line("spec.interface", s.interface.as_deref());
-    let password = match (&s.password, &s.password_secret) {
+    // `passwordSecret: {}` is what MetalLB's converter and Go clients
+    // write when no Secret is used (the field is a struct, not a pointer):
+    // a reference without a name is no reference.
+    let password_secret = s.password_secret.as_ref().filter(|r| !r.name.is_empty());
+    let password = match (&s.password, password_secret) {
         (Some(_), Some(_)) => {
             c.err("spec.passwordSecret", E::PasswordAndSecret);
             None
@@ -492,12 +496,7 @@ fn peer(
             }
             Some(Password::Plain(p.clone()))
         }
-        (None, Some(secret)) => {
-            if secret.name.is_empty() {
-                c.err("spec.passwordSecret.name", E::Required);
-            }
-            Some(Password::Secret(secret.clone()))
-        }
+        (None, Some(secret)) => Some(Password::Secret(secret.clone())),
         (None, None) => None,
     };
     if let Some(profile) = &s.bfd_profile

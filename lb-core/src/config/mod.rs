@@ -335,6 +335,12 @@ fn read_document(
         skipped.push(Skipped { file: file.to_string(), object: origin.object });
         return;
     }
+    // The metallb-operator's own object, found beside pools in real
+    // repositories: it installs MetalLB, it does not configure it.
+    if kind == "MetalLB" && api_version.starts_with("metallb.io/") {
+        skipped.push(Skipped { file: file.to_string(), object: origin.object });
+        return;
+    }
     let Some(version) = api_version.strip_prefix("metallb.io/") else {
         // A MetalLB kind under another group is a typo, not someone else's object.
         if crd::KINDS.contains(&kind) {
