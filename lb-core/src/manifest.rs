@@ -294,10 +294,17 @@ fn field_error(object: &str, field: &str, message: impl Into<String>) -> Manifes
     ManifestError::Field { object: object.into(), field: field.into(), message: message.into() }
 }
 
+/// `doc` without its `null` map entries. Kubernetes treats `annotations:`
+/// with only comments under it (a null map), like a null list, as empty;
+/// so does every reader here, instead of refusing the object.
+fn without_nulls(doc: &Value) -> Value {
+    crate::config::decode::without_nulls(doc)
+}
+
 /// Reads a `kind: Service` object.
 pub fn service(doc: &Value) -> Result<Service, ManifestError> {
     let object = format!("Service/{}", name(doc).unwrap_or("?"));
-    let m: ServiceManifest = serde_path_to_error::deserialize(doc)
+    let m: ServiceManifest = serde_path_to_error::deserialize(without_nulls(doc))
         .map_err(|e| field_error(&object, &e.path().to_string(), e.inner().to_string()))?;
     if m.metadata.name.is_empty() {
         return Err(field_error(&object, "metadata.name", "missing"));
@@ -397,7 +404,7 @@ pub fn namespace(doc: &Value) -> Result<Namespace, ManifestError> {
         metadata: Meta,
     }
     let object = format!("Namespace/{}", name(doc).unwrap_or("?"));
-    let m: NamespaceManifest = serde_path_to_error::deserialize(doc)
+    let m: NamespaceManifest = serde_path_to_error::deserialize(without_nulls(doc))
         .map_err(|e| field_error(&object, &e.path().to_string(), e.inner().to_string()))?;
     if m.metadata.name.is_empty() {
         return Err(field_error(&object, "metadata.name", "missing"));
@@ -444,7 +451,7 @@ pub fn node(doc: &Value) -> Result<Node, ManifestError> {
         address: String,
     }
     let object = format!("Node/{}", name(doc).unwrap_or("?"));
-    let m: NodeManifest = serde_path_to_error::deserialize(doc)
+    let m: NodeManifest = serde_path_to_error::deserialize(without_nulls(doc))
         .map_err(|e| field_error(&object, &e.path().to_string(), e.inner().to_string()))?;
     if m.metadata.name.is_empty() {
         return Err(field_error(&object, "metadata.name", "missing"));
@@ -484,7 +491,7 @@ pub fn endpoint_slice(doc: &Value) -> Result<EndpointSlice, ManifestError> {
         serving: Option<bool>,
     }
     let object = format!("EndpointSlice/{}", name(doc).unwrap_or("?"));
-    let m: SliceManifest = serde_path_to_error::deserialize(doc)
+    let m: SliceManifest = serde_path_to_error::deserialize(without_nulls(doc))
         .map_err(|e| field_error(&object, &e.path().to_string(), e.inner().to_string()))?;
     let Some(service) = m.metadata.labels.get(SERVICE_NAME_LABEL).filter(|s| !s.is_empty()) else {
         return Err(field_error(&object, "metadata.labels", format!("missing label {SERVICE_NAME_LABEL}")));
@@ -522,7 +529,7 @@ pub fn endpoints_object(doc: &Value) -> Result<EndpointSlice, ManifestError> {
         node_name: Option<String>,
     }
     let object = format!("Endpoints/{}", name(doc).unwrap_or("?"));
-    let m: EndpointsManifest = serde_path_to_error::deserialize(doc)
+    let m: EndpointsManifest = serde_path_to_error::deserialize(without_nulls(doc))
         .map_err(|e| field_error(&object, &e.path().to_string(), e.inner().to_string()))?;
     if m.metadata.name.is_empty() {
         return Err(field_error(&object, "metadata.name", "missing"));
@@ -743,5 +750,24 @@ subsets:
         assert_eq!(slices[1].endpoints.iter().filter(|e| e.is_serving()).count(), 1);
         let err = endpoint_slices("kind: EndpointSlice\nmetadata: {name: x}\n").expect_err("no service label");
         assert!(err.to_string().contains("kubernetes.io/service-name"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod null_tests {
+    use super::*;
+
+    #[test]
+    fn null_maps_and_lists_are_empty() {
+        let text = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace:\n  labels:\n  annotations:\n    # metallb.io/address-pool: x\nspec:\n  type: LoadBalancer\n  selector:\n  ports:\n  ipFamilies:\n  clusterIPs:\nstatus:\n  loadBalancer:\n    ingress:\n";
+        let s = &services(text).expect("a Service with null maps")[0];
+        assert_eq!(s.key.as_str(), "default/web");
+        assert!(s.annotations.is_empty() && s.labels.is_empty() && s.ports.is_empty());
+        let node = "apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: }\nstatus: {conditions: , addresses: }\n";
+        assert_eq!(nodes(node).expect("a Node with null lists")[0].name, "n1");
+        let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: }\n";
+        assert_eq!(namespaces(ns).expect("a Namespace with null labels").len(), 1);
+        let slice = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: x, annotations: , labels: {kubernetes.io/service-name: web}}\nendpoints:\n- conditions:\n  nodeName:\n";
+        assert_eq!(endpoint_slices(slice).expect("a slice with nulls")[0].endpoints.len(), 1);
     }
 }

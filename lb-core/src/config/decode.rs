@@ -120,7 +120,7 @@ fn error_path(path: &serde_path_to_error::Path) -> String {
 /// them from custom resources and Go's decoder leaves such fields unset, so
 /// `key:` with nothing after it (every list item commented out) means "not
 /// set", not a type error.
-fn without_nulls(value: &Value) -> Value {
+pub(crate) fn without_nulls(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
