@@ -15,13 +15,6 @@ pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             eprintln!("{} error(s)", errors.len());
             Ok(ExitCode::FAILURE)
         }
-        Ok(loaded) if loaded.resources.is_empty() => {
-            for s in &loaded.skipped {
-                println!("{}: {}: skipped (not MetalLB configuration)", s.file, s.object);
-            }
-            eprintln!("no MetalLB configuration found (metallb.io resources or the legacy ConfigMap)");
-            Ok(ExitCode::FAILURE)
-        }
         Ok(loaded) => {
             for r in &loaded.resources {
                 println!("{}", summary(r, &loaded.config));

@@ -57,6 +57,9 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         nodes: &files::borrow(&nodes),
         endpoints: &files::borrow(&endpoints),
     })?;
+    for warning in &manifests.warnings {
+        eprintln!("warning: {warning}");
+    }
     let observed = Observed::new(loaded.config, manifests);
 
     let mut allocator = Allocator::new(observed.config.clone()).with_load_balancer_class(args.lb_class.clone());

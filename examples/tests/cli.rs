@@ -270,3 +270,43 @@ fn check_config_and_password_secrets() {
         std::fs::remove_dir_all(std::env::temp_dir().join(format!("lb-cli-{}-{test}", std::process::id()))).ok();
     }
 }
+
+#[test]
+fn plan_refuses_files_of_the_wrong_kind_as_check_config_does() {
+    // Nodes given as Services: not "no Services", the wrong file.
+    let out = lb(&["plan", "--config", "config/metallb.yaml", "--services", "nodes.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nodes.yaml: cannot read Services: no Service found (found 3 Node objects)"), "{stderr}");
+    // Services given as configuration: the same error from plan and check-config.
+    let expected =
+        "services.yaml: -: -: no MetalLB configuration found (metallb.io resources or the legacy ConfigMap); found";
+    let plan = lb(&["plan", "--config", "services.yaml", "--services", "services.yaml"]);
+    let check = lb(&["check-config", "services.yaml"]);
+    for out in [&plan, &check] {
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(out));
+        assert!(stdout(out).starts_with(expected), "{}", stdout(out));
+    }
+    let empty = temp_file("empty-config", "# nothing yet\n");
+    let out = lb(&["check-config", empty.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no MetalLB configuration found"), "{}", stdout(&out));
+    std::fs::remove_dir_all(empty.parent().expect("dir")).ok();
+}
+
+#[test]
+fn plan_lists_a_service_given_twice_once_and_warns() {
+    let out =
+        lb(&["plan", "--config", "config/metallb.yaml", "--services", "services.yaml", "services.yaml", "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let once = plan_json("config/metallb.yaml", "services.yaml");
+    assert_eq!(plan, once, "the later copy replaces the earlier one: one answer per Service");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("warning: services.yaml: document[")
+            && l.contains("Service shop/web is also defined at services.yaml: document[")
+            && l.ends_with("the later one is used")),
+        "{stderr}"
+    );
+}

@@ -2,6 +2,7 @@
 //! Services, Namespaces, Nodes and EndpointSlices, read leniently (unknown fields are ignored, as
 //! the API server's clients do), into the model of [`crate::service`].
 
+use std::fmt;
 use std::net::IpAddr;
 
 use serde::Deserialize;
@@ -24,6 +25,10 @@ pub enum ManifestError {
     /// A field has the wrong type or value.
     #[error("{object}: {field}: {message}")]
     Field { object: String, field: String, message: String },
+    /// A file given for one kind holds objects, none of that kind: the
+    /// wrong file, which would otherwise silently mean "none".
+    #[error("no {expected} found (found {found})")]
+    NoneOfKind { expected: &'static str, found: String },
 }
 
 /// The parser's limits. Its defaults guard against hostile documents
@@ -122,6 +127,8 @@ pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
 /// A kind of object read from manifests, and how.
 trait Kind {
     type Object;
+    /// What a file given for this kind should hold (`Service`).
+    const EXPECTED: &'static str;
     /// `None` for documents of other kinds.
     fn convert(doc: &Value) -> Option<Result<Self::Object, ManifestError>>;
 }
@@ -129,11 +136,17 @@ trait Kind {
 /// Objects of one kind, converted as the parser yields each document: a
 /// file of many thousand objects never exists as a whole tree of `Value`s
 /// (about 4 KB per Service), only as the objects it describes.
-struct Converted<K: Kind>(Vec<Result<K::Object, ManifestError>>);
+struct Converted<K: Kind> {
+    /// With the index of their document (`List` items counted one each).
+    objects: Vec<(usize, Result<K::Object, ManifestError>)>,
+    documents: usize,
+    /// Kinds of the other objects, one entry per object.
+    others: Vec<String>,
+}
 
 impl<K: Kind> Default for Converted<K> {
     fn default() -> Self {
-        Self(Vec::new())
+        Self { objects: Vec::new(), documents: 0, others: Vec::new() }
     }
 }
 
@@ -142,20 +155,50 @@ impl<K: Kind> Extend<Value> for Converted<K> {
         let mut flat = Vec::new();
         for doc in docs {
             flatten_lists(doc, &mut flat);
-            self.0.extend(flat.drain(..).filter_map(|d| K::convert(&d)));
+            for d in flat.drain(..) {
+                let index = self.documents;
+                self.documents += 1;
+                match K::convert(&d) {
+                    Some(object) => self.objects.push((index, object)),
+                    None => self.others.push(kind(&d).unwrap_or("?").to_string()),
+                }
+            }
         }
     }
 }
 
+/// The objects of kind `K` in a YAML text, in order, with their document index.
+fn read<K: Kind>(text: &str) -> Result<Converted<K>, ManifestError> {
+    serde_saphyr::from_str_multiple_with_options::<Value, Converted<K>>(text, options())
+        .map_err(|e| ManifestError::Yaml(yaml_message(&e)))
+}
+
 /// The objects of kind `K` in a YAML text, in order.
 fn objects<K: Kind>(text: &str) -> Result<Vec<K::Object>, ManifestError> {
-    let converted = serde_saphyr::from_str_multiple_with_options::<Value, Converted<K>>(text, options())
-        .map_err(|e| ManifestError::Yaml(yaml_message(&e)))?;
-    converted.0.into_iter().collect()
+    read::<K>(text)?.objects.into_iter().map(|(_, o)| o).collect()
+}
+
+/// `3 Node objects`, `2 Service, 1 ConfigMap objects`: what a file holds,
+/// by kind in order of first appearance; empty for nothing.
+pub fn found_objects<'a>(kinds: impl IntoIterator<Item = &'a str>) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for kind in kinds {
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+    let total: usize = counts.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return String::new();
+    }
+    let list: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {}", escape(k))).collect();
+    format!("{} object{}", list.join(", "), if total == 1 { "" } else { "s" })
 }
 
 struct Services;
 impl Kind for Services {
+    const EXPECTED: &'static str = "Service";
     type Object = Service;
     fn convert(doc: &Value) -> Option<Result<Service, ManifestError>> {
         (kind(doc) == Some("Service")).then(|| service(doc))
@@ -164,6 +207,7 @@ impl Kind for Services {
 
 struct Namespaces;
 impl Kind for Namespaces {
+    const EXPECTED: &'static str = "Namespace";
     type Object = Namespace;
     fn convert(doc: &Value) -> Option<Result<Namespace, ManifestError>> {
         (kind(doc) == Some("Namespace")).then(|| namespace(doc))
@@ -172,6 +216,7 @@ impl Kind for Namespaces {
 
 struct Nodes;
 impl Kind for Nodes {
+    const EXPECTED: &'static str = "Node";
     type Object = Node;
     fn convert(doc: &Value) -> Option<Result<Node, ManifestError>> {
         (kind(doc) == Some("Node")).then(|| node(doc))
@@ -180,6 +225,7 @@ impl Kind for Nodes {
 
 struct Slices;
 impl Kind for Slices {
+    const EXPECTED: &'static str = "EndpointSlice or Endpoints";
     type Object = EndpointSlice;
     fn convert(doc: &Value) -> Option<Result<EndpointSlice, ManifestError>> {
         match kind(doc) {
@@ -574,11 +620,39 @@ pub struct ManifestFiles<'a> {
 /// The objects of [`ManifestFiles`], in file order.
 #[derive(Debug, Clone, Default)]
 pub struct Manifests {
+    /// One per `namespace/name`: of two with one name, the later is kept
+    /// (in the earlier one's place) and a warning says so.
     pub services: Vec<Service>,
     pub namespaces: Vec<Namespace>,
     pub nodes: Vec<Node>,
     /// `None` when no endpoints file was given.
     pub endpoints: Option<crate::endpoints::Endpoints>,
+    /// What was accepted but is likely a mistake; for the operator's eyes.
+    pub warnings: Vec<ManifestWarning>,
+}
+
+/// Where an object was read: its file and the index of its document
+/// (`List` items counted one each, from 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub file: String,
+    pub document: usize,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: document[{}]", self.file, self.document)
+    }
+}
+
+/// Something accepted in the manifests that the operator should know of.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestWarning {
+    /// One Service given twice: as `kubectl apply` would, the later one
+    /// wins, so the plan never holds two answers for one Service.
+    #[error("{used}: Service {service} is also defined at {replaced}; the later one is used")]
+    DuplicateService { service: ServiceKey, replaced: Place, used: Place },
 }
 
 /// A manifest file that could not be read.
@@ -593,29 +667,58 @@ pub struct ManifestFileError {
 }
 
 /// Reads every manifest file of [`ManifestFiles`]; the first unreadable
-/// file stops it, named in the error.
+/// file stops it, named in the error. A file that holds objects but none
+/// of the kind it was given for is unreadable too (Nodes given as
+/// Services); an empty file is not (no Services yet).
 pub fn load(files: &ManifestFiles<'_>) -> Result<Manifests, ManifestFileError> {
-    fn all<T>(
-        files: &[(&str, &str)],
-        kind: &'static str,
-        parse: impl Fn(&str) -> Result<Vec<T>, ManifestError>,
-    ) -> Result<Vec<T>, ManifestFileError> {
+    fn all<K: Kind>(files: &[(&str, &str)], kind: &'static str) -> Result<Vec<(Place, K::Object)>, ManifestFileError> {
         let mut out = Vec::new();
         for (file, text) in files {
-            out.extend(parse(text).map_err(|source| ManifestFileError { file: file.to_string(), kind, source })?);
+            let error = |source| ManifestFileError { file: file.to_string(), kind, source };
+            let read = read::<K>(text).map_err(error)?;
+            if read.objects.is_empty() && !read.others.is_empty() {
+                let found = found_objects(read.others.iter().map(String::as_str));
+                return Err(error(ManifestError::NoneOfKind { expected: K::EXPECTED, found }));
+            }
+            for (document, object) in read.objects {
+                out.push((Place { file: file.to_string(), document }, object.map_err(error)?));
+            }
         }
         Ok(out)
+    }
+    fn objects<T>(placed: Vec<(Place, T)>) -> Vec<T> {
+        placed.into_iter().map(|(_, o)| o).collect()
     }
     let endpoints = if files.endpoints.is_empty() {
         None
     } else {
-        Some(crate::endpoints::Endpoints::new(all(files.endpoints, "EndpointSlices", endpoint_slices)?))
+        Some(crate::endpoints::Endpoints::new(objects(all::<Slices>(files.endpoints, "EndpointSlices")?)))
     };
+    let mut warnings = Vec::new();
+    let mut services: Vec<(Place, Service)> = Vec::new();
+    let mut index: std::collections::HashMap<ServiceKey, usize> = std::collections::HashMap::new();
+    for (place, service) in all::<Services>(files.services, "Services")? {
+        match index.get(&service.key) {
+            Some(&i) => {
+                let (replaced, _) = std::mem::replace(&mut services[i], (place.clone(), service));
+                warnings.push(ManifestWarning::DuplicateService {
+                    service: services[i].1.key.clone(),
+                    replaced,
+                    used: place,
+                });
+            }
+            None => {
+                index.insert(service.key.clone(), services.len());
+                services.push((place, service));
+            }
+        }
+    }
     Ok(Manifests {
-        services: all(files.services, "Services", services)?,
-        namespaces: all(files.namespaces, "Namespaces", namespaces)?,
-        nodes: all(files.nodes, "Nodes", nodes)?,
+        services: objects(services),
+        namespaces: objects(all::<Namespaces>(files.namespaces, "Namespaces")?),
+        nodes: objects(all::<Nodes>(files.nodes, "Nodes")?),
         endpoints,
+        warnings,
     })
 }
 
@@ -626,20 +729,58 @@ mod tests {
     fn load_reads_each_file_for_its_kind() {
         let node = "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n";
         let files = [("svc.yaml", SVC), ("node.yaml", node)];
-        let m = load(&ManifestFiles { services: &files, nodes: &files[1..], ..Default::default() }).expect("valid");
-        assert_eq!(m.services.len(), 1, "the node file is not read for Services");
-        assert_eq!(m.nodes.len(), 1, "nor the Service file for Nodes");
+        let both = format!("{SVC}---\n{node}");
+        let both = [("both.yaml", both.as_str())];
+        let m = load(&ManifestFiles { services: &both, nodes: &both, ..Default::default() }).expect("valid");
+        assert_eq!(m.services.len(), 1, "the Node is not read for Services");
+        assert_eq!(m.nodes.len(), 1, "nor the Service for Nodes");
         assert!(m.endpoints.is_none(), "no endpoints file: no information");
-        let m = load(&ManifestFiles { endpoints: &files[1..], ..Default::default() }).expect("valid");
+        let empty = [("empty.yaml", "# none yet\n")];
+        let m = load(&ManifestFiles { endpoints: &empty, services: &empty, ..Default::default() }).expect("valid");
         assert!(m.endpoints.is_some(), "an endpoints file without any: information that nothing serves");
+        assert!(m.services.is_empty(), "an empty Services file: no Services yet");
+        // A file of other objects only is the wrong file, not "none".
+        let e = load(&ManifestFiles { services: &files[1..], ..Default::default() }).expect_err("Nodes as Services");
+        assert_eq!(
+            format!("{e}: {}", e.source),
+            "node.yaml: cannot read Services: no Service found (found 1 Node object)"
+        );
+        let e = load(&ManifestFiles { endpoints: &files, ..Default::default() }).expect_err("no slices");
+        assert_eq!(e.source.to_string(), "no EndpointSlice or Endpoints found (found 1 Service object)");
         let bad = [("bad.yaml", "kind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 99999}]}\n")];
         let bad_node = [("bad.yaml", "kind: Node\nmetadata: {}\n")];
-        let e = load(&ManifestFiles { services: &files, nodes: &bad_node, ..Default::default() }).expect_err("bad");
+        let e =
+            load(&ManifestFiles { services: &files[..1], nodes: &bad_node, ..Default::default() }).expect_err("bad");
         assert_eq!(e.to_string(), "bad.yaml: cannot read Nodes");
         let e = load(&ManifestFiles { services: &bad, ..Default::default() }).expect_err("bad");
         assert_eq!((e.file.as_str(), e.kind), ("bad.yaml", "Services"));
         assert!(e.source.to_string().contains("spec.ports[0].port"), "{}", e.source);
     }
+    #[test]
+    fn a_service_given_twice_is_the_later_one_with_a_warning() {
+        let svc = |ip: &str| {
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: shop}}\nspec: {{type: LoadBalancer, loadBalancerIP: {ip}}}\n"
+            )
+        };
+        let other = "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: shop}\n";
+        let a = format!("{}---\n{other}", svc("192.0.2.1"));
+        let b = format!("{other}---\n{}", svc("192.0.2.2"));
+        let files = [("a.yaml", a.as_str()), ("b.yaml", b.as_str())];
+        let m = load(&ManifestFiles { services: &files, ..Default::default() }).expect("valid");
+        let keys: Vec<&str> = m.services.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(keys, ["shop/web", "shop/db"], "one answer per Service, in first-seen order");
+        assert_eq!(m.services[0].load_balancer_ip.as_deref(), Some("192.0.2.2"), "the later one wins");
+        let warnings: Vec<String> = m.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [
+                "b.yaml: document[0]: Service shop/db is also defined at a.yaml: document[1]; the later one is used",
+                "b.yaml: document[1]: Service shop/web is also defined at a.yaml: document[0]; the later one is used",
+            ]
+        );
+    }
+
     use super::*;
 
     const SVC: &str = r#"

@@ -1367,14 +1367,28 @@ fn hostile_yaml_is_refused_not_expanded() {
 }
 
 #[test]
-fn empty_and_unrelated_files_are_empty_configuration() {
-    for text in
-        ["", "---\n", "# just a comment\n", "---\n---\n...\n", "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n"]
-    {
-        let loaded = config::load(&[("empty.yaml", text)]).unwrap_or_else(|e| panic!("{text:?}: {}", lines(&e)));
-        assert_eq!(loaded.config, Config::default(), "{text:?}");
+fn empty_and_unrelated_files_are_no_configuration() {
+    for (text, found) in [
+        ("", ""),
+        ("---\n", ""),
+        ("# just a comment\n", ""),
+        ("---\n---\n...\n", ""),
+        ("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n", "; found 1 Namespace object"),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\n",
+            "; found 2 Service objects",
+        ),
+    ] {
+        let errors = config::load(&[("empty.yaml", text)]).err().unwrap_or_else(|| panic!("{text:?} loads"));
+        let message = format!(
+            "empty.yaml: -: -: no MetalLB configuration found (metallb.io resources or the legacy ConfigMap){found}"
+        );
+        assert_eq!(lines(&errors), format!("  {message}\n"), "{text:?}");
     }
-    assert!(config::load(&[]).is_ok());
+    assert!(matches!(config::load(&[]).err().as_deref(), Some([ConfigError { kind: K::NoConfiguration { .. }, .. }])));
+    // Explicit configurations of no pools stay valid.
+    let peer = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1}\n";
+    assert!(config::load(&[("peer.yaml", peer), ("empty.yaml", "")]).expect("a peer alone").config.pools.is_empty());
 }
 
 /// Field names of every form, so generated objects reach deep into validation.
@@ -1582,8 +1596,9 @@ fn a_metallb_kind_under_another_group_is_a_typo() {
 #[test]
 fn only_metallbs_configmap_is_legacy_configuration() {
     let other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-settings, namespace: shop}\ndata: {config: 'not: metallb'}\n";
-    let loaded = config::load(&[("t.yaml", other)]).expect("someone else's ConfigMap is skipped");
-    assert!(loaded.resources.is_empty());
+    let with_pool = format!("{other}---\n{POOL}");
+    let loaded = config::load(&[("t.yaml", &with_pool)]).expect("someone else's ConfigMap is skipped");
+    assert_eq!(loaded.resources.len(), 1);
     assert_eq!(loaded.skipped[0].object, "ConfigMap/app-settings");
 }
 

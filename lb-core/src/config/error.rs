@@ -46,6 +46,10 @@ pub enum ConfigErrorKind {
     /// A `metallb.io` kind or version this project does not know.
     #[error("unknown resource {api_version} {kind}")]
     UnknownKind { api_version: String, kind: String },
+    /// The files hold no MetalLB configuration at all (`found` says what
+    /// they hold instead, if anything): a mistaken file, never "no pools".
+    #[error("no MetalLB configuration found (metallb.io resources or the legacy ConfigMap){}", if found.is_empty() { String::new() } else { format!("; found {found}") })]
+    NoConfiguration { found: String },
     /// A document that is not a Kubernetes object.
     #[error("not a Kubernetes object: apiVersion and kind are required")]
     NotAnObject,

@@ -263,9 +263,23 @@ pub fn read_with_secrets(
     files: &[(&str, &str)],
     errors: &mut Vec<ConfigError>,
 ) -> (Vec<SourcedResource>, Vec<Skipped>, FileSecrets) {
-    let mut resources = Vec::new();
-    let mut skipped = Vec::new();
-    let mut secrets = FileSecrets::default();
+    let read = read_files(files, errors);
+    (read.resources, read.skipped, read.secrets)
+}
+
+/// What the files hold, as read.
+struct Read {
+    resources: Vec<SourcedResource>,
+    skipped: Vec<Skipped>,
+    secrets: FileSecrets,
+    /// Whether a legacy ConfigMap was found: one with an empty `config` is
+    /// an explicit configuration of nothing, not a missing one.
+    legacy_configmap: bool,
+}
+
+fn read_files(files: &[(&str, &str)], errors: &mut Vec<ConfigError>) -> Read {
+    let mut read =
+        Read { resources: Vec::new(), skipped: Vec::new(), secrets: FileSecrets::default(), legacy_configmap: false };
     for (file, text) in files {
         let file: Arc<str> = Arc::from(*file);
         let docs = match manifest::documents(text) {
@@ -285,21 +299,14 @@ pub fn read_with_secrets(
             }
         };
         for (index, doc) in docs.iter().enumerate() {
-            read_document(&file, index, doc, &mut resources, &mut skipped, &mut secrets, errors);
+            read_document(&file, index, doc, &mut read, errors);
         }
     }
-    (resources, skipped, secrets)
+    read
 }
 
-fn read_document(
-    file: &Arc<str>,
-    index: usize,
-    doc: &Value,
-    resources: &mut Vec<SourcedResource>,
-    skipped: &mut Vec<Skipped>,
-    secrets: &mut FileSecrets,
-    errors: &mut Vec<ConfigError>,
-) {
+fn read_document(file: &Arc<str>, index: usize, doc: &Value, read: &mut Read, errors: &mut Vec<ConfigError>) {
+    let Read { resources, skipped, secrets, legacy_configmap } = read;
     let (Some(api_version), Some(kind)) =
         (doc.get("apiVersion").and_then(Value::as_str), doc.get("kind").and_then(Value::as_str))
     else {
@@ -321,6 +328,7 @@ fn read_document(
     if kind == "ConfigMap" && api_version == "v1" && legacy_candidate {
         match doc.pointer("/data/config") {
             Some(Value::String(text)) => {
+                *legacy_configmap = true;
                 for (origin, resource) in legacy::convert(file, &name, namespace, text, errors) {
                     resources.push(SourcedResource { origin, resource });
                 }
@@ -425,7 +433,14 @@ fn read_document(
 /// none (the Secrets are then in the cluster, out of reach of a pure check).
 pub fn load(files: &[(&str, &str)]) -> Result<Loaded, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let (resources, skipped, secrets) = read_with_secrets(files, &mut errors);
+    let Read { resources, skipped, secrets, legacy_configmap } = read_files(files, &mut errors);
+    // Nothing to configure is never a valid "no pools": every caller
+    // (check-config, plan, a reload) must refuse it alike. An explicit
+    // configuration with no pools (a BGPPeer alone, an empty legacy
+    // ConfigMap) is still one.
+    if errors.is_empty() && resources.is_empty() && !legacy_configmap {
+        errors.extend(no_configuration(files, &skipped));
+    }
     let config = build::build(&resources, &mut errors);
     let unchecked_secrets = build::check_secret_references(&resources, &secrets, &mut errors);
     if errors.is_empty() {
@@ -433,4 +448,24 @@ pub fn load(files: &[(&str, &str)]) -> Result<Loaded, Vec<ConfigError>> {
     } else {
         Err(errors)
     }
+}
+
+/// One error per file, each saying what the file holds instead.
+fn no_configuration(files: &[(&str, &str)], skipped: &[Skipped]) -> Vec<ConfigError> {
+    let error = |file: &str, found: String| ConfigError {
+        file: file.to_string(),
+        object: "-".into(),
+        field: "-".into(),
+        kind: ConfigErrorKind::NoConfiguration { found },
+    };
+    if files.is_empty() {
+        return vec![error("-", String::new())];
+    }
+    files
+        .iter()
+        .map(|(file, _)| {
+            let kinds = skipped.iter().filter(|s| s.file == *file).filter_map(|s| s.object.split_once('/'));
+            error(file, manifest::found_objects(kinds.map(|(kind, _)| kind)))
+        })
+        .collect()
 }
