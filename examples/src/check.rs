@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use lb_core::addr::Family;
 use lb_core::config::{Config, PeerAsn, Resource, SourcedResource};
+use lb_core::manifest::escape;
 
 use crate::files;
 
@@ -17,17 +18,18 @@ pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
         }
         Ok(loaded) => {
             for r in &loaded.resources {
-                println!("{}", summary(r, &loaded.config));
+                println!("{}", escape(&summary(r, &loaded.config)));
             }
             for s in &loaded.skipped {
-                println!("{}: {}: skipped (not MetalLB configuration)", s.file, s.object);
+                println!("{}", escape(&format!("{}: {}: skipped (not MetalLB configuration)", s.file, s.object)));
             }
             // Valid as far as the files tell: the Secrets are elsewhere.
             for u in &loaded.unchecked_secrets {
-                eprintln!(
+                let note = format!(
                     "note: {}: {}: {}: Secret {} is not checked (no Secret in the files)",
                     u.file, u.object, u.field, u.secret
                 );
+                eprintln!("{}", escape(&note));
             }
             eprintln!("configuration is valid: {} object(s)", loaded.resources.len());
             Ok(ExitCode::SUCCESS)

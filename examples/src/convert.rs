@@ -20,7 +20,8 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         anyhow::bail!("{}: no legacy MetalLB ConfigMap (a ConfigMap with a `config` key) found", path.display());
     }
     for s in &loaded.skipped {
-        eprintln!("{}: {}: left out (not MetalLB configuration)", s.file, s.object);
+        let line = format!("{}: {}: left out (not MetalLB configuration)", s.file, s.object);
+        eprintln!("{}", lb_core::manifest::escape(&line));
     }
     let mut out = String::new();
     for r in &loaded.resources {

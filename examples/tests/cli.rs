@@ -310,3 +310,29 @@ fn plan_lists_a_service_given_twice_once_and_warns() {
         "{stderr}"
     );
 }
+
+#[test]
+fn nothing_from_a_file_reaches_the_terminal_raw() {
+    let pool = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: \"\\e[2Jevil\"}\nspec: {addresses: [192.0.2.0/28]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: \"\\e[31mred\"}\n";
+    let path = temp_file("escapes", pool);
+    let file = path.to_str().expect("utf-8");
+    let out = lb(&["check-config", file]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains(&format!("{file}: IPAddressPool/\\u{{1b}}[2Jevil: metadata.name: ")), "{text}");
+
+    // An annotation's value echoed in the plan's ERROR column.
+    let services = temp_file(
+        "escapes-services",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, annotations: {metallb.universe.tf/address-pool: \"\\e[2Jnope\"}}\nspec: {type: LoadBalancer}\n",
+    );
+    let out = lb(&["plan", "--config", "config/metallb.yaml", "--services", services.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.lines().any(|l| l.starts_with("default/web") && l.contains("[2Jnope")), "{text}");
+    for p in [path, services] {
+        std::fs::remove_dir_all(p.parent().expect("dir")).ok();
+    }
+}

@@ -22,8 +22,9 @@ pub enum ManifestError {
     /// The text is not YAML.
     #[error("invalid YAML: {0}")]
     Yaml(String),
-    /// A field has the wrong type or value.
-    #[error("{object}: {field}: {message}")]
+    /// A field has the wrong type or value. Shown escaped: the object's
+    /// name and the message may hold anything the file held.
+    #[error("{}: {}: {}", escape(object), escape(field), escape(message))]
     Field { object: String, field: String, message: String },
     /// A file given for one kind holds objects, none of that kind: the
     /// wrong file, which would otherwise silently mean "none".
@@ -336,6 +337,13 @@ struct Ingress {
     ip: Option<String>,
 }
 
+/// Service and Namespace names are RFC 1123 labels: Kubernetes refuses
+/// anything else, and a name that is not one could carry escapes or floods
+/// to whoever reads the plan.
+fn check_name(object: &str, field: &str, name: &str) -> Result<(), ManifestError> {
+    crate::config::name::check_label(name).map_err(|e| field_error(object, field, e.to_string()))
+}
+
 fn field_error(object: &str, field: &str, message: impl Into<String>) -> ManifestError {
     ManifestError::Field { object: object.into(), field: field.into(), message: message.into() }
 }
@@ -354,6 +362,10 @@ pub fn service(doc: &Value) -> Result<Service, ManifestError> {
         .map_err(|e| field_error(&object, &e.path().to_string(), e.inner().to_string()))?;
     if m.metadata.name.is_empty() {
         return Err(field_error(&object, "metadata.name", "missing"));
+    }
+    check_name(&object, "metadata.name", &m.metadata.name)?;
+    if let Some(namespace) = m.metadata.namespace.as_deref().filter(|n| !n.is_empty()) {
+        check_name(&object, "metadata.namespace", namespace)?;
     }
     let spec = m.spec;
     let service_type = match spec.type_.as_deref() {
@@ -455,6 +467,7 @@ pub fn namespace(doc: &Value) -> Result<Namespace, ManifestError> {
     if m.metadata.name.is_empty() {
         return Err(field_error(&object, "metadata.name", "missing"));
     }
+    check_name(&object, "metadata.name", &m.metadata.name)?;
     Ok(Namespace::new(&m.metadata.name, m.metadata.labels))
 }
 

@@ -102,3 +102,47 @@ fn measure_overlap_check() {
         assert!(errors.is_empty() && built.pools.len() == (n / 100) as usize);
     }
 }
+
+#[test]
+fn names_must_be_kubernetes_names_and_are_shown_escaped() {
+    let pool = |name: &str| {
+        format!(
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: \"{name}\"}}\nspec: {{addresses: [192.0.2.0/28]}}\n"
+        )
+    };
+    for name in ["\\e[2Jevil", "two words", "My_Pool", &"a".repeat(300)] {
+        let errors = load_err(&pool(name));
+        assert_eq!(errors.len(), 1, "{name}: {errors:?}");
+        assert_eq!(errors[0].field, "metadata.name", "{name}");
+        assert!(matches!(errors[0].kind, K::InvalidName(_)), "{name}: {errors:?}");
+        let line = errors[0].to_string();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.chars().count() < 300, "{line}");
+    }
+    let line = load_err(&pool("\\e[2Jevil"))[0].to_string();
+    assert!(line.starts_with("c.yaml: IPAddressPool/\\u{1b}[2Jevil: metadata.name: "), "{line}");
+    // Values echoed back are escaped too.
+    let peer = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {myASN: 1, peerASN: 2, peerAddress: \"\\e[2J\"}\n";
+    let line = load_err(&format!("{}---\n{peer}", pool("a")))[0].to_string();
+    assert!(line.contains("\\u{1b}[2J") && !line.contains('\u{1b}'), "{line}");
+}
+
+#[test]
+fn service_and_namespace_names_are_rfc_1123_labels() {
+    let service = |name: &str, namespace: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: \"{name}\", namespace: \"{namespace}\"}}\n")
+    };
+    assert!(manifest::services(&service("web", "shop")).is_ok());
+    for (name, namespace, field) in [
+        ("\\e[2J", "shop", "metadata.name"),
+        ("a.b", "shop", "metadata.name"),
+        ("web", "Shop", "metadata.namespace"),
+        (&"a".repeat(64), "shop", "metadata.name"),
+    ] {
+        let err = manifest::services(&service(name, namespace)).expect_err(name).to_string();
+        assert!(err.contains(&format!(": {field}: ")), "{err}");
+        assert!(!err.chars().any(char::is_control), "{err:?}");
+    }
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: \"a b\"}\n";
+    assert!(manifest::namespaces(ns).is_err());
+}

@@ -22,9 +22,13 @@ pub struct ConfigError {
 }
 
 impl fmt::Display for ConfigError {
-    /// `FILE: KIND/NAME: FIELD: message`, one error per line.
+    /// `FILE: KIND/NAME: FIELD: message`, one error per line. Control
+    /// characters anywhere in it (a name, a value echoed back) are shown
+    /// escaped: nothing read from a file may drive the terminal or forge a
+    /// line of output.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}: {}", self.file, self.object, self.field, self.kind)
+        let line = format!("{}: {}: {}: {}", self.file, self.object, self.field, self.kind);
+        f.write_str(&crate::manifest::escape(&line))
     }
 }
 
@@ -53,6 +57,9 @@ pub enum ConfigErrorKind {
     /// A document that is not a Kubernetes object.
     #[error("not a Kubernetes object: apiVersion and kind are required")]
     NotAnObject,
+    /// A name the API server would refuse (and that could carry escapes to a terminal).
+    #[error(transparent)]
+    InvalidName(#[from] super::name::NameError),
     /// `metadata.name` is empty.
     #[error("missing name")]
     MissingName,

@@ -17,6 +17,7 @@ pub mod crd;
 pub mod decode;
 pub mod error;
 pub mod legacy;
+pub mod name;
 pub mod secret;
 
 use std::collections::BTreeMap;
@@ -320,7 +321,9 @@ fn read_document(file: &Arc<str>, index: usize, doc: &Value, read: &mut Read, er
     };
     let name = manifest::name(doc).unwrap_or("").to_string();
     let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("metallb-system");
-    let origin = Origin { file: file.clone(), object: format!("{kind}/{name}"), legacy: None };
+    // An overlong name is shown by its start: enough to find it.
+    let shown = if name.chars().count() > name::MAX_SUBDOMAIN { name::shortened(&name) } else { name.clone() };
+    let origin = Origin { file: file.clone(), object: format!("{kind}/{shown}"), legacy: None };
 
     // MetalLB's ConfigMap is `metallb-system/config` unless renamed; other
     // ConfigMaps with a `config` key belong to other programs.
@@ -363,6 +366,10 @@ fn read_document(file: &Arc<str>, index: usize, doc: &Value, read: &mut Read, er
     };
     if name.is_empty() {
         errors.push(origin.error("metadata.name", ConfigErrorKind::MissingName));
+    } else if let Err(e) = name::check_subdomain(&name) {
+        // Every metallb.io kind is a custom resource: the API server
+        // requires an RFC 1123 subdomain of all of them.
+        errors.push(origin.error("metadata.name", ConfigErrorKind::InvalidName(e)));
     }
     if let Some(map) = doc.as_object() {
         for key in map.keys() {
