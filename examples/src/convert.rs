@@ -1,4 +1,5 @@
-//! `lb convert`: the legacy ConfigMap as `metallb.io` resources.
+//! `lb convert`: the legacy ConfigMap and MetalLB 0.13's `AddressPool` as
+//! the current `metallb.io` resources.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,7 +18,10 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     if !loaded.resources.iter().any(|r| r.origin.legacy.is_some()) {
-        anyhow::bail!("{}: no legacy MetalLB ConfigMap (a ConfigMap with a `config` key) found", path.display());
+        anyhow::bail!(
+            "{}: no legacy MetalLB configuration (a ConfigMap with a `config` key, or an AddressPool) found",
+            path.display()
+        );
     }
     for s in &loaded.skipped {
         let line = format!("{}: {}: left out (not MetalLB configuration)", s.file, s.object);

@@ -336,3 +336,30 @@ fn nothing_from_a_file_reaches_the_terminal_raw() {
         std::fs::remove_dir_all(p.parent().expect("dir")).ok();
     }
 }
+
+#[test]
+fn convert_turns_address_pools_into_the_current_kinds() {
+    let out = lb(&["convert", "tests/fixtures/addresspool.yaml"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = stdout(&out);
+    for kind in ["kind: IPAddressPool", "kind: L2Advertisement", "kind: BGPAdvertisement"] {
+        assert_eq!(yaml.matches(kind).count(), if kind == "kind: IPAddressPool" { 2 } else { 1 }, "{kind} in:\n{yaml}");
+    }
+    assert!(!yaml.contains("kind: AddressPool") && !yaml.contains("protocol"), "{yaml}");
+    let converted = temp_file("addresspool", &yaml);
+    let converted = converted.to_str().expect("utf-8");
+    let check = lb(&["check-config", converted]);
+    assert!(check.status.success(), "{}", stdout(&check));
+    let services = temp_file(
+        "addresspool-services",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a, annotations: {metallb.universe.tf/address-pool: legacy-bgp}}\nspec: {type: LoadBalancer}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\nspec: {type: LoadBalancer}\n",
+    );
+    let services = services.to_str().expect("utf-8");
+    let original = plan_json("tests/fixtures/addresspool.yaml", services);
+    assert_eq!(original, plan_json(converted, services));
+    assert_eq!(original["services"][0]["ips"], serde_json::json!(["198.51.100.0"]));
+    assert_eq!(original["services"][1]["ips"], serde_json::json!(["192.0.2.1"]), "avoidBuggyIPs carried over");
+    for test in ["addresspool", "addresspool-services"] {
+        std::fs::remove_dir_all(std::env::temp_dir().join(format!("lb-cli-{}-{test}", std::process::id()))).ok();
+    }
+}

@@ -1113,7 +1113,7 @@ fn unknown_kinds_and_documents_that_are_not_objects() {
             unknown("IPPool/typo", "metallb.io/v1beta1", "IPPool"),
             unknown("IPAddressPool/future", "metallb.io/v1", "IPAddressPool"),
             unknown("IPAddressPool/wrong-version", "metallb.io/v1beta2", "IPAddressPool"),
-            unknown("AddressPool/removed", "metallb.io/v1beta1", "AddressPool"),
+            unknown("AddressPool/never", "metallb.io/v1beta2", "AddressPool"),
             err(f, "document[4]", "-", K::NotAnObject),
             err(f, "document[5]", "-", K::NotAnObject),
             err(f, "document[6]", "-", K::NotAnObject),
@@ -1776,4 +1776,85 @@ fn the_operators_metallb_object_is_skipped() {
     assert_eq!(loaded.config.pools.len(), 1);
     let skipped: Vec<(&str, &str)> = loaded.skipped.iter().map(|s| (s.file.as_str(), s.object.as_str())).collect();
     assert_eq!(skipped, [("c.yaml", "MetalLB/metallb")]);
+}
+
+#[test]
+fn address_pools_of_metallb_0_13_load_as_a_pool_and_its_advertisements() {
+    let text = "apiVersion: metallb.io/v1beta1
+kind: AddressPool
+metadata: {name: l2}
+spec: {protocol: layer2, addresses: [192.0.2.0/28], autoAssign: false, avoidBuggyIPs: true}
+---
+apiVersion: metallb.io/v1alpha1
+kind: AddressPool
+metadata: {name: bgp}
+spec:
+  protocol: bgp
+  addresses: [198.51.100.0/24]
+  bgpAdvertisements:
+  - {aggregationLength: 24, localPref: 100, communities: [65535:65282]}
+  - {}
+---
+apiVersion: metallb.io/v1beta1
+kind: AddressPool
+metadata: {name: plain}
+spec: {protocol: bgp, addresses: [203.0.113.0/28]}
+";
+    let loaded = config::load(&[("pools.yaml", text)]).unwrap_or_else(|e| panic!("{}", lines(&e)));
+    let c = &loaded.config;
+    assert_eq!(names(&c.pools, |p| &p.name), ["bgp", "l2", "plain"]);
+    let l2 = c.pool("l2").expect("l2");
+    assert!(!l2.auto_assign && l2.avoid_buggy_ips);
+    assert_eq!(c.l2_advertisements.len(), 1);
+    assert_eq!((c.l2_advertisements[0].name.as_str(), &c.l2_advertisements[0].pools), ("l2", &strings(&["l2"])));
+    let bgp: Vec<(&str, u8, Option<u32>, &[String])> = c
+        .bgp_advertisements
+        .iter()
+        .map(|a| (a.name.as_str(), a.aggregation_length, a.local_pref, a.pools.as_slice()))
+        .collect();
+    let (b, p) = (strings(&["bgp"]), strings(&["plain"]));
+    assert_eq!(bgp, [("bgp-1", 24, Some(100), &b[..]), ("bgp-2", 32, None, &b[..]), ("plain", 32, None, &p[..])]);
+    assert_eq!(c.bgp_advertisements[0].communities, [standard(65535, 65282)]);
+    // Every generated resource says where it came from.
+    assert!(loaded.resources.iter().all(|r| r.origin.object.starts_with("AddressPool/") && r.origin.legacy.is_some()));
+}
+
+#[test]
+fn address_pool_errors_point_into_the_address_pool() {
+    let text = "apiVersion: metallb.io/v1beta1
+kind: AddressPool
+metadata: {name: a}
+spec:
+  protocol: bgp
+  addresses: [192.0.2.0/24]
+  bgpAdvertisements:
+  - {aggregationLength: 24}
+  - {aggregationLength: 99}
+---
+apiVersion: metallb.io/v1beta1
+kind: AddressPool
+metadata: {name: b}
+spec: {addresses: [192.0.3.0/24], autoAsign: false}
+---
+apiVersion: metallb.io/v1beta1
+kind: AddressPool
+metadata: {name: c}
+spec: {protocol: layer2, addresses: [192.0.4.0/24], bgpAdvertisements: [{}]}
+";
+    let f = "a.yaml";
+    let errors = config::load(&[(f, text)]).expect_err("invalid");
+    assert_errors(
+        &errors,
+        &[
+            err(
+                f,
+                "AddressPool/a",
+                "spec.bgpAdvertisements[1].aggregationLength",
+                K::AggregationOutOfRange { length: 99, family: "IPv4", max: 32 },
+            ),
+            err(f, "AddressPool/b", "spec.protocol", K::MissingProtocol),
+            err(f, "AddressPool/b", "spec.autoAsign", K::UnknownField),
+            err(f, "AddressPool/c", "spec.bgpAdvertisements", K::AdvertisementsOnLayer2Pool),
+        ],
+    );
 }

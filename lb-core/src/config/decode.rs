@@ -25,6 +25,9 @@ pub struct LegacyPath {
     pub base: String,
     /// For the generated Community: alias names by index, since the legacy form is a map.
     pub alias_names: Vec<String>,
+    /// Field names are kept as they are (`AddressPool`, whose fields are
+    /// the CRDs' own), not turned into the ConfigMap's kebab-case.
+    pub camel_case: bool,
 }
 
 impl Origin {
@@ -33,6 +36,12 @@ impl Origin {
         let Some(legacy) = &self.legacy else {
             return crd_path.to_string();
         };
+        if legacy.camel_case {
+            return match crd_path.strip_prefix("spec.") {
+                Some(rest) => format!("{}.{rest}", legacy.base),
+                None => crd_path.to_string(),
+            };
+        }
         let rest = crd_path.strip_prefix("spec.").or_else(|| crd_path.strip_prefix("metadata.")).unwrap_or(crd_path);
         if !legacy.alias_names.is_empty()
             && let Some(tail) = rest.strip_prefix("communities[")
@@ -166,7 +175,7 @@ mod tests {
         let origin = Origin {
             file: "f".into(),
             object: "ConfigMap/config".into(),
-            legacy: Some(LegacyPath { base: "data.config.peers[0]".into(), alias_names: vec![] }),
+            legacy: Some(LegacyPath { base: "data.config.peers[0]".into(), alias_names: vec![], camel_case: false }),
         };
         assert_eq!(origin.field("spec.holdTime"), "data.config.peers[0].hold-time");
         assert_eq!(

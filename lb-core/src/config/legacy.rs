@@ -134,7 +134,7 @@ pub fn convert(
     let origin = |base: String| Origin {
         file: file.clone(),
         object: cm_origin.object.clone(),
-        legacy: Some(LegacyPath { base, alias_names: Vec::new() }),
+        legacy: Some(LegacyPath { base, alias_names: Vec::new(), camel_case: false }),
     };
     let mut out = Vec::new();
 
@@ -162,7 +162,11 @@ pub fn convert(
         let origin = Origin {
             file: file.clone(),
             object: cm_origin.object.clone(),
-            legacy: Some(LegacyPath { base: "data.config.bgp-communities".into(), alias_names: names }),
+            legacy: Some(LegacyPath {
+                base: "data.config.bgp-communities".into(),
+                alias_names: names,
+                camel_case: false,
+            }),
         };
         out.push((origin, Resource::Community(o)));
     }
@@ -241,6 +245,102 @@ pub fn convert(
             None => errors.push(origin(base).error("protocol", ConfigErrorKind::MissingProtocol)),
             Some(other) => errors.push(origin(base).error("protocol", ConfigErrorKind::UnknownProtocol(other.into()))),
         }
+    }
+    out
+}
+
+/// `AddressPool.spec` (metallb.io v1alpha1 and v1beta1, MetalLB up to
+/// 0.13, removed in 0.14): a pool that also says how it is announced.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AddressPoolSpec {
+    protocol: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
+    auto_assign: Option<bool>,
+    #[serde(rename = "avoidBuggyIPs")]
+    avoid_buggy_ips: Option<bool>,
+    bgp_advertisements: Option<Vec<AddressPoolAdvertisement>>,
+}
+
+/// `AddressPool.spec.bgpAdvertisements[]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AddressPoolAdvertisement {
+    aggregation_length: Option<i64>,
+    aggregation_length_v6: Option<i64>,
+    local_pref: Option<u32>,
+    #[serde(default)]
+    communities: Vec<String>,
+}
+
+/// An `AddressPool`, read as MetalLB 0.13 did: an IPAddressPool of the
+/// same name, and the advertisement its protocol implies: an
+/// L2Advertisement (`layer2`), or a BGPAdvertisement per entry of
+/// `bgpAdvertisements` (`bgp`; one with defaults when there is none).
+/// The advertisements are named after the pool (`NAME`, or `NAME-1`,
+/// `NAME-2`, ... for several) and apply to it alone. Errors point into
+/// the AddressPool as written.
+pub fn address_pool(
+    file: &Arc<str>,
+    metadata: Metadata,
+    spec: &Value,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(Origin, Resource)> {
+    let name = metadata.name.clone();
+    let namespace = metadata.namespace.clone().unwrap_or_else(|| "metallb-system".into());
+    let written = format!("AddressPool/{name}");
+    let plain = Origin { file: file.clone(), object: written.clone(), legacy: None };
+    let Some(s) = decode::<AddressPoolSpec>(spec, "spec", &plain, errors) else {
+        return Vec::new();
+    };
+    let origin = |base: String| Origin {
+        file: file.clone(),
+        object: written.clone(),
+        legacy: Some(LegacyPath { base, alias_names: Vec::new(), camel_case: true }),
+    };
+    let pool_spec = IpAddressPoolSpec {
+        addresses: s.addresses,
+        auto_assign: s.auto_assign,
+        avoid_buggy_ips: s.avoid_buggy_ips,
+        service_allocation: None,
+    };
+    let pool =
+        Object { api_version: "metallb.io/v1beta1".into(), kind: "IPAddressPool".into(), metadata, spec: pool_spec };
+    let mut out = vec![(origin("spec".into()), Resource::IpAddressPool(pool))];
+    match s.protocol.as_deref() {
+        Some("layer2") => {
+            if s.bgp_advertisements.as_ref().is_some_and(|a| !a.is_empty()) {
+                errors.push(
+                    origin("spec".into()).error("spec.bgpAdvertisements", ConfigErrorKind::AdvertisementsOnLayer2Pool),
+                );
+            }
+            let spec = L2AdvertisementSpec { ip_address_pools: vec![name.clone()], ..Default::default() };
+            let o = object("L2Advertisement", "v1beta1", name, &namespace, spec);
+            out.push((origin("spec".into()), Resource::L2Advertisement(o)));
+        }
+        Some("bgp") => {
+            let advertisements = s.bgp_advertisements.unwrap_or_default();
+            let defaulted = advertisements.is_empty();
+            let count = advertisements.len();
+            let advertisements = if defaulted { vec![AddressPoolAdvertisement::default()] } else { advertisements };
+            for (i, a) in advertisements.into_iter().enumerate() {
+                let spec = BgpAdvertisementSpec {
+                    aggregation_length: a.aggregation_length,
+                    aggregation_length_v6: a.aggregation_length_v6,
+                    local_pref: a.local_pref,
+                    communities: a.communities,
+                    ip_address_pools: vec![name.clone()],
+                    ..Default::default()
+                };
+                let adv_name = if count > 1 { format!("{name}-{}", i + 1) } else { name.clone() };
+                let base = if defaulted { "spec".to_string() } else { format!("spec.bgpAdvertisements[{i}]") };
+                let o = object("BGPAdvertisement", "v1beta1", adv_name, &namespace, spec);
+                out.push((origin(base), Resource::BgpAdvertisement(o)));
+            }
+        }
+        None => errors.push(plain.error("spec.protocol", ConfigErrorKind::MissingProtocol)),
+        Some(other) => errors.push(plain.error("spec.protocol", ConfigErrorKind::UnknownProtocol(other.into()))),
     }
     out
 }

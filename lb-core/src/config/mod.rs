@@ -402,6 +402,12 @@ fn read_document(file: &Arc<str>, index: usize, doc: &Value, read: &mut Read, er
         };
     }
     use decode::decode;
+    if kind == "AddressPool" && matches!(version, "v1alpha1" | "v1beta1") {
+        for (origin, resource) in legacy::address_pool(file, metadata, spec, errors) {
+            resources.push(SourcedResource { origin, resource });
+        }
+        return;
+    }
     let resource = match (kind, version) {
         ("IPAddressPool", "v1beta1") => object!(IpAddressPool),
         ("L2Advertisement", "v1beta1") => object!(L2Advertisement),
