@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::files;
 
 pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let loaded = match files::load_config(&[path.to_path_buf()])? {
+    let mut loaded = match files::load_config(&[path.to_path_buf()])? {
         Ok(l) => l,
         Err(errors) => {
             files::print_errors(&errors);
@@ -26,6 +26,14 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     for s in &loaded.skipped {
         let line = format!("{}: {}: left out (not MetalLB configuration)", s.file, s.object);
         eprintln!("{}", lb_core::manifest::escape(&line));
+    }
+    // The legacy format had no rule for names; what is written must apply.
+    for r in lb_core::config::legacy::rename_for_kubernetes(&mut loaded.resources) {
+        let mut note = format!("note: {} {:?} is written as {:?} (a Kubernetes name)", r.kind, r.from, r.to);
+        if r.kind == "IPAddressPool" {
+            note.push_str("; Services' address-pool annotations that name it must change too");
+        }
+        eprintln!("{}", lb_core::manifest::escape(&note));
     }
     let mut out = String::new();
     for r in &loaded.resources {

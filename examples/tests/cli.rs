@@ -363,3 +363,31 @@ fn convert_turns_address_pools_into_the_current_kinds() {
         std::fs::remove_dir_all(std::env::temp_dir().join(format!("lb-cli-{}-{test}", std::process::id()))).ok();
     }
 }
+
+#[test]
+fn convert_gives_legacy_names_that_kubernetes_accepts() {
+    let fixture = "tests/fixtures/legacy-names.yaml";
+    assert!(lb(&["check-config", fixture]).status.success(), "the legacy format has no rule for names");
+    let out = lb(&["convert", fixture]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = stdout(&out);
+    let long = "a-very-long-pool-name-that-goes-on-and-on-beyond-sixty-three-ch";
+    assert_eq!(long.len(), 63);
+    for expected in [
+        "name: my-pool",
+        &format!("name: {long}"),
+        "- my-pool",
+        &format!("- {long}"),
+        "name: fast-bfd",
+        "bfdProfile: fast-bfd",
+    ] {
+        assert!(yaml.contains(expected), "missing {expected:?} in:\n{yaml}");
+    }
+    assert!(!yaml.contains("My_Pool") && !yaml.contains("Fast_BFD"), "{yaml}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("note: IPAddressPool \"My_Pool\" is written as \"my-pool\""), "{stderr}");
+    let converted = temp_file("legacy-names", &yaml);
+    let check = lb(&["check-config", converted.to_str().expect("utf-8")]);
+    assert!(check.status.success(), "the output applies: {}", stdout(&check));
+    std::fs::remove_dir_all(converted.parent().expect("dir")).ok();
+}

@@ -344,3 +344,121 @@ pub fn address_pool(
     }
     out
 }
+
+/// A legacy name changed to one Kubernetes accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renamed {
+    /// `IPAddressPool` or `BFDProfile`.
+    pub kind: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+/// A name Kubernetes accepts for `name`, as MetalLB's converter makes one:
+/// lowercase, `_` (and anything else not allowed, dots included) as `-`,
+/// no `-` at either end, at most 63 characters: an RFC 1123 label.
+pub fn kubernetes_name(name: &str) -> String {
+    let mapped: String = name
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+        .collect();
+    let mut out: String = mapped.trim_matches('-').chars().take(super::name::MAX_LABEL).collect();
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() { "pool".into() } else { out }
+}
+
+/// Gives the pools and BFD profiles of a legacy ConfigMap names that
+/// Kubernetes accepts (the legacy format had no rule; the resources
+/// written from it must apply), and rewrites the references to them
+/// (advertisements' `ipAddressPools`, peers' `bfdProfile`) to match.
+/// Names that would collide get a numeric suffix. Returns what changed.
+pub fn rename_for_kubernetes(resources: &mut [super::SourcedResource]) -> Vec<Renamed> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let from_configmap = |r: &super::SourcedResource| r.origin.legacy.as_ref().is_some_and(|l| !l.camel_case);
+    // Every name as written is taken, so a new one never lands on another.
+    let mut taken: BTreeSet<(String, String)> =
+        resources.iter().map(|r| (r.resource.kind().to_string(), r.resource.metadata().name.clone())).collect();
+    let mut renamed = Vec::new();
+    let mut maps: BTreeMap<&'static str, BTreeMap<String, String>> = BTreeMap::new();
+    for r in resources.iter_mut().filter(|r| from_configmap(r)) {
+        let (kind, metadata) = match &mut r.resource {
+            Resource::IpAddressPool(o) => ("IPAddressPool", &mut o.metadata),
+            Resource::BfdProfile(o) => ("BFDProfile", &mut o.metadata),
+            _ => continue,
+        };
+        let base = kubernetes_name(&metadata.name);
+        if base == metadata.name {
+            continue;
+        }
+        let mut name = base.clone();
+        let mut n = 2;
+        while taken.contains(&(kind.to_string(), name.clone())) {
+            let suffix = format!("-{n}");
+            let keep = super::name::MAX_LABEL - suffix.len();
+            name = format!("{}{suffix}", base.chars().take(keep).collect::<String>().trim_end_matches('-'));
+            n += 1;
+        }
+        taken.insert((kind.to_string(), name.clone()));
+        renamed.push(Renamed { kind, from: metadata.name.clone(), to: name.clone() });
+        maps.entry(kind).or_default().insert(metadata.name.clone(), name.clone());
+        metadata.name = name;
+    }
+    let rename = |kind: &str, names: &mut Vec<String>| {
+        for n in names.iter_mut() {
+            if let Some(new) = maps.get(kind).and_then(|m| m.get(n)) {
+                *n = new.clone();
+            }
+        }
+    };
+    for r in resources.iter_mut().filter(|r| from_configmap(r)) {
+        match &mut r.resource {
+            Resource::L2Advertisement(o) => rename("IPAddressPool", &mut o.spec.ip_address_pools),
+            Resource::BgpAdvertisement(o) => rename("IPAddressPool", &mut o.spec.ip_address_pools),
+            Resource::BgpPeer(o) => {
+                if let Some(profile) = &mut o.spec.bfd_profile
+                    && let Some(new) = maps.get("BFDProfile").and_then(|m| m.get(profile.as_str()))
+                {
+                    *profile = new.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    renamed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_names() {
+        assert_eq!(kubernetes_name("My_Pool"), "my-pool");
+        assert_eq!(kubernetes_name("_a.b_"), "a-b");
+        assert_eq!(kubernetes_name(&"x".repeat(70)).len(), 63);
+        assert_eq!(kubernetes_name(&format!("{}_y", "x".repeat(62))), "x".repeat(62), "no '-' at the end");
+        assert_eq!(kubernetes_name("__"), "pool");
+    }
+
+    #[test]
+    fn renames_keep_references_and_avoid_collisions() {
+        let text = "address-pools:\n- {name: My_Pool, protocol: layer2, addresses: [192.0.2.0/28]}\n- {name: my-pool, protocol: bgp, addresses: [192.0.2.16/28]}\n";
+        let mut errors = Vec::new();
+        let mut resources: Vec<super::super::SourcedResource> =
+            convert(&Arc::from("f"), "config", "metallb-system", text, &mut errors)
+                .into_iter()
+                .map(|(origin, resource)| super::super::SourcedResource { origin, resource })
+                .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        let renamed = rename_for_kubernetes(&mut resources);
+        assert_eq!(renamed, [Renamed { kind: "IPAddressPool", from: "My_Pool".into(), to: "my-pool-2".into() }]);
+        let l2 = resources.iter().find_map(|r| match &r.resource {
+            Resource::L2Advertisement(o) => Some(o.spec.ip_address_pools.clone()),
+            _ => None,
+        });
+        assert_eq!(l2, Some(vec!["my-pool-2".to_string()]));
+    }
+}
