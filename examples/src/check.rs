@@ -112,6 +112,9 @@ fn summary(r: &SourcedResource, config: &Config) -> String {
                 p.keepalive_time,
                 nodes(p.node_selectors.len())
             );
+            if let Some(local) = p.local_asn {
+                s.push_str(&format!(", speaking as AS{local} (localASN)"));
+            }
             if p.password.is_some() {
                 s.push_str(", TCP MD5");
             }

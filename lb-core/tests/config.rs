@@ -149,6 +149,7 @@ fn peer(name: &str, my_asn: u32, peer_asn: PeerAsn) -> BgpPeer {
     BgpPeer {
         name: name.into(),
         my_asn,
+        local_asn: None,
         peer_asn,
         address: None,
         interface: None,
@@ -1855,6 +1856,37 @@ spec: {protocol: layer2, addresses: [192.0.4.0/24], bgpAdvertisements: [{}]}
             err(f, "AddressPool/b", "spec.protocol", K::MissingProtocol),
             err(f, "AddressPool/b", "spec.autoAsign", K::UnknownField),
             err(f, "AddressPool/c", "spec.bgpAdvertisements", K::AdvertisementsOnLayer2Pool),
+        ],
+    );
+}
+
+#[test]
+fn local_asn_is_an_asn_of_v1beta2_and_decides_ibgp() {
+    let peer = |version: &str, name: &str, spec: &str| {
+        format!(
+            "---\napiVersion: metallb.io/{version}\nkind: BGPPeer\nmetadata: {{name: {name}}}\nspec: {{peerAddress: 192.0.2.1, {spec}}}\n"
+        )
+    };
+    let text = format!("{POOL}{}", peer("v1beta2", "ok", "myASN: 64500, localASN: 64501, peerASN: 64502"));
+    let loaded = config::load(&[("c.yaml", &text)]).unwrap_or_else(|e| panic!("{}", lines(&e)));
+    let p = &loaded.config.peers[0];
+    assert_eq!((p.my_asn, p.local_asn, p.session_asn(), p.is_ibgp()), (64500, Some(64501), 64501, false));
+    let text = format!(
+        "{POOL}{}{}{}{}",
+        peer("v1beta2", "zero", "myASN: 64500, localASN: 0, peerASN: 64502"),
+        peer("v1beta1", "old", "myASN: 64500, localASN: 64501, peerASN: 64502"),
+        // iBGP by localASN, though myASN differs from the peer's: no multi-hop.
+        peer("v1beta2", "ibgp", "myASN: 64500, localASN: 64502, peerASN: 64502, ebgpMultiHop: true"),
+        // eBGP by localASN, though myASN is the peer's: multi-hop allowed.
+        peer("v1beta2", "ebgp", "myASN: 64502, localASN: 64501, peerASN: 64502, ebgpMultiHop: true"),
+    );
+    let f = "c.yaml";
+    assert_errors(
+        &config::load(&[(f, &text)]).expect_err("invalid"),
+        &[
+            err(f, "BGPPeer/zero", "spec.localASN", K::AsnZero),
+            err(f, "BGPPeer/old", "spec.localASN", K::UnknownField),
+            err(f, "BGPPeer/ibgp", "spec.ebgpMultiHop", K::EbgpMultiHopOnIbgp),
         ],
     );
 }

@@ -391,6 +391,10 @@ fn peer(
         }
         Some(asn) => asn,
     };
+    // A valid ASN, as myASN: 0 is reserved (RFC 7607).
+    if s.local_asn == Some(0) {
+        c.err("spec.localASN", E::AsnZero);
+    }
     let peer_asn = match (s.peer_asn, s.dynamic_asn.as_deref()) {
         (Some(_), Some(_)) => {
             c.err("spec.dynamicASN", E::PeerAsnAndDynamicAsn);
@@ -508,6 +512,7 @@ fn peer(
     let peer = BgpPeer {
         name: o.metadata.name.clone(),
         my_asn,
+        local_asn: s.local_asn,
         peer_asn: peer_asn?,
         address,
         interface: s.interface.clone(),

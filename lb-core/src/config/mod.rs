@@ -167,6 +167,11 @@ pub enum Password {
 pub struct BgpPeer {
     pub name: String,
     pub my_asn: u32,
+    /// `localASN` (MetalLB 0.16): the AS this one session speaks as (in
+    /// OPEN and AS_PATH), where the node's `myASN` is not the one the
+    /// router expects. Whether the session is iBGP or eBGP is then decided
+    /// between it and the peer's AS; see [`BgpPeer::session_asn`].
+    pub local_asn: Option<u32>,
     pub peer_asn: PeerAsn,
     pub address: Option<IpAddr>,
     pub interface: Option<String>,
@@ -188,9 +193,16 @@ pub struct BgpPeer {
 }
 
 impl BgpPeer {
+    /// The AS the session speaks as: `localASN` when set, else `myASN`.
+    pub fn session_asn(&self) -> u32 {
+        self.local_asn.unwrap_or(self.my_asn)
+    }
+
+    /// iBGP when the peer's AS is the one the session speaks as
+    /// ([`Self::session_asn`]), so `localASN` decides it when set.
     pub fn is_ibgp(&self) -> bool {
         match self.peer_asn {
-            PeerAsn::Fixed(asn) => asn == self.my_asn,
+            PeerAsn::Fixed(asn) => asn == self.session_asn(),
             PeerAsn::Internal => true,
             PeerAsn::External => false,
         }
