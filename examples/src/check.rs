@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use lb_core::addr::Family;
 use lb_core::config::{Config, PeerAsn, Resource, SourcedResource};
+use lb_core::manifest::escape;
 
 use crate::files;
 
@@ -15,26 +16,20 @@ pub fn run(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             eprintln!("{} error(s)", errors.len());
             Ok(ExitCode::FAILURE)
         }
-        Ok(loaded) if loaded.resources.is_empty() => {
-            for s in &loaded.skipped {
-                println!("{}: {}: skipped (not MetalLB configuration)", s.file, s.object);
-            }
-            eprintln!("no MetalLB configuration found (metallb.io resources or the legacy ConfigMap)");
-            Ok(ExitCode::FAILURE)
-        }
         Ok(loaded) => {
             for r in &loaded.resources {
-                println!("{}", summary(r, &loaded.config));
+                println!("{}", escape(&summary(r, &loaded.config)));
             }
             for s in &loaded.skipped {
-                println!("{}: {}: skipped (not MetalLB configuration)", s.file, s.object);
+                println!("{}", escape(&format!("{}: {}: skipped (not MetalLB configuration)", s.file, s.object)));
             }
             // Valid as far as the files tell: the Secrets are elsewhere.
             for u in &loaded.unchecked_secrets {
-                eprintln!(
+                let note = format!(
                     "note: {}: {}: {}: Secret {} is not checked (no Secret in the files)",
                     u.file, u.object, u.field, u.secret
                 );
+                eprintln!("{}", escape(&note));
             }
             eprintln!("configuration is valid: {} object(s)", loaded.resources.len());
             Ok(ExitCode::SUCCESS)
@@ -117,6 +112,9 @@ fn summary(r: &SourcedResource, config: &Config) -> String {
                 p.keepalive_time,
                 nodes(p.node_selectors.len())
             );
+            if let Some(local) = p.local_asn {
+                s.push_str(&format!(", speaking as AS{local} (localASN)"));
+            }
             if p.password.is_some() {
                 s.push_str(", TCP MD5");
             }

@@ -1,4 +1,5 @@
-//! `lb convert`: the legacy ConfigMap as `metallb.io` resources.
+//! `lb convert`: the legacy ConfigMap and MetalLB 0.13's `AddressPool` as
+//! the current `metallb.io` resources.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,7 +9,7 @@ use anyhow::Context;
 use crate::files;
 
 pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let loaded = match files::load_config(&[path.to_path_buf()])? {
+    let mut loaded = match files::load_config(&[path.to_path_buf()])? {
         Ok(l) => l,
         Err(errors) => {
             files::print_errors(&errors);
@@ -17,10 +18,22 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         }
     };
     if !loaded.resources.iter().any(|r| r.origin.legacy.is_some()) {
-        anyhow::bail!("{}: no legacy MetalLB ConfigMap (a ConfigMap with a `config` key) found", path.display());
+        anyhow::bail!(
+            "{}: no legacy MetalLB configuration (a ConfigMap with a `config` key, or an AddressPool) found",
+            path.display()
+        );
     }
     for s in &loaded.skipped {
-        eprintln!("{}: {}: left out (not MetalLB configuration)", s.file, s.object);
+        let line = format!("{}: {}: left out (not MetalLB configuration)", s.file, s.object);
+        eprintln!("{}", lb_core::manifest::escape(&line));
+    }
+    // The legacy format had no rule for names; what is written must apply.
+    for r in lb_core::config::legacy::rename_for_kubernetes(&mut loaded.resources) {
+        let mut note = format!("note: {} {:?} is written as {:?} (a Kubernetes name)", r.kind, r.from, r.to);
+        if r.kind == "IPAddressPool" {
+            note.push_str("; Services' address-pool annotations that name it must change too");
+        }
+        eprintln!("{}", lb_core::manifest::escape(&note));
     }
     let mut out = String::new();
     for r in &loaded.resources {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use lb_core::manifest::{self, ManifestFiles};
+use lb_core::manifest::{self, ManifestFiles, escape};
 use lb_core::plan::{ClusterPlan, Observed, peer_label};
 use lb_ipam::{Allocator, pipeline};
 
@@ -57,6 +57,9 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         nodes: &files::borrow(&nodes),
         endpoints: &files::borrow(&endpoints),
     })?;
+    for warning in &manifests.warnings {
+        eprintln!("warning: {}", escape(&warning.to_string()));
+    }
     let observed = Observed::new(loaded.config, manifests);
 
     let mut allocator = Allocator::new(observed.config.clone()).with_load_balancer_class(args.lb_class.clone());
@@ -132,11 +135,18 @@ fn table(plan: &ClusterPlan) -> String {
     out
 }
 
+/// Every cell with control characters escaped: names and errors echo what
+/// the files held, and must not drive the terminal.
+fn escaped<const N: usize>(rows: &[[String; N]]) -> Vec<[String; N]> {
+    rows.iter().map(|row| row.clone().map(|cell| escape(&cell).into_owned())).collect()
+}
+
 fn column_widths<const N: usize>(rows: &[[String; N]]) -> Vec<usize> {
     (0..N).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect()
 }
 
 fn render<const N: usize>(rows: &[[String; N]]) -> String {
+    let rows = &escaped(rows);
     let widths = column_widths(rows);
     let mut out = String::new();
     for row in rows {

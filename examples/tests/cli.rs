@@ -270,3 +270,124 @@ fn check_config_and_password_secrets() {
         std::fs::remove_dir_all(std::env::temp_dir().join(format!("lb-cli-{}-{test}", std::process::id()))).ok();
     }
 }
+
+#[test]
+fn plan_refuses_files_of_the_wrong_kind_as_check_config_does() {
+    // Nodes given as Services: not "no Services", the wrong file.
+    let out = lb(&["plan", "--config", "config/metallb.yaml", "--services", "nodes.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("nodes.yaml: cannot read Services: no Service found (found 3 Node objects)"), "{stderr}");
+    // Services given as configuration: the same error from plan and check-config.
+    let expected =
+        "services.yaml: -: -: no MetalLB configuration found (metallb.io resources or the legacy ConfigMap); found";
+    let plan = lb(&["plan", "--config", "services.yaml", "--services", "services.yaml"]);
+    let check = lb(&["check-config", "services.yaml"]);
+    for out in [&plan, &check] {
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(out));
+        assert!(stdout(out).starts_with(expected), "{}", stdout(out));
+    }
+    let empty = temp_file("empty-config", "# nothing yet\n");
+    let out = lb(&["check-config", empty.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no MetalLB configuration found"), "{}", stdout(&out));
+    std::fs::remove_dir_all(empty.parent().expect("dir")).ok();
+}
+
+#[test]
+fn plan_lists_a_service_given_twice_once_and_warns() {
+    let out =
+        lb(&["plan", "--config", "config/metallb.yaml", "--services", "services.yaml", "services.yaml", "-o", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let once = plan_json("config/metallb.yaml", "services.yaml");
+    assert_eq!(plan, once, "the later copy replaces the earlier one: one answer per Service");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("warning: services.yaml: document[")
+            && l.contains("Service shop/web is also defined at services.yaml: document[")
+            && l.ends_with("the later one is used")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn nothing_from_a_file_reaches_the_terminal_raw() {
+    let pool = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: \"\\e[2Jevil\"}\nspec: {addresses: [192.0.2.0/28]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: \"\\e[31mred\"}\n";
+    let path = temp_file("escapes", pool);
+    let file = path.to_str().expect("utf-8");
+    let out = lb(&["check-config", file]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains(&format!("{file}: IPAddressPool/\\u{{1b}}[2Jevil: metadata.name: ")), "{text}");
+
+    // An annotation's value echoed in the plan's ERROR column.
+    let services = temp_file(
+        "escapes-services",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, annotations: {metallb.universe.tf/address-pool: \"\\e[2Jnope\"}}\nspec: {type: LoadBalancer}\n",
+    );
+    let out = lb(&["plan", "--config", "config/metallb.yaml", "--services", services.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.lines().any(|l| l.starts_with("default/web") && l.contains("[2Jnope")), "{text}");
+    for p in [path, services] {
+        std::fs::remove_dir_all(p.parent().expect("dir")).ok();
+    }
+}
+
+#[test]
+fn convert_turns_address_pools_into_the_current_kinds() {
+    let out = lb(&["convert", "tests/fixtures/addresspool.yaml"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = stdout(&out);
+    for kind in ["kind: IPAddressPool", "kind: L2Advertisement", "kind: BGPAdvertisement"] {
+        assert_eq!(yaml.matches(kind).count(), if kind == "kind: IPAddressPool" { 2 } else { 1 }, "{kind} in:\n{yaml}");
+    }
+    assert!(!yaml.contains("kind: AddressPool") && !yaml.contains("protocol"), "{yaml}");
+    let converted = temp_file("addresspool", &yaml);
+    let converted = converted.to_str().expect("utf-8");
+    let check = lb(&["check-config", converted]);
+    assert!(check.status.success(), "{}", stdout(&check));
+    let services = temp_file(
+        "addresspool-services",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a, annotations: {metallb.universe.tf/address-pool: legacy-bgp}}\nspec: {type: LoadBalancer}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\nspec: {type: LoadBalancer}\n",
+    );
+    let services = services.to_str().expect("utf-8");
+    let original = plan_json("tests/fixtures/addresspool.yaml", services);
+    assert_eq!(original, plan_json(converted, services));
+    assert_eq!(original["services"][0]["ips"], serde_json::json!(["198.51.100.0"]));
+    assert_eq!(original["services"][1]["ips"], serde_json::json!(["192.0.2.1"]), "avoidBuggyIPs carried over");
+    for test in ["addresspool", "addresspool-services"] {
+        std::fs::remove_dir_all(std::env::temp_dir().join(format!("lb-cli-{}-{test}", std::process::id()))).ok();
+    }
+}
+
+#[test]
+fn convert_gives_legacy_names_that_kubernetes_accepts() {
+    let fixture = "tests/fixtures/legacy-names.yaml";
+    assert!(lb(&["check-config", fixture]).status.success(), "the legacy format has no rule for names");
+    let out = lb(&["convert", fixture]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let yaml = stdout(&out);
+    let long = "a-very-long-pool-name-that-goes-on-and-on-beyond-sixty-three-ch";
+    assert_eq!(long.len(), 63);
+    for expected in [
+        "name: my-pool",
+        &format!("name: {long}"),
+        "- my-pool",
+        &format!("- {long}"),
+        "name: fast-bfd",
+        "bfdProfile: fast-bfd",
+    ] {
+        assert!(yaml.contains(expected), "missing {expected:?} in:\n{yaml}");
+    }
+    assert!(!yaml.contains("My_Pool") && !yaml.contains("Fast_BFD"), "{yaml}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("note: IPAddressPool \"My_Pool\" is written as \"my-pool\""), "{stderr}");
+    let converted = temp_file("legacy-names", &yaml);
+    let check = lb(&["check-config", converted.to_str().expect("utf-8")]);
+    assert!(check.status.success(), "the output applies: {}", stdout(&check));
+    std::fs::remove_dir_all(converted.parent().expect("dir")).ok();
+}

@@ -45,7 +45,7 @@ pub struct Observed {
 impl Observed {
     /// The world of a configuration and the manifests read beside it.
     pub fn new(config: Config, manifests: Manifests) -> Self {
-        let Manifests { services, namespaces, nodes, endpoints } = manifests;
+        let Manifests { services, namespaces, nodes, endpoints, .. } = manifests;
         Self { config, services, namespaces, nodes, endpoints }
     }
 

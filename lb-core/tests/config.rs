@@ -149,6 +149,7 @@ fn peer(name: &str, my_asn: u32, peer_asn: PeerAsn) -> BgpPeer {
     BgpPeer {
         name: name.into(),
         my_asn,
+        local_asn: None,
         peer_asn,
         address: None,
         interface: None,
@@ -958,7 +959,6 @@ fn peers() {
                 K::KeepaliveAboveHold { keepalive: secs(10), hold: secs(0) },
             ),
             e("password-both", "spec.passwordSecret", K::PasswordAndSecret),
-            e("secret-no-name", "spec.passwordSecret.name", K::Required),
             e("no-address", "spec.peerAddress", K::MissingPeerAddress),
             e("address-and-interface", "spec.interface", K::PeerAddressAndInterface),
             e("bad-addresses", "spec.peerAddress", K::InvalidIp { text: "192.0.2.300".into() }),
@@ -1114,7 +1114,7 @@ fn unknown_kinds_and_documents_that_are_not_objects() {
             unknown("IPPool/typo", "metallb.io/v1beta1", "IPPool"),
             unknown("IPAddressPool/future", "metallb.io/v1", "IPAddressPool"),
             unknown("IPAddressPool/wrong-version", "metallb.io/v1beta2", "IPAddressPool"),
-            unknown("AddressPool/removed", "metallb.io/v1beta1", "AddressPool"),
+            unknown("AddressPool/never", "metallb.io/v1beta2", "AddressPool"),
             err(f, "document[4]", "-", K::NotAnObject),
             err(f, "document[5]", "-", K::NotAnObject),
             err(f, "document[6]", "-", K::NotAnObject),
@@ -1368,14 +1368,28 @@ fn hostile_yaml_is_refused_not_expanded() {
 }
 
 #[test]
-fn empty_and_unrelated_files_are_empty_configuration() {
-    for text in
-        ["", "---\n", "# just a comment\n", "---\n---\n...\n", "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n"]
-    {
-        let loaded = config::load(&[("empty.yaml", text)]).unwrap_or_else(|e| panic!("{text:?}: {}", lines(&e)));
-        assert_eq!(loaded.config, Config::default(), "{text:?}");
+fn empty_and_unrelated_files_are_no_configuration() {
+    for (text, found) in [
+        ("", ""),
+        ("---\n", ""),
+        ("# just a comment\n", ""),
+        ("---\n---\n...\n", ""),
+        ("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n", "; found 1 Namespace object"),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b}\n",
+            "; found 2 Service objects",
+        ),
+    ] {
+        let errors = config::load(&[("empty.yaml", text)]).err().unwrap_or_else(|| panic!("{text:?} loads"));
+        let message = format!(
+            "empty.yaml: -: -: no MetalLB configuration found (metallb.io resources or the legacy ConfigMap){found}"
+        );
+        assert_eq!(lines(&errors), format!("  {message}\n"), "{text:?}");
     }
-    assert!(config::load(&[]).is_ok());
+    assert!(matches!(config::load(&[]).err().as_deref(), Some([ConfigError { kind: K::NoConfiguration { .. }, .. }])));
+    // Explicit configurations of no pools stay valid.
+    let peer = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1}\n";
+    assert!(config::load(&[("peer.yaml", peer), ("empty.yaml", "")]).expect("a peer alone").config.pools.is_empty());
 }
 
 /// Field names of every form, so generated objects reach deep into validation.
@@ -1583,8 +1597,9 @@ fn a_metallb_kind_under_another_group_is_a_typo() {
 #[test]
 fn only_metallbs_configmap_is_legacy_configuration() {
     let other = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-settings, namespace: shop}\ndata: {config: 'not: metallb'}\n";
-    let loaded = config::load(&[("t.yaml", other)]).expect("someone else's ConfigMap is skipped");
-    assert!(loaded.resources.is_empty());
+    let with_pool = format!("{other}---\n{POOL}");
+    let loaded = config::load(&[("t.yaml", &with_pool)]).expect("someone else's ConfigMap is skipped");
+    assert_eq!(loaded.resources.len(), 1);
     assert_eq!(loaded.skipped[0].object, "ConfigMap/app-settings");
 }
 
@@ -1728,4 +1743,150 @@ fn what_no_socket_could_do_is_an_error() {
     assert!(config::load(&[("t.yaml", &peer(", sourceAddress: 192.0.2.2, vrf: abcdefghijklmno"))]).is_ok(), "15 bytes");
     let errors = config::load(&[("t.yaml", &peer(", vrf: abcdefghijklmnop"))]).expect_err("16 bytes");
     assert_errors(&errors, &[err("t.yaml", "BGPPeer/tor", "spec.vrf", K::DeviceNameTooLong { len: 16, max: 15 })]);
+}
+
+const POOL: &str =
+    "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [192.0.2.0/28]}\n";
+
+#[test]
+fn a_secret_reference_without_a_name_is_unset() {
+    // What MetalLB's converter and Go clients write when no Secret is used.
+    let peer = |extra: &str| {
+        format!(
+            "{POOL}---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: tor}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.1, {extra}}}\n"
+        )
+    };
+    for (extra, password) in [
+        ("passwordSecret: {}", None),
+        ("passwordSecret: {namespace: metallb-system}", None),
+        ("passwordSecret: {}, password: s3cret", Some(Password::Plain("s3cret".into()))),
+    ] {
+        let text = peer(extra);
+        let loaded = config::load(&[("c.yaml", &text)]).unwrap_or_else(|e| panic!("{extra}: {}", lines(&e)));
+        assert_eq!(loaded.config.peers[0].password, password, "{extra}");
+        assert!(loaded.unchecked_secrets.is_empty(), "{extra}");
+    }
+}
+
+#[test]
+fn the_operators_metallb_object_is_skipped() {
+    let text = format!(
+        "{POOL}---\napiVersion: metallb.io/v1beta1\nkind: MetalLB\nmetadata: {{name: metallb, namespace: metallb-system}}\nspec: {{logLevel: debug}}\n"
+    );
+    let loaded = config::load(&[("c.yaml", &text)]).unwrap_or_else(|e| panic!("{}", lines(&e)));
+    assert_eq!(loaded.config.pools.len(), 1);
+    let skipped: Vec<(&str, &str)> = loaded.skipped.iter().map(|s| (s.file.as_str(), s.object.as_str())).collect();
+    assert_eq!(skipped, [("c.yaml", "MetalLB/metallb")]);
+}
+
+#[test]
+fn address_pools_of_metallb_0_13_load_as_a_pool_and_its_advertisements() {
+    let text = "apiVersion: metallb.io/v1beta1
+kind: AddressPool
+metadata: {name: l2}
+spec: {protocol: layer2, addresses: [192.0.2.0/28], autoAssign: false, avoidBuggyIPs: true}
+---
+apiVersion: metallb.io/v1alpha1
+kind: AddressPool
+metadata: {name: bgp}
+spec:
+  protocol: bgp
+  addresses: [198.51.100.0/24]
+  bgpAdvertisements:
+  - {aggregationLength: 24, localPref: 100, communities: [65535:65282]}
+  - {}
+---
+apiVersion: metallb.io/v1beta1
+kind: AddressPool
+metadata: {name: plain}
+spec: {protocol: bgp, addresses: [203.0.113.0/28]}
+";
+    let loaded = config::load(&[("pools.yaml", text)]).unwrap_or_else(|e| panic!("{}", lines(&e)));
+    let c = &loaded.config;
+    assert_eq!(names(&c.pools, |p| &p.name), ["bgp", "l2", "plain"]);
+    let l2 = c.pool("l2").expect("l2");
+    assert!(!l2.auto_assign && l2.avoid_buggy_ips);
+    assert_eq!(c.l2_advertisements.len(), 1);
+    assert_eq!((c.l2_advertisements[0].name.as_str(), &c.l2_advertisements[0].pools), ("l2", &strings(&["l2"])));
+    let bgp: Vec<(&str, u8, Option<u32>, &[String])> = c
+        .bgp_advertisements
+        .iter()
+        .map(|a| (a.name.as_str(), a.aggregation_length, a.local_pref, a.pools.as_slice()))
+        .collect();
+    let (b, p) = (strings(&["bgp"]), strings(&["plain"]));
+    assert_eq!(bgp, [("bgp-1", 24, Some(100), &b[..]), ("bgp-2", 32, None, &b[..]), ("plain", 32, None, &p[..])]);
+    assert_eq!(c.bgp_advertisements[0].communities, [standard(65535, 65282)]);
+    // Every generated resource says where it came from.
+    assert!(loaded.resources.iter().all(|r| r.origin.object.starts_with("AddressPool/") && r.origin.legacy.is_some()));
+}
+
+#[test]
+fn address_pool_errors_point_into_the_address_pool() {
+    let text = "apiVersion: metallb.io/v1beta1
+kind: AddressPool
+metadata: {name: a}
+spec:
+  protocol: bgp
+  addresses: [192.0.2.0/24]
+  bgpAdvertisements:
+  - {aggregationLength: 24}
+  - {aggregationLength: 99}
+---
+apiVersion: metallb.io/v1beta1
+kind: AddressPool
+metadata: {name: b}
+spec: {addresses: [192.0.3.0/24], autoAsign: false}
+---
+apiVersion: metallb.io/v1beta1
+kind: AddressPool
+metadata: {name: c}
+spec: {protocol: layer2, addresses: [192.0.4.0/24], bgpAdvertisements: [{}]}
+";
+    let f = "a.yaml";
+    let errors = config::load(&[(f, text)]).expect_err("invalid");
+    assert_errors(
+        &errors,
+        &[
+            err(
+                f,
+                "AddressPool/a",
+                "spec.bgpAdvertisements[1].aggregationLength",
+                K::AggregationOutOfRange { length: 99, family: "IPv4", max: 32 },
+            ),
+            err(f, "AddressPool/b", "spec.protocol", K::MissingProtocol),
+            err(f, "AddressPool/b", "spec.autoAsign", K::UnknownField),
+            err(f, "AddressPool/c", "spec.bgpAdvertisements", K::AdvertisementsOnLayer2Pool),
+        ],
+    );
+}
+
+#[test]
+fn local_asn_is_an_asn_of_v1beta2_and_decides_ibgp() {
+    let peer = |version: &str, name: &str, spec: &str| {
+        format!(
+            "---\napiVersion: metallb.io/{version}\nkind: BGPPeer\nmetadata: {{name: {name}}}\nspec: {{peerAddress: 192.0.2.1, {spec}}}\n"
+        )
+    };
+    let text = format!("{POOL}{}", peer("v1beta2", "ok", "myASN: 64500, localASN: 64501, peerASN: 64502"));
+    let loaded = config::load(&[("c.yaml", &text)]).unwrap_or_else(|e| panic!("{}", lines(&e)));
+    let p = &loaded.config.peers[0];
+    assert_eq!((p.my_asn, p.local_asn, p.session_asn(), p.is_ibgp()), (64500, Some(64501), 64501, false));
+    let text = format!(
+        "{POOL}{}{}{}{}",
+        peer("v1beta2", "zero", "myASN: 64500, localASN: 0, peerASN: 64502"),
+        peer("v1beta1", "old", "myASN: 64500, localASN: 64501, peerASN: 64502"),
+        // iBGP by localASN, though myASN differs from the peer's: no multi-hop.
+        peer("v1beta2", "ibgp", "myASN: 64500, localASN: 64502, peerASN: 64502, ebgpMultiHop: true"),
+        // eBGP by localASN, though myASN is the peer's: multi-hop allowed.
+        peer("v1beta2", "ebgp", "myASN: 64502, localASN: 64501, peerASN: 64502, ebgpMultiHop: true"),
+    );
+    let f = "c.yaml";
+    assert_errors(
+        &config::load(&[(f, &text)]).expect_err("invalid"),
+        &[
+            err(f, "BGPPeer/zero", "spec.localASN", K::AsnZero),
+            err(f, "BGPPeer/old", "spec.localASN", K::UnknownField),
+            err(f, "BGPPeer/ibgp", "spec.ebgpMultiHop", K::EbgpMultiHopOnIbgp),
+        ],
+    );
 }

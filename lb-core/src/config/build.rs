@@ -115,9 +115,12 @@ pub fn build(resources: &[SourcedResource], errors: &mut Vec<ConfigError>) -> Co
         }
     }
 
-    let mut seen_blocks: Vec<(AddressBlock, String)> = Vec::new();
-    for (origin, o) in pool_sources {
-        if let Some(pool) = pool(origin, o, &mut seen_blocks, errors) {
+    let mut blocks = Vec::new();
+    let pools: Vec<Option<Pool>> =
+        pool_sources.iter().enumerate().map(|(p, (origin, o))| pool(p, origin, o, &mut blocks, errors)).collect();
+    let overlapping = check_overlaps(&blocks, &pool_sources, errors);
+    for (p, pool) in pools.into_iter().enumerate() {
+        if let Some(pool) = pool.filter(|_| !overlapping.contains(&p)) {
             config.pools.push(pool);
         }
     }
@@ -206,10 +209,20 @@ fn communities(
     }
 }
 
+/// One address block as written, for the overlap check.
+struct BlockEntry {
+    block: AddressBlock,
+    /// Index of its pool among the pools.
+    pool: usize,
+    /// Index in its pool's `spec.addresses`.
+    index: usize,
+}
+
 fn pool(
+    pool_index: usize,
     origin: &Origin,
     o: &Object<crd::IpAddressPoolSpec>,
-    seen: &mut Vec<(AddressBlock, String)>,
+    entries: &mut Vec<BlockEntry>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Pool> {
     let mut c = Check { origin, errors };
@@ -221,25 +234,13 @@ fn pool(
     let mut blocks = Vec::new();
     let mut valid = true;
     for (i, text) in s.addresses.iter().enumerate() {
-        let field = format!("spec.addresses[{i}]");
         match text.parse::<AddressBlock>() {
             Ok(block) => {
-                if let Some((other, other_pool)) = seen.iter().find(|(b, _)| b.overlaps(&block)) {
-                    c.err(
-                        &field,
-                        E::Overlap {
-                            block: text.clone(),
-                            other_block: other.to_string(),
-                            other_pool: other_pool.clone(),
-                        },
-                    );
-                    valid = false;
-                }
-                seen.push((block, name.clone()));
+                entries.push(BlockEntry { block, pool: pool_index, index: i });
                 blocks.push(block);
             }
             Err(e) => {
-                c.err(&field, E::Address(e));
+                c.err(&format!("spec.addresses[{i}]"), E::Address(e));
                 valid = false;
             }
         }
@@ -265,6 +266,111 @@ fn pool(
     })
 }
 
+/// Every block that shares addresses with a block written before it (in
+/// file order, across pools) is an error naming the first such block, and
+/// its pool is dropped. Returns the indices of the pools dropped.
+///
+/// Sorted by first address rather than compared pairwise: a configuration
+/// of 80,000 blocks would otherwise take seconds to validate on every
+/// change. For each block, the first-written block overlapping it is either
+/// one that starts no later and is still open at its start (a sweep over
+/// the blocks by first address, keeping those open by their file order), or
+/// one that starts inside it (a range minimum over the blocks sorted by
+/// first address).
+fn check_overlaps(
+    entries: &[BlockEntry],
+    pools: &[(&Origin, &Object<crd::IpAddressPoolSpec>)],
+    errors: &mut Vec<ConfigError>,
+) -> std::collections::BTreeSet<usize> {
+    use std::cmp::Reverse;
+    use std::collections::{BTreeSet, BinaryHeap};
+
+    use crate::addr::ip_to_u128;
+
+    let key =
+        |e: &BlockEntry| (e.block.family() == Family::V6, ip_to_u128(e.block.first()), ip_to_u128(e.block.last()));
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by_key(|&i| key(&entries[i]));
+    let n = order.len();
+    let mut first_overlap = vec![usize::MAX; n];
+
+    // Blocks that start at or before a given one and are still open there.
+    let mut open = BTreeSet::new();
+    let mut closing = BinaryHeap::new();
+    let mut g = 0;
+    while g < n {
+        let (v6, start, _) = key(&entries[order[g]]);
+        let mut h = g;
+        while h < n && key(&entries[order[h]]).0 == v6 && key(&entries[order[h]]).1 == start {
+            h += 1;
+        }
+        while let Some(&Reverse((end_v6, end, i))) = closing.peek() {
+            if end_v6 == v6 && end >= start {
+                break;
+            }
+            closing.pop();
+            open.remove(&i);
+        }
+        for &i in &order[g..h] {
+            open.insert(i);
+            closing.push(Reverse((v6, key(&entries[i]).2, i)));
+        }
+        for &i in &order[g..h] {
+            if let Some(&j) = open.iter().find(|&&j| j != i) {
+                first_overlap[i] = first_overlap[i].min(j);
+            }
+        }
+        g = h;
+    }
+
+    // Blocks that start strictly inside a given one: a range of `order`,
+    // whose smallest file index a sparse table gives in constant time.
+    let mut table = vec![order.clone()];
+    let mut width = 1;
+    while width * 2 <= n {
+        let prev = &table[table.len() - 1];
+        let next: Vec<usize> = (0..=n - width * 2).map(|k| prev[k].min(prev[k + width])).collect();
+        table.push(next);
+        width *= 2;
+    }
+    let range_min = |from: usize, to: usize| {
+        // Smallest of order[from..to], `from < to`.
+        let level = (usize::BITS - 1 - (to - from).leading_zeros()) as usize;
+        table[level][from].min(table[level][to - (1 << level)])
+    };
+    for (position, &i) in order.iter().enumerate() {
+        let (v6, start, end) = key(&entries[i]);
+        let from = order[position..].partition_point(|&j| key(&entries[j]) <= (v6, start, u128::MAX)) + position;
+        let to = order.partition_point(|&j| {
+            let (jv6, jstart, _) = key(&entries[j]);
+            (jv6, jstart) <= (v6, end)
+        });
+        if from < to {
+            first_overlap[i] = first_overlap[i].min(range_min(from, to));
+        }
+    }
+
+    let mut dropped = BTreeSet::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let j = first_overlap[i];
+        if j >= i {
+            continue;
+        }
+        let (origin, o) = pools[entry.pool];
+        let other = &entries[j];
+        errors.push(origin.error(
+            &format!("spec.addresses[{}]", entry.index),
+            E::Overlap {
+                block: o.spec.addresses[entry.index].clone(),
+                other_block: other.block.to_string(),
+                other_pool: pools[other.pool].1.metadata.name.clone(),
+            },
+        ));
+        dropped.insert(entry.pool);
+    }
+    dropped
+}
+
 fn peer(
     origin: &Origin,
     o: &Object<crd::BgpPeerSpec>,
@@ -285,6 +391,10 @@ fn peer(
         }
         Some(asn) => asn,
     };
+    // A valid ASN, as myASN: 0 is reserved (RFC 7607).
+    if s.local_asn == Some(0) {
+        c.err("spec.localASN", E::AsnZero);
+    }
     let peer_asn = match (s.peer_asn, s.dynamic_asn.as_deref()) {
         (Some(_), Some(_)) => {
             c.err("spec.dynamicASN", E::PeerAsnAndDynamicAsn);
@@ -375,7 +485,11 @@ fn peer(
     c.single_line("spec.password", s.password.as_deref());
     c.single_line("spec.vrf", s.vrf.as_deref());
     c.single_line("spec.interface", s.interface.as_deref());
-    let password = match (&s.password, &s.password_secret) {
+    // `passwordSecret: {}` is what MetalLB's converter and Go clients
+    // write when no Secret is used (the field is a struct, not a pointer):
+    // a reference without a name is no reference.
+    let password_secret = s.password_secret.as_ref().filter(|r| !r.name.is_empty());
+    let password = match (&s.password, password_secret) {
         (Some(_), Some(_)) => {
             c.err("spec.passwordSecret", E::PasswordAndSecret);
             None
@@ -386,12 +500,7 @@ fn peer(
             }
             Some(Password::Plain(p.clone()))
         }
-        (None, Some(secret)) => {
-            if secret.name.is_empty() {
-                c.err("spec.passwordSecret.name", E::Required);
-            }
-            Some(Password::Secret(secret.clone()))
-        }
+        (None, Some(secret)) => Some(Password::Secret(secret.clone())),
         (None, None) => None,
     };
     if let Some(profile) = &s.bfd_profile
@@ -403,6 +512,7 @@ fn peer(
     let peer = BgpPeer {
         name: o.metadata.name.clone(),
         my_asn,
+        local_asn: s.local_asn,
         peer_asn: peer_asn?,
         address,
         interface: s.interface.clone(),
@@ -626,5 +736,61 @@ fn l2_advertisement(
         pools: resolve_pools(config, &s.ip_address_pools, &s.ip_address_pool_selectors),
         node_selectors: s.node_selectors.clone(),
         interfaces: s.interfaces.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The pairwise rule the sweep must agree with: each block against every
+    /// block written before it, the first overlapping one named.
+    fn naive(entries: &[BlockEntry]) -> Vec<(usize, usize)> {
+        (0..entries.len())
+            .filter_map(|i| (0..i).find(|&j| entries[j].block.overlaps(&entries[i].block)).map(|j| (i, j)))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn overlaps_match_the_pairwise_check(
+            raw in prop::collection::vec((any::<bool>(), 0u32..64, 0u32..8), 0..40)
+        ) {
+            let mut entries = Vec::new();
+            let mut texts = Vec::new();
+            for (i, (v6, start, len)) in raw.iter().enumerate() {
+                let (first, last): (IpAddr, IpAddr) = if *v6 {
+                    (format!("2001:db8::{start:x}").parse().unwrap(), format!("2001:db8::{:x}", start + len).parse().unwrap())
+                } else {
+                    (Ipv4Addr::from(0xc000_0200 + start).into(), Ipv4Addr::from(0xc000_0200 + start + len).into())
+                };
+                let block = AddressBlock::new(first, last).expect("ordered");
+                texts.push(block.to_string());
+                entries.push(BlockEntry { block, pool: i, index: 0 });
+            }
+            let origin = Origin { file: Arc::from("f"), object: "IPAddressPool/p".into(), legacy: None };
+            let objects: Vec<Object<crd::IpAddressPoolSpec>> = texts.iter().enumerate().map(|(i, t)| Object {
+                api_version: "metallb.io/v1beta1".into(),
+                kind: "IPAddressPool".into(),
+                metadata: crd::Metadata { name: format!("p{i}"), ..Default::default() },
+                spec: crd::IpAddressPoolSpec { addresses: vec![t.clone()], ..Default::default() },
+            }).collect();
+            let pools: Vec<_> = objects.iter().map(|o| (&origin, o)).collect();
+            let mut errors = Vec::new();
+            let dropped = check_overlaps(&entries, &pools, &mut errors);
+            let expected = naive(&entries);
+            // Errors come in file order, one per pool here: the pool named is the other block's.
+            let named: Vec<usize> = errors.iter().map(|e| match &e.kind {
+                E::Overlap { other_pool, .. } => other_pool[1..].parse::<usize>().expect("p<index>"),
+                other => panic!("{other}"),
+            }).collect();
+            prop_assert_eq!(named, expected.iter().map(|e| e.1).collect::<Vec<_>>());
+            prop_assert_eq!(dropped.into_iter().collect::<Vec<_>>(), expected.iter().map(|e| e.0).collect::<Vec<_>>());
+        }
     }
 }

@@ -141,6 +141,9 @@ pub struct BgpAdvertisementSpec {
 pub struct BgpPeerSpec {
     #[serde(default, rename = "myASN", skip_serializing_if = "Option::is_none")]
     pub my_asn: Option<u32>,
+    /// MetalLB 0.16: the AS this session speaks as, instead of `myASN`.
+    #[serde(default, rename = "localASN", skip_serializing_if = "Option::is_none")]
+    pub local_asn: Option<u32>,
     #[serde(default, rename = "peerASN", skip_serializing_if = "Option::is_none")]
     pub peer_asn: Option<u32>,
     #[serde(default, rename = "dynamicASN", skip_serializing_if = "Option::is_none")]
@@ -186,6 +189,7 @@ pub struct BgpPeerSpec {
 /// object they are unknown fields, not settings.
 pub const BGP_PEER_V1BETA2_ONLY: &[&str] = &[
     "dynamicASN",
+    "localASN",
     "interface",
     "connectTime",
     "passwordSecret",

@@ -25,6 +25,9 @@ pub struct LegacyPath {
     pub base: String,
     /// For the generated Community: alias names by index, since the legacy form is a map.
     pub alias_names: Vec<String>,
+    /// Field names are kept as they are (`AddressPool`, whose fields are
+    /// the CRDs' own), not turned into the ConfigMap's kebab-case.
+    pub camel_case: bool,
 }
 
 impl Origin {
@@ -33,6 +36,12 @@ impl Origin {
         let Some(legacy) = &self.legacy else {
             return crd_path.to_string();
         };
+        if legacy.camel_case {
+            return match crd_path.strip_prefix("spec.") {
+                Some(rest) => format!("{}.{rest}", legacy.base),
+                None => crd_path.to_string(),
+            };
+        }
         let rest = crd_path.strip_prefix("spec.").or_else(|| crd_path.strip_prefix("metadata.")).unwrap_or(crd_path);
         if !legacy.alias_names.is_empty()
             && let Some(tail) = rest.strip_prefix("communities[")
@@ -120,7 +129,7 @@ fn error_path(path: &serde_path_to_error::Path) -> String {
 /// them from custom resources and Go's decoder leaves such fields unset, so
 /// `key:` with nothing after it (every list item commented out) means "not
 /// set", not a type error.
-fn without_nulls(value: &Value) -> Value {
+pub(crate) fn without_nulls(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), without_nulls(v))).collect(),
@@ -166,7 +175,7 @@ mod tests {
         let origin = Origin {
             file: "f".into(),
             object: "ConfigMap/config".into(),
-            legacy: Some(LegacyPath { base: "data.config.peers[0]".into(), alias_names: vec![] }),
+            legacy: Some(LegacyPath { base: "data.config.peers[0]".into(), alias_names: vec![], camel_case: false }),
         };
         assert_eq!(origin.field("spec.holdTime"), "data.config.peers[0].hold-time");
         assert_eq!(

@@ -22,9 +22,13 @@ pub struct ConfigError {
 }
 
 impl fmt::Display for ConfigError {
-    /// `FILE: KIND/NAME: FIELD: message`, one error per line.
+    /// `FILE: KIND/NAME: FIELD: message`, one error per line. Control
+    /// characters anywhere in it (a name, a value echoed back) are shown
+    /// escaped: nothing read from a file may drive the terminal or forge a
+    /// line of output.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}: {}", self.file, self.object, self.field, self.kind)
+        let line = format!("{}: {}: {}: {}", self.file, self.object, self.field, self.kind);
+        f.write_str(&crate::manifest::escape(&line))
     }
 }
 
@@ -46,9 +50,16 @@ pub enum ConfigErrorKind {
     /// A `metallb.io` kind or version this project does not know.
     #[error("unknown resource {api_version} {kind}")]
     UnknownKind { api_version: String, kind: String },
+    /// The files hold no MetalLB configuration at all (`found` says what
+    /// they hold instead, if anything): a mistaken file, never "no pools".
+    #[error("no MetalLB configuration found (metallb.io resources or the legacy ConfigMap){}", if found.is_empty() { String::new() } else { format!("; found {found}") })]
+    NoConfiguration { found: String },
     /// A document that is not a Kubernetes object.
     #[error("not a Kubernetes object: apiVersion and kind are required")]
     NotAnObject,
+    /// A name the API server would refuse (and that could carry escapes to a terminal).
+    #[error(transparent)]
+    InvalidName(#[from] super::name::NameError),
     /// `metadata.name` is empty.
     #[error("missing name")]
     MissingName,

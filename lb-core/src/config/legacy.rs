@@ -15,6 +15,7 @@ use super::crd::{
 };
 use super::decode::{LegacyPath, Origin, decode};
 use super::error::{ConfigError, ConfigErrorKind};
+use crate::manifest;
 use crate::selector::{LabelSelector, LabelSelectorRequirement, Labels};
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,12 +117,12 @@ pub fn convert(
     errors: &mut Vec<ConfigError>,
 ) -> Vec<(Origin, Resource)> {
     let cm_origin = Origin { file: file.clone(), object: format!("ConfigMap/{configmap}"), legacy: None };
-    let value: Value = match serde_saphyr::from_str(text) {
+    let value: Value = match serde_saphyr::from_str_with_options(text, manifest::options()) {
         Ok(v) => v,
         Err(e) => {
             // One line (no source snippet), like every other error; lines
             // are counted from the start of the `config` text.
-            let message = e.without_snippet().to_string();
+            let message = manifest::yaml_message(&e);
             errors.push(cm_origin.error("data.config", ConfigErrorKind::Yaml(message)));
             return Vec::new();
         }
@@ -133,7 +134,7 @@ pub fn convert(
     let origin = |base: String| Origin {
         file: file.clone(),
         object: cm_origin.object.clone(),
-        legacy: Some(LegacyPath { base, alias_names: Vec::new() }),
+        legacy: Some(LegacyPath { base, alias_names: Vec::new(), camel_case: false }),
     };
     let mut out = Vec::new();
 
@@ -161,7 +162,11 @@ pub fn convert(
         let origin = Origin {
             file: file.clone(),
             object: cm_origin.object.clone(),
-            legacy: Some(LegacyPath { base: "data.config.bgp-communities".into(), alias_names: names }),
+            legacy: Some(LegacyPath {
+                base: "data.config.bgp-communities".into(),
+                alias_names: names,
+                camel_case: false,
+            }),
         };
         out.push((origin, Resource::Community(o)));
     }
@@ -242,4 +247,218 @@ pub fn convert(
         }
     }
     out
+}
+
+/// `AddressPool.spec` (metallb.io v1alpha1 and v1beta1, MetalLB up to
+/// 0.13, removed in 0.14): a pool that also says how it is announced.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AddressPoolSpec {
+    protocol: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
+    auto_assign: Option<bool>,
+    #[serde(rename = "avoidBuggyIPs")]
+    avoid_buggy_ips: Option<bool>,
+    bgp_advertisements: Option<Vec<AddressPoolAdvertisement>>,
+}
+
+/// `AddressPool.spec.bgpAdvertisements[]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AddressPoolAdvertisement {
+    aggregation_length: Option<i64>,
+    aggregation_length_v6: Option<i64>,
+    local_pref: Option<u32>,
+    #[serde(default)]
+    communities: Vec<String>,
+}
+
+/// An `AddressPool`, read as MetalLB 0.13 did: an IPAddressPool of the
+/// same name, and the advertisement its protocol implies: an
+/// L2Advertisement (`layer2`), or a BGPAdvertisement per entry of
+/// `bgpAdvertisements` (`bgp`; one with defaults when there is none).
+/// The advertisements are named after the pool (`NAME`, or `NAME-1`,
+/// `NAME-2`, ... for several) and apply to it alone. Errors point into
+/// the AddressPool as written.
+pub fn address_pool(
+    file: &Arc<str>,
+    metadata: Metadata,
+    spec: &Value,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(Origin, Resource)> {
+    let name = metadata.name.clone();
+    let namespace = metadata.namespace.clone().unwrap_or_else(|| "metallb-system".into());
+    let written = format!("AddressPool/{name}");
+    let plain = Origin { file: file.clone(), object: written.clone(), legacy: None };
+    let Some(s) = decode::<AddressPoolSpec>(spec, "spec", &plain, errors) else {
+        return Vec::new();
+    };
+    let origin = |base: String| Origin {
+        file: file.clone(),
+        object: written.clone(),
+        legacy: Some(LegacyPath { base, alias_names: Vec::new(), camel_case: true }),
+    };
+    let pool_spec = IpAddressPoolSpec {
+        addresses: s.addresses,
+        auto_assign: s.auto_assign,
+        avoid_buggy_ips: s.avoid_buggy_ips,
+        service_allocation: None,
+    };
+    let pool =
+        Object { api_version: "metallb.io/v1beta1".into(), kind: "IPAddressPool".into(), metadata, spec: pool_spec };
+    let mut out = vec![(origin("spec".into()), Resource::IpAddressPool(pool))];
+    match s.protocol.as_deref() {
+        Some("layer2") => {
+            if s.bgp_advertisements.as_ref().is_some_and(|a| !a.is_empty()) {
+                errors.push(
+                    origin("spec".into()).error("spec.bgpAdvertisements", ConfigErrorKind::AdvertisementsOnLayer2Pool),
+                );
+            }
+            let spec = L2AdvertisementSpec { ip_address_pools: vec![name.clone()], ..Default::default() };
+            let o = object("L2Advertisement", "v1beta1", name, &namespace, spec);
+            out.push((origin("spec".into()), Resource::L2Advertisement(o)));
+        }
+        Some("bgp") => {
+            let advertisements = s.bgp_advertisements.unwrap_or_default();
+            let defaulted = advertisements.is_empty();
+            let count = advertisements.len();
+            let advertisements = if defaulted { vec![AddressPoolAdvertisement::default()] } else { advertisements };
+            for (i, a) in advertisements.into_iter().enumerate() {
+                let spec = BgpAdvertisementSpec {
+                    aggregation_length: a.aggregation_length,
+                    aggregation_length_v6: a.aggregation_length_v6,
+                    local_pref: a.local_pref,
+                    communities: a.communities,
+                    ip_address_pools: vec![name.clone()],
+                    ..Default::default()
+                };
+                let adv_name = if count > 1 { format!("{name}-{}", i + 1) } else { name.clone() };
+                let base = if defaulted { "spec".to_string() } else { format!("spec.bgpAdvertisements[{i}]") };
+                let o = object("BGPAdvertisement", "v1beta1", adv_name, &namespace, spec);
+                out.push((origin(base), Resource::BgpAdvertisement(o)));
+            }
+        }
+        None => errors.push(plain.error("spec.protocol", ConfigErrorKind::MissingProtocol)),
+        Some(other) => errors.push(plain.error("spec.protocol", ConfigErrorKind::UnknownProtocol(other.into()))),
+    }
+    out
+}
+
+/// A legacy name changed to one Kubernetes accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renamed {
+    /// `IPAddressPool` or `BFDProfile`.
+    pub kind: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+/// A name Kubernetes accepts for `name`, as MetalLB's converter makes one:
+/// lowercase, `_` (and anything else not allowed, dots included) as `-`,
+/// no `-` at either end, at most 63 characters: an RFC 1123 label.
+pub fn kubernetes_name(name: &str) -> String {
+    let mapped: String = name
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { '-' })
+        .collect();
+    let mut out: String = mapped.trim_matches('-').chars().take(super::name::MAX_LABEL).collect();
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() { "pool".into() } else { out }
+}
+
+/// Gives the pools and BFD profiles of a legacy ConfigMap names that
+/// Kubernetes accepts (the legacy format had no rule; the resources
+/// written from it must apply), and rewrites the references to them
+/// (advertisements' `ipAddressPools`, peers' `bfdProfile`) to match.
+/// Names that would collide get a numeric suffix. Returns what changed.
+pub fn rename_for_kubernetes(resources: &mut [super::SourcedResource]) -> Vec<Renamed> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let from_configmap = |r: &super::SourcedResource| r.origin.legacy.as_ref().is_some_and(|l| !l.camel_case);
+    // Every name as written is taken, so a new one never lands on another.
+    let mut taken: BTreeSet<(String, String)> =
+        resources.iter().map(|r| (r.resource.kind().to_string(), r.resource.metadata().name.clone())).collect();
+    let mut renamed = Vec::new();
+    let mut maps: BTreeMap<&'static str, BTreeMap<String, String>> = BTreeMap::new();
+    for r in resources.iter_mut().filter(|r| from_configmap(r)) {
+        let (kind, metadata) = match &mut r.resource {
+            Resource::IpAddressPool(o) => ("IPAddressPool", &mut o.metadata),
+            Resource::BfdProfile(o) => ("BFDProfile", &mut o.metadata),
+            _ => continue,
+        };
+        let base = kubernetes_name(&metadata.name);
+        if base == metadata.name {
+            continue;
+        }
+        let mut name = base.clone();
+        let mut n = 2;
+        while taken.contains(&(kind.to_string(), name.clone())) {
+            let suffix = format!("-{n}");
+            let keep = super::name::MAX_LABEL - suffix.len();
+            name = format!("{}{suffix}", base.chars().take(keep).collect::<String>().trim_end_matches('-'));
+            n += 1;
+        }
+        taken.insert((kind.to_string(), name.clone()));
+        renamed.push(Renamed { kind, from: metadata.name.clone(), to: name.clone() });
+        maps.entry(kind).or_default().insert(metadata.name.clone(), name.clone());
+        metadata.name = name;
+    }
+    let rename = |kind: &str, names: &mut Vec<String>| {
+        for n in names.iter_mut() {
+            if let Some(new) = maps.get(kind).and_then(|m| m.get(n)) {
+                *n = new.clone();
+            }
+        }
+    };
+    for r in resources.iter_mut().filter(|r| from_configmap(r)) {
+        match &mut r.resource {
+            Resource::L2Advertisement(o) => rename("IPAddressPool", &mut o.spec.ip_address_pools),
+            Resource::BgpAdvertisement(o) => rename("IPAddressPool", &mut o.spec.ip_address_pools),
+            Resource::BgpPeer(o) => {
+                if let Some(profile) = &mut o.spec.bfd_profile
+                    && let Some(new) = maps.get("BFDProfile").and_then(|m| m.get(profile.as_str()))
+                {
+                    *profile = new.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    renamed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_names() {
+        assert_eq!(kubernetes_name("My_Pool"), "my-pool");
+        assert_eq!(kubernetes_name("_a.b_"), "a-b");
+        assert_eq!(kubernetes_name(&"x".repeat(70)).len(), 63);
+        assert_eq!(kubernetes_name(&format!("{}_y", "x".repeat(62))), "x".repeat(62), "no '-' at the end");
+        assert_eq!(kubernetes_name("__"), "pool");
+    }
+
+    #[test]
+    fn renames_keep_references_and_avoid_collisions() {
+        let text = "address-pools:\n- {name: My_Pool, protocol: layer2, addresses: [192.0.2.0/28]}\n- {name: my-pool, protocol: bgp, addresses: [192.0.2.16/28]}\n";
+        let mut errors = Vec::new();
+        let mut resources: Vec<super::super::SourcedResource> =
+            convert(&Arc::from("f"), "config", "metallb-system", text, &mut errors)
+                .into_iter()
+                .map(|(origin, resource)| super::super::SourcedResource { origin, resource })
+                .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        let renamed = rename_for_kubernetes(&mut resources);
+        assert_eq!(renamed, [Renamed { kind: "IPAddressPool", from: "My_Pool".into(), to: "my-pool-2".into() }]);
+        let l2 = resources.iter().find_map(|r| match &r.resource {
+            Resource::L2Advertisement(o) => Some(o.spec.ip_address_pools.clone()),
+            _ => None,
+        });
+        assert_eq!(l2, Some(vec!["my-pool-2".to_string()]));
+    }
 }

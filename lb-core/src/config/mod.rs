@@ -17,6 +17,7 @@ pub mod crd;
 pub mod decode;
 pub mod error;
 pub mod legacy;
+pub mod name;
 pub mod secret;
 
 use std::collections::BTreeMap;
@@ -166,6 +167,11 @@ pub enum Password {
 pub struct BgpPeer {
     pub name: String,
     pub my_asn: u32,
+    /// `localASN` (MetalLB 0.16): the AS this one session speaks as (in
+    /// OPEN and AS_PATH), where the node's `myASN` is not the one the
+    /// router expects. Whether the session is iBGP or eBGP is then decided
+    /// between it and the peer's AS; see [`BgpPeer::session_asn`].
+    pub local_asn: Option<u32>,
     pub peer_asn: PeerAsn,
     pub address: Option<IpAddr>,
     pub interface: Option<String>,
@@ -187,9 +193,16 @@ pub struct BgpPeer {
 }
 
 impl BgpPeer {
+    /// The AS the session speaks as: `localASN` when set, else `myASN`.
+    pub fn session_asn(&self) -> u32 {
+        self.local_asn.unwrap_or(self.my_asn)
+    }
+
+    /// iBGP when the peer's AS is the one the session speaks as
+    /// ([`Self::session_asn`]), so `localASN` decides it when set.
     pub fn is_ibgp(&self) -> bool {
         match self.peer_asn {
-            PeerAsn::Fixed(asn) => asn == self.my_asn,
+            PeerAsn::Fixed(asn) => asn == self.session_asn(),
             PeerAsn::Internal => true,
             PeerAsn::External => false,
         }
@@ -263,9 +276,23 @@ pub fn read_with_secrets(
     files: &[(&str, &str)],
     errors: &mut Vec<ConfigError>,
 ) -> (Vec<SourcedResource>, Vec<Skipped>, FileSecrets) {
-    let mut resources = Vec::new();
-    let mut skipped = Vec::new();
-    let mut secrets = FileSecrets::default();
+    let read = read_files(files, errors);
+    (read.resources, read.skipped, read.secrets)
+}
+
+/// What the files hold, as read.
+struct Read {
+    resources: Vec<SourcedResource>,
+    skipped: Vec<Skipped>,
+    secrets: FileSecrets,
+    /// Whether a legacy ConfigMap was found: one with an empty `config` is
+    /// an explicit configuration of nothing, not a missing one.
+    legacy_configmap: bool,
+}
+
+fn read_files(files: &[(&str, &str)], errors: &mut Vec<ConfigError>) -> Read {
+    let mut read =
+        Read { resources: Vec::new(), skipped: Vec::new(), secrets: FileSecrets::default(), legacy_configmap: false };
     for (file, text) in files {
         let file: Arc<str> = Arc::from(*file);
         let docs = match manifest::documents(text) {
@@ -285,21 +312,14 @@ pub fn read_with_secrets(
             }
         };
         for (index, doc) in docs.iter().enumerate() {
-            read_document(&file, index, doc, &mut resources, &mut skipped, &mut secrets, errors);
+            read_document(&file, index, doc, &mut read, errors);
         }
     }
-    (resources, skipped, secrets)
+    read
 }
 
-fn read_document(
-    file: &Arc<str>,
-    index: usize,
-    doc: &Value,
-    resources: &mut Vec<SourcedResource>,
-    skipped: &mut Vec<Skipped>,
-    secrets: &mut FileSecrets,
-    errors: &mut Vec<ConfigError>,
-) {
+fn read_document(file: &Arc<str>, index: usize, doc: &Value, read: &mut Read, errors: &mut Vec<ConfigError>) {
+    let Read { resources, skipped, secrets, legacy_configmap } = read;
     let (Some(api_version), Some(kind)) =
         (doc.get("apiVersion").and_then(Value::as_str), doc.get("kind").and_then(Value::as_str))
     else {
@@ -313,7 +333,9 @@ fn read_document(
     };
     let name = manifest::name(doc).unwrap_or("").to_string();
     let namespace = doc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("metallb-system");
-    let origin = Origin { file: file.clone(), object: format!("{kind}/{name}"), legacy: None };
+    // An overlong name is shown by its start: enough to find it.
+    let shown = if name.chars().count() > name::MAX_SUBDOMAIN { name::shortened(&name) } else { name.clone() };
+    let origin = Origin { file: file.clone(), object: format!("{kind}/{shown}"), legacy: None };
 
     // MetalLB's ConfigMap is `metallb-system/config` unless renamed; other
     // ConfigMaps with a `config` key belong to other programs.
@@ -321,6 +343,7 @@ fn read_document(
     if kind == "ConfigMap" && api_version == "v1" && legacy_candidate {
         match doc.pointer("/data/config") {
             Some(Value::String(text)) => {
+                *legacy_configmap = true;
                 for (origin, resource) in legacy::convert(file, &name, namespace, text, errors) {
                     resources.push(SourcedResource { origin, resource });
                 }
@@ -332,6 +355,12 @@ fn read_document(
     }
     if kind == "Secret" && api_version == "v1" {
         secret::read_secret(doc, &origin, secrets, errors);
+        skipped.push(Skipped { file: file.to_string(), object: origin.object });
+        return;
+    }
+    // The metallb-operator's own object, found beside pools in real
+    // repositories: it installs MetalLB, it does not configure it.
+    if kind == "MetalLB" && api_version.starts_with("metallb.io/") {
         skipped.push(Skipped { file: file.to_string(), object: origin.object });
         return;
     }
@@ -349,6 +378,10 @@ fn read_document(
     };
     if name.is_empty() {
         errors.push(origin.error("metadata.name", ConfigErrorKind::MissingName));
+    } else if let Err(e) = name::check_subdomain(&name) {
+        // Every metallb.io kind is a custom resource: the API server
+        // requires an RFC 1123 subdomain of all of them.
+        errors.push(origin.error("metadata.name", ConfigErrorKind::InvalidName(e)));
     }
     if let Some(map) = doc.as_object() {
         for key in map.keys() {
@@ -381,6 +414,12 @@ fn read_document(
         };
     }
     use decode::decode;
+    if kind == "AddressPool" && matches!(version, "v1alpha1" | "v1beta1") {
+        for (origin, resource) in legacy::address_pool(file, metadata, spec, errors) {
+            resources.push(SourcedResource { origin, resource });
+        }
+        return;
+    }
     let resource = match (kind, version) {
         ("IPAddressPool", "v1beta1") => object!(IpAddressPool),
         ("L2Advertisement", "v1beta1") => object!(L2Advertisement),
@@ -419,7 +458,14 @@ fn read_document(
 /// none (the Secrets are then in the cluster, out of reach of a pure check).
 pub fn load(files: &[(&str, &str)]) -> Result<Loaded, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let (resources, skipped, secrets) = read_with_secrets(files, &mut errors);
+    let Read { resources, skipped, secrets, legacy_configmap } = read_files(files, &mut errors);
+    // Nothing to configure is never a valid "no pools": every caller
+    // (check-config, plan, a reload) must refuse it alike. An explicit
+    // configuration with no pools (a BGPPeer alone, an empty legacy
+    // ConfigMap) is still one.
+    if errors.is_empty() && resources.is_empty() && !legacy_configmap {
+        errors.extend(no_configuration(files, &skipped));
+    }
     let config = build::build(&resources, &mut errors);
     let unchecked_secrets = build::check_secret_references(&resources, &secrets, &mut errors);
     if errors.is_empty() {
@@ -427,4 +473,24 @@ pub fn load(files: &[(&str, &str)]) -> Result<Loaded, Vec<ConfigError>> {
     } else {
         Err(errors)
     }
+}
+
+/// One error per file, each saying what the file holds instead.
+fn no_configuration(files: &[(&str, &str)], skipped: &[Skipped]) -> Vec<ConfigError> {
+    let error = |file: &str, found: String| ConfigError {
+        file: file.to_string(),
+        object: "-".into(),
+        field: "-".into(),
+        kind: ConfigErrorKind::NoConfiguration { found },
+    };
+    if files.is_empty() {
+        return vec![error("-", String::new())];
+    }
+    files
+        .iter()
+        .map(|(file, _)| {
+            let kinds = skipped.iter().filter(|s| s.file == *file).filter_map(|s| s.object.split_once('/'));
+            error(file, manifest::found_objects(kinds.map(|(kind, _)| kind)))
+        })
+        .collect()
 }

@@ -123,7 +123,7 @@ pub struct PeerSession {
     pub ttl: u8,
     /// How long one connection attempt may take.
     pub connect_timeout: Duration,
-    /// Our ASN (`myASN`).
+    /// The AS we speak as: `localASN` when set, else `myASN`.
     pub local_asn: u32,
     /// The peer's ASN, or which kind of ASN it must announce.
     pub remote_as: PeerAsn,
@@ -192,7 +192,7 @@ pub fn peer_session(peer: &BgpPeer, router_id: Ipv4Addr, secrets: &Secrets) -> R
         md5_key,
         ttl,
         connect_timeout: peer.connect_time.unwrap_or(DEFAULT_CONNECT_TIMEOUT).max(MIN_CONNECT_TIMEOUT),
-        local_asn: peer.my_asn,
+        local_asn: peer.session_asn(),
         remote_as: peer.peer_asn,
         router_id: peer.router_id.unwrap_or(router_id),
         hold_time,
@@ -299,6 +299,16 @@ mod tests {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn local_asn_is_the_sessions_as_and_decides_ibgp() {
+        let s = session(&peer("{myASN: 64500, localASN: 64501, peerASN: 64501, peerAddress: 192.0.2.1}"));
+        assert_eq!(s.local_asn, 64501);
+        assert_eq!(s.ttl, TTL_MULTIHOP, "iBGP between localASN and the peer's AS");
+        let s = session(&peer("{myASN: 64500, localASN: 64502, peerASN: 64500, peerAddress: 192.0.2.1}"));
+        assert_eq!((s.local_asn, s.ttl), (64502, TTL_DIRECT), "eBGP although myASN is the peer's");
+        assert_eq!(session(&peer(EBGP)).local_asn, 64500, "myASN without localASN");
     }
 
     #[test]
