@@ -206,3 +206,44 @@ async fn a_reload_given_up_for_a_stop_changes_nothing() {
     assert!(assignments(&lb).contains_key("default/new"));
     lb.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_emptied_configuration_is_an_invalid_change_and_loses_nothing() {
+    let dir = Dir::new("emptied");
+    let state = dir.0.join("state.json");
+    let router = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = router.local_addr().expect("address").port();
+    let peer = format!(
+        "---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: r1}}\nspec: {{myASN: 64500, peerASN: 64501, peerAddress: 127.0.0.1, peerPort: {port}}}\n"
+    );
+    let config = format!("{CONFIG}{peer}");
+    dir.write("config.yaml", &config);
+    dir.write("services.yaml", &services(&["a", "b", "c"]));
+    let mut lb = Standalone::new(options(&dir, Some(&state)));
+    assert_eq!(lb.reload().await, Reloaded::Done);
+    let before = assignments(&lb);
+    let saved = std::fs::read_to_string(&state).expect("state");
+
+    // Truncated to nothing, then to comments only: refused, nothing moves,
+    // the session stays, the state file is not rewritten.
+    for emptied in ["", "# being edited\n---\n"] {
+        dir.write("config.yaml", emptied);
+        assert_eq!(lb.reload().await, Reloaded::Refused);
+        let snapshot = lb.snapshot();
+        assert!(snapshot.config.stale);
+        assert!(snapshot.config.last_error.as_deref().unwrap_or_default().contains("no MetalLB configuration"));
+        assert_eq!(assignments(&lb), before);
+        assert_eq!(lb.speaker().peers().count(), 1, "the session stays");
+        assert_eq!(std::fs::read_to_string(&state).expect("state"), saved);
+    }
+
+    // The file back, with a Service added first: nobody moves.
+    dir.write("config.yaml", &config);
+    dir.write("services.yaml", &services(&["new", "a", "b", "c"]));
+    assert_eq!(lb.reload().await, Reloaded::Done);
+    let after = assignments(&lb);
+    for key in ["default/a", "default/b", "default/c"] {
+        assert_eq!(after[key], before[key], "{key} moved");
+    }
+    lb.shutdown().await;
+}

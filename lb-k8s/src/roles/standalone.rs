@@ -62,6 +62,8 @@ pub struct Standalone {
     router_ids: HashMap<String, std::net::Ipv4Addr>,
     config_state: ConfigState,
     published: watch::Sender<Arc<Snapshot>>,
+    /// The files' warnings last logged.
+    warned: Vec<String>,
 }
 
 impl Standalone {
@@ -78,6 +80,7 @@ impl Standalone {
             announcements: Announcements::default(),
             config_state: ConfigState::default(),
             published,
+            warned: Vec::new(),
         }
     }
 
@@ -161,7 +164,13 @@ impl Standalone {
     /// [`Self::apply`], given up (returning false, nothing changed) as soon
     /// as `stop` resolves.
     async fn apply_unless(&mut self, snapshot: Files, stop: impl Future<Output = ()>) -> bool {
-        let Files { mut observed, secrets } = snapshot;
+        let Files { mut observed, secrets, warnings } = snapshot;
+        // Said once, while the files keep saying the same.
+        let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        for warning in warnings.iter().filter(|w| !self.warned.contains(*w)) {
+            warn!(event = "manifestWarning", warning = %warning, "accepted with a warning");
+        }
+        self.warned = warnings;
         // Every session of this node, before anything changes: a peer
         // whose configuration cannot be honoured makes the whole change
         // invalid, as any other configuration error does.

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use lb_core::config::{self, ConfigError, Secrets};
-use lb_core::manifest::{self, ManifestFileError, ManifestFiles};
+use lb_core::manifest::{self, ManifestFileError, ManifestFiles, ManifestWarning};
 use lb_core::plan::Observed;
 
 /// The files to read.
@@ -33,6 +33,8 @@ pub struct FileSources {
 pub struct Files {
     pub observed: Observed,
     pub secrets: Secrets,
+    /// What was accepted but deserves a word (a Service given twice).
+    pub warnings: Vec<ManifestWarning>,
 }
 
 /// Why a snapshot could not be taken.
@@ -84,6 +86,7 @@ impl FileSources {
             nodes: &borrowed(&nodes),
             endpoints: &borrowed(&endpoints),
         })?;
-        Ok(Files { observed: Observed::new(loaded.config, manifests), secrets: loaded.secrets })
+        let warnings = manifests.warnings.clone();
+        Ok(Files { observed: Observed::new(loaded.config, manifests), secrets: loaded.secrets, warnings })
     }
 }
