@@ -614,3 +614,19 @@ fn a_two_octet_peer_without_extended_messages_gets_every_route_of_a_four_octet_a
     assert!(routes.contains("2001:db8:100::/128") && routes.contains("2001:db8:100::7cf/128"), "{routes:?}");
     assert!(exabgp.notifications().is_empty(), "no session reset: {:?}", exabgp.notifications());
 }
+
+/// `localASN` (MetalLB 0.16): the session speaks as that AS, in its OPEN
+/// and its AS_PATH, and BIRD, configured for that AS, accepts it; `myASN`
+/// appears nowhere on the wire.
+#[test]
+fn local_asn_replaces_my_asn_on_the_session() {
+    support::skip_unless_root!();
+    let mut node = Node::new("node-a");
+    let router = pair(&node);
+    let bird = bird(&router, BirdNeighbor::new("lb", ip("192.0.2.11"), 64999).passive());
+    let cfg = config(&peer("bird", 64500, 64501, "192.0.2.1", "  localASN: 64999"), "203.0.113.0/28", "");
+    node.start(&cfg, &service("web", ""), &[]);
+    bird.wait_established("lb", WAIT).expect("BIRD expects AS 64999 and gets it");
+    let route = wait_for(WAIT, || find(&bird.routes()?, "203.0.113.0/32")).expect("route");
+    assert_eq!(route.as_path, vec![64999], "{route}");
+}
