@@ -753,6 +753,30 @@ fn status_addresses_win_over_requests_at_restore() {
     assert_eq!(results[0], Err(AllocError::InUse { ip: ip("192.0.2.0"), other: key("stale") }));
 }
 
+#[test]
+fn requested_addresses_go_before_unpinned_ones_in_one_pass() {
+    let mut a = allocator(&[("a", "addresses: [192.0.2.0/29]")]);
+    let any = lb("any");
+    let pinned = lb("pinned").wants("192.0.2.0");
+    let mut spec_ip = lb("spec-ip");
+    spec_ip.load_balancer_ip = Some("192.0.2.1".into());
+    let old_domain = lb("old-domain").ann("metallb.universe.tf/loadBalancerIPs", "192.0.2.2");
+    let shared = lb("shared").shared("k").wants("192.0.2.3");
+    let later = lb("later");
+    let results = a.allocate_all(&[any, pinned, spec_ip, old_domain, shared, later]);
+    let got: Vec<String> = results.iter().map(|r| join(r.as_ref().unwrap().as_ref().unwrap().0.iter())).collect();
+    // In input order; the unpinned ones get what the requesters left, in order.
+    assert_eq!(got, ["192.0.2.4", "192.0.2.0", "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.5"]);
+}
+
+#[test]
+fn unpinned_service_listed_first_does_not_take_the_requested_address() {
+    let mut a = allocator(&[("a", "addresses: [192.0.2.0/30]")]);
+    let results = a.allocate_all(&[lb("first"), lb("requester").wants("192.0.2.0")]);
+    let got: Vec<String> = results.iter().map(|r| join(r.as_ref().unwrap().as_ref().unwrap().0.iter())).collect();
+    assert_eq!(got, ["192.0.2.1", "192.0.2.0"]);
+}
+
 // ---------------------------------------------------------- config change
 
 #[test]
