@@ -777,6 +777,46 @@ fn unpinned_service_listed_first_does_not_take_the_requested_address() {
     assert_eq!(got, ["192.0.2.1", "192.0.2.0"]);
 }
 
+const TOP: &str = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+
+#[test]
+fn the_top_of_ipv6_can_be_requested_released_and_requested_again() {
+    for spec in [
+        "addresses: [\"::/0\"]",
+        "addresses: [\"::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\"]",
+        "addresses: [\"8000::/1\"]",
+    ] {
+        let mut a = allocator(&[("all", spec)]);
+        let top = lb("top").wants(TOP).families(IpFamilyPolicy::SingleStack, &[Family::V6]);
+        assert_eq!(give(&mut a, &top), TOP, "{spec}");
+        assert_eq!(stats(&a, "all").ipv6_in_use, 1);
+        let other = lb("other").wants(TOP).families(IpFamilyPolicy::SingleStack, &[Family::V6]);
+        assert!(matches!(fail(&mut a, &other), AllocError::InUse { .. }), "{spec}");
+        assert!(a.release(&key("top")));
+        assert_eq!(stats(&a, "all").ipv6_in_use, 0);
+        assert_eq!(give(&mut a, &other), TOP, "{spec}");
+    }
+}
+
+#[test]
+fn a_pool_ending_at_the_top_of_ipv6_hands_out_its_last_address() {
+    let mut a = allocator(&[("top", "addresses: [\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127\"]")]);
+    let v6 = |name: &str| lb(name).families(IpFamilyPolicy::SingleStack, &[Family::V6]);
+    assert_eq!(give(&mut a, &v6("a")), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe");
+    assert_eq!(give(&mut a, &v6("b")), TOP);
+    assert!(matches!(fail(&mut a, &v6("c")), AllocError::Exhausted { .. }));
+    assert!(a.release(&key("b")));
+    assert_eq!(give(&mut a, &v6("c")), TOP);
+}
+
+#[test]
+fn the_whole_of_ipv4_hands_out_its_last_address() {
+    let mut a = allocator(&[("all", "addresses: [0.0.0.0/0]")]);
+    assert_eq!(stats(&a, "all").ipv4_total, 1 << 32);
+    assert_eq!(give(&mut a, &lb("last").wants("255.255.255.255")), "255.255.255.255");
+    assert_eq!(give(&mut a, &lb("first")), "0.0.0.0");
+}
+
 // ---------------------------------------------------------- config change
 
 #[test]
