@@ -113,7 +113,7 @@ impl AddressSpace {
         matches!(self.last_position, Some(last) if position <= last)
     }
 
-    /// The address at `position` (which must be below the space's size).
+    /// The address at `position` (which must be at or below the last position).
     #[inline]
     fn address(&self, position: u128) -> IpAddr {
         let i = self.blocks.partition_point(|b| b.position <= position).saturating_sub(1);
@@ -436,37 +436,36 @@ mod model {
         }
     }
 
+    /// Runs `ops` on a space over `blocks` and on a plain set of used addresses side by side.
     fn check(family: Family, blocks: &[AddressBlock], avoid: bool, ops: Vec<(u8, usize)>) -> Result<(), TestCaseError> {
-        {
-            let all: Vec<IpAddr> =
-                blocks.iter().flat_map(|b| (0..=b.last_offset()).filter_map(move |i| b.nth(i))).collect();
-            let usable: Vec<IpAddr> = all.iter().copied().filter(|ip| !(avoid && is_buggy_ip(*ip))).collect();
-            let mut space = AddressSpace::new(family, blocks, avoid);
-            let mut used: BTreeSet<IpAddr> = BTreeSet::new();
-            prop_assert_eq!(space.usable(), usable.len() as u128);
-            for (op, index) in ops {
-                // Four inserts or takes to one remove, so pools fill up and
-                // the boundaries between runs get exercised.
-                let ip = all[index % all.len()];
-                let lowest = usable.iter().copied().find(|ip| !used.contains(ip));
-                if op < 3 {
-                    let expected = usable.contains(&ip) && !used.contains(&ip);
-                    prop_assert_eq!(space.insert(ip), expected);
-                    if expected {
-                        used.insert(ip);
-                    }
-                } else if op == 3 {
-                    prop_assert_eq!(space.take_first_free(), lowest);
-                    used.extend(lowest);
-                } else {
-                    prop_assert_eq!(space.remove(ip), used.remove(&ip));
+        let all: Vec<IpAddr> =
+            blocks.iter().flat_map(|b| (0..=b.last_offset()).filter_map(move |i| b.nth(i))).collect();
+        let usable: Vec<IpAddr> = all.iter().copied().filter(|ip| !(avoid && is_buggy_ip(*ip))).collect();
+        let mut space = AddressSpace::new(family, blocks, avoid);
+        let mut used: BTreeSet<IpAddr> = BTreeSet::new();
+        prop_assert_eq!(space.usable(), usable.len() as u128);
+        for (op, index) in ops {
+            // Four inserts or takes to one remove, so pools fill up and
+            // the boundaries between runs get exercised.
+            let ip = all[index % all.len()];
+            let lowest = usable.iter().copied().find(|ip| !used.contains(ip));
+            if op < 3 {
+                let expected = usable.contains(&ip) && !used.contains(&ip);
+                prop_assert_eq!(space.insert(ip), expected);
+                if expected {
+                    used.insert(ip);
                 }
-                let lowest = usable.iter().copied().find(|ip| !used.contains(ip));
-                prop_assert_eq!(space.first_free(), lowest);
-                prop_assert_eq!(space.in_use(), used.len() as u128);
-                for ip in &all {
-                    prop_assert_eq!(space.is_used(*ip), used.contains(ip));
-                }
+            } else if op == 3 {
+                prop_assert_eq!(space.take_first_free(), lowest);
+                used.extend(lowest);
+            } else {
+                prop_assert_eq!(space.remove(ip), used.remove(&ip));
+            }
+            let lowest = usable.iter().copied().find(|ip| !used.contains(ip));
+            prop_assert_eq!(space.first_free(), lowest);
+            prop_assert_eq!(space.in_use(), used.len() as u128);
+            for ip in &all {
+                prop_assert_eq!(space.is_used(*ip), used.contains(ip));
             }
         }
         Ok(())
