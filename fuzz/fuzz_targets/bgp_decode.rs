@@ -3,8 +3,8 @@
 #![no_main]
 
 use bytes::BytesMut;
-use libfuzzer_sys::fuzz_target;
 use lb_bgp::wire::{Context, Framer, Message};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let ctx = Context { four_octet_asn: true, extended_messages: data.first().is_some_and(|b| b & 1 == 1) };

@@ -1,30 +1,23 @@
-//! Arbitrary configuration and Service manifests: allocation results or
-//! errors, never a panic, and never one address held by two Services that
-//! may not share it; then the plan of a node (the same pipeline `lb plan`
-//! runs), whose every route covers an address the allocator gave out. The
-//! input is split at the first NUL into configuration and Services so both
-//! halves get mutated.
+//! A structured world ([`lb_fuzz::WorldInput`]: a configuration built from
+//! typed resources through validation, Services, namespaces, nodes and
+//! endpoints built directly) through the pipeline `lb plan` runs:
+//! allocation results or errors, never a panic; never one address held by
+//! two Services that may not share it; every route to a peer covers an
+//! address the allocator gave out; and allocating the same world again
+//! moves nothing. Parsing raw manifests is `config_parse`'s business: here
+//! every input is a valid world, so the fuzzer's time goes to the
+//! allocator and the planner.
 #![no_main]
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use lb_core::manifest::{ManifestFiles, load};
-use lb_core::plan::Observed;
+use lb_fuzz::WorldInput;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let (config_text, services_text) = text.split_once('\0').unwrap_or(("", &text));
-    let Ok(loaded) = lb_core::config::load(&[("config.yaml", config_text)]) else { return };
-    // Services, Nodes and EndpointSlices from the same manifests.
-    let files = [("manifests.yaml", services_text)];
-    let Ok(manifests) = load(&ManifestFiles { services: &files, nodes: &files, endpoints: &files, ..Default::default() })
-    else {
-        return;
-    };
-    let observed = Observed::new(loaded.config.clone(), manifests);
-    let mut allocator = lb_ipam::Allocator::new(loaded.config);
+fuzz_target!(|input: WorldInput| {
+    let Some(observed) = input.observed() else { return };
+    let mut allocator = lb_ipam::Allocator::new(observed.config.clone());
     let name = observed.nodes.first().map_or("node", |n| n.name.as_str());
     let plan = lb_ipam::pipeline::plan_cluster(&mut allocator, &observed, &[name]);
 
@@ -38,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    // The final state: each Service as last written in the manifests.
+    // The final state: each Service as last listed.
     let latest: HashMap<&lb_core::ServiceKey, &lb_core::Service> =
         observed.services.iter().map(|s| (&s.key, s)).collect();
     let mut holders: HashMap<IpAddr, Vec<&lb_core::Service>> = HashMap::new();
@@ -58,5 +51,17 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
+    }
+
+    // Nothing changed, so nothing moves: a second pass gives every Service
+    // what it holds (a Service listed twice is the last one listed).
+    let before: HashMap<lb_core::ServiceKey, Vec<IpAddr>> =
+        allocator.assignments().map(|(k, a)| (k.clone(), a.addresses.to_vec())).collect();
+    let _ = lb_ipam::pipeline::allocate(&mut allocator, &observed);
+    let after: HashMap<lb_core::ServiceKey, Vec<IpAddr>> =
+        allocator.assignments().map(|(k, a)| (k.clone(), a.addresses.to_vec())).collect();
+    let unique = observed.services.iter().map(|s| &s.key).collect::<std::collections::HashSet<_>>().len();
+    if unique == observed.services.len() {
+        assert_eq!(before, after, "a second pass over the same world moved addresses");
     }
 });

@@ -117,9 +117,25 @@ impl AddressBlock {
         Family::of(self.first)
     }
 
-    /// Number of addresses (an IPv6 `::/0` saturates at `u128::MAX`).
+    /// Number of addresses. Exact for every block but one: all of IPv6
+    /// (`::/0`, or a range from `::` to the top) holds 2^128 addresses,
+    /// one more than a `u128` holds, and saturates at `u128::MAX`. Code
+    /// that walks or indexes a block uses [`Self::last_offset`], which is
+    /// always exact, so no address (the top one included) is lost to that.
     pub fn len(&self) -> u128 {
-        (ip_to_u128(self.last) - ip_to_u128(self.first)).saturating_add(1)
+        self.last_offset().saturating_add(1)
+    }
+
+    /// Offset of the last address from the first: `len - 1`, exact for
+    /// every block, `u128::MAX` for all of IPv6.
+    pub fn last_offset(&self) -> u128 {
+        ip_to_u128(self.last) - ip_to_u128(self.first)
+    }
+
+    /// Whether this block is all of its family (`0.0.0.0/0`, `::/0`): the
+    /// one case where [`Self::len`] of an IPv6 block is not exact.
+    pub fn is_whole_family(&self) -> bool {
+        ip_to_u128(self.first) == 0 && ip_to_u128(self.last) == max_of(self.family())
     }
 
     /// Never true: a block holds at least one address.
@@ -137,9 +153,10 @@ impl AddressBlock {
             && ip_to_u128(other.first) <= ip_to_u128(self.last)
     }
 
-    /// The address at `offset` from the first one.
+    /// The address at `offset` from the first one; the last one is at
+    /// [`Self::last_offset`] (comparing with `len` would lose the top of IPv6).
     pub fn nth(&self, offset: u128) -> Option<IpAddr> {
-        (offset < self.len()).then(|| u128_to_ip(self.family(), ip_to_u128(self.first) + offset))
+        (offset <= self.last_offset()).then(|| u128_to_ip(self.family(), ip_to_u128(self.first) + offset))
     }
 
     /// Offset of `ip` from the first address, if inside.
@@ -195,6 +212,14 @@ impl AddressBlock {
             upto(last) - if first == 0 { 0 } else { upto(first - 1) }
         };
         count(0) + count(255)
+    }
+}
+
+/// The highest address of `family` as an integer.
+fn max_of(family: Family) -> u128 {
+    match family {
+        Family::V4 => u128::from(u32::MAX),
+        Family::V6 => u128::MAX,
     }
 }
 
@@ -291,8 +316,47 @@ mod tests {
         assert_eq!(b.len(), 1u128 << 64);
         assert_eq!(b.nth(5), Some(ip("2001:db8::5")));
         assert_eq!(b.offset_of(ip("2001:db8::ff")), Some(255));
-        assert_eq!(block("::/0").len(), u128::MAX);
         assert_eq!(block("::/0").cidrs().len(), 1);
+    }
+
+    const TOP: &str = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+
+    #[test]
+    fn the_top_of_ipv6_is_in_every_block_that_reaches_it() {
+        for text in [
+            "::/0",
+            "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "8000::/1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff0-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let b = block(text);
+            assert_eq!(b.last(), ip(TOP), "{text}");
+            assert!(b.contains(ip(TOP)), "{text}");
+            assert_eq!(b.nth(b.last_offset()), Some(ip(TOP)), "{text}");
+            assert_eq!(b.offset_of(ip(TOP)), Some(b.last_offset()), "{text}");
+            assert_eq!(b.cidrs().last().map(|c| c.broadcast_or_last()), Some(ip(TOP)), "{text}");
+        }
+        let all = block("::/0");
+        assert_eq!(all.last_offset(), u128::MAX);
+        assert_eq!(all.nth(u128::MAX), Some(ip(TOP)));
+        assert_eq!(all.len(), u128::MAX, "2^128 saturates");
+        assert!(all.is_whole_family());
+        assert_eq!(block("::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff").to_string(), "::/0");
+        assert!(!block("8000::/1").is_whole_family());
+        assert_eq!(block("8000::/1").len(), 1u128 << 127);
+    }
+
+    #[test]
+    fn the_whole_of_ipv4() {
+        let all = block("0.0.0.0/0");
+        assert_eq!(all.len(), 1u128 << 32);
+        assert_eq!(all.last_offset(), u128::from(u32::MAX));
+        assert_eq!(all.nth(u128::from(u32::MAX)), Some(ip("255.255.255.255")));
+        assert_eq!(all.nth(1u128 << 32), None);
+        assert!(all.contains(ip("255.255.255.255")));
+        assert!(all.is_whole_family());
+        assert_eq!(all.buggy_count(), 2 * (1 << 24));
+        assert_eq!(block("0.0.0.0-255.255.255.255").to_string(), "0.0.0.0/0");
     }
 
     #[test]
@@ -312,5 +376,46 @@ mod tests {
         assert_eq!(block("192.0.2.4/30").buggy_count(), 0);
         assert_eq!(block("0.0.0.0/31").buggy_count(), 1);
         assert_eq!(block("2001:db8::/120").buggy_count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod edges {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Integers near both ends of the space as well as anywhere.
+    fn edge_biased() -> impl Strategy<Value = u128> {
+        prop_oneof![any::<u128>(), (0u128..64), (0u128..64).prop_map(|d| u128::MAX - d),]
+    }
+
+    fn v6_block() -> impl Strategy<Value = AddressBlock> {
+        (edge_biased(), edge_biased()).prop_map(|(a, b)| {
+            let (lo, hi) = (a.min(b), a.max(b));
+            AddressBlock::new(u128_to_ip(Family::V6, lo), u128_to_ip(Family::V6, hi)).expect("ordered")
+        })
+    }
+
+    proptest! {
+        /// Both ends are addressable, nothing past the last one is, and the
+        /// CIDR cover runs contiguously from the first address to the last.
+        #[test]
+        fn ends_are_inclusive(b in v6_block()) {
+            let (first, last) = (ip_to_u128(b.first()), ip_to_u128(b.last()));
+            prop_assert_eq!(b.nth(0), Some(b.first()));
+            prop_assert_eq!(b.nth(b.last_offset()), Some(b.last()));
+            prop_assert_eq!(b.offset_of(b.last()), Some(b.last_offset()));
+            if let Some(past) = b.last_offset().checked_add(1) {
+                prop_assert_eq!(b.nth(past), None);
+            }
+            prop_assert_eq!(b.len(), (last - first).saturating_add(1));
+            let mut next = Some(first);
+            for c in b.cidrs() {
+                prop_assert_eq!(Some(ip_to_u128(c.network())), next);
+                next = ip_to_u128(c.broadcast_or_last()).checked_add(1);
+            }
+            prop_assert_eq!(next, last.checked_add(1));
+        }
     }
 }

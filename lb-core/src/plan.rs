@@ -70,14 +70,44 @@ pub struct ServiceAssignment {
 }
 
 /// Per-pool counts (`metallb_allocator_addresses_*`).
+///
+/// In memory the counts are exact `u128`s (all of IPv6, 2^128, is the one
+/// count a `u128` cannot hold: it saturates at `u128::MAX`). Serialised,
+/// each count saturates at [`JSON_COUNT_MAX`] (see [`json_count`]): an
+/// IPv6 /64 alone holds 2^64 addresses, a 20-digit number that most JSON
+/// readers silently round.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolStats {
     pub name: String,
+    #[serde(serialize_with = "saturated_count")]
     pub ipv4_total: u128,
+    #[serde(serialize_with = "saturated_count")]
     pub ipv4_in_use: u128,
+    #[serde(serialize_with = "saturated_count")]
     pub ipv6_total: u128,
+    #[serde(serialize_with = "saturated_count")]
     pub ipv6_in_use: u128,
+}
+
+/// The largest address count a serialised plan shows: 2^53 - 1
+/// (JavaScript's `Number.MAX_SAFE_INTEGER`), the largest integer below
+/// which every integer is an IEEE 754 double. JSON readers (JavaScript,
+/// `jq`, Go's `interface{}` decoding, Python's `json` into floats) and
+/// Prometheus samples hold numbers as doubles: above this, counts would be
+/// rounded silently, or overflow readers that expect a 64-bit integer.
+/// This limit holds exactly in every one of them, and a reader seeing it
+/// knows the pool holds at least that many. MetalLB caps these counts too.
+pub const JSON_COUNT_MAX: u64 = (1 << 53) - 1;
+
+/// `count` as the serialised plan (`lb plan -o json`, `/status`, metrics)
+/// shows it: exact up to [`JSON_COUNT_MAX`], saturated at it above.
+pub fn json_count(count: u128) -> u64 {
+    u64::try_from(count).map_or(JSON_COUNT_MAX, |c| c.min(JSON_COUNT_MAX))
+}
+
+fn saturated_count<S: Serializer>(count: &u128, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(json_count(*count))
 }
 
 /// The controller's half of the plan.
@@ -264,11 +294,36 @@ mod tests {
             concat!(
                 r#"{"services":[{"service":"shop/web","ips":["192.0.2.0","2001:db8:1::"],"pool":"default","error":null},"#,
                 r#"{"service":"x/bad","ips":[],"pool":null,"error":"no"}],"#,
-                r#""pools":[{"name":"default","ipv4Total":16,"ipv4InUse":2,"ipv6Total":18446744073709551616,"ipv6InUse":1}],"#,
+                r#""pools":[{"name":"default","ipv4Total":16,"ipv4InUse":2,"ipv6Total":9007199254740991,"ipv6InUse":1}],"#,
                 r#""nodes":[{"node":"node-a","bgp":[{"peer":"192.0.2.254","routes":[{"prefix":"203.0.113.0/32","localPref":100,"#,
                 r#""communities":["65535:65282"],"largeCommunities":["64512:1:2"]}]},{"peer":"unnumbered","routes":[]}]}]}"#
             )
         );
+    }
+
+    #[test]
+    fn serialised_counts_saturate_where_json_readers_stay_exact() {
+        assert_eq!(json_count(0), 0);
+        assert_eq!(json_count(1 << 32), 1 << 32);
+        assert_eq!(json_count(u128::from(JSON_COUNT_MAX)), JSON_COUNT_MAX);
+        assert_eq!(json_count(u128::from(JSON_COUNT_MAX) + 1), JSON_COUNT_MAX);
+        assert_eq!(json_count(1 << 64), JSON_COUNT_MAX);
+        assert_eq!(json_count(u128::MAX), JSON_COUNT_MAX);
+        // The limit survives a round trip through a double.
+        assert_eq!(JSON_COUNT_MAX as f64 as u64, JSON_COUNT_MAX);
+        let all = PoolStats {
+            name: "all".into(),
+            ipv4_total: 1 << 32,
+            ipv4_in_use: 3,
+            ipv6_total: u128::MAX,
+            ipv6_in_use: u128::from(JSON_COUNT_MAX) + 7,
+        };
+        let json = serde_json::to_value(&all).expect("JSON");
+        assert_eq!(json["ipv4Total"], 4_294_967_296u64);
+        assert_eq!(json["ipv4InUse"], 3);
+        assert_eq!(json["ipv6Total"], JSON_COUNT_MAX);
+        assert_eq!(json["ipv6InUse"], JSON_COUNT_MAX);
+        assert_eq!(all.ipv6_total, u128::MAX, "in memory, exact");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! Expected flow: build with [`Allocator::new`], give it the namespaces
 //! ([`Allocator::set_namespaces`]) and call [`Allocator::allocate`] for every
-//! Service, those with `status.loadBalancer.ingress` first
-//! ([`Allocator::allocate_all`] does that ordering), then again for each
+//! Service, those with `status.loadBalancer.ingress` first, then those
+//! requesting specific addresses ([`Allocator::allocate_all`] does that
+//! ordering), then again for each
 //! change. On a configuration change call [`Allocator::set_config`] with the
 //! current Services, then `allocate` for the ones it released.
 //!
@@ -23,7 +24,7 @@ use lb_core::selector::Labels;
 use lb_core::service::{Namespace, Service, ServiceKey, ServicePort, ServiceType};
 
 use crate::error::AllocError;
-use crate::request::{Families, Request};
+use crate::request::{Families, Request, requests_addresses};
 use crate::services::Services;
 use crate::space::AddressSpace;
 
@@ -376,14 +377,25 @@ impl Allocator {
         None
     }
 
-    /// Allocates for every Service: first those with status addresses (so
-    /// a restart gives them back), then the others, each group in order.
-    /// Results are in the order of `services`.
+    /// Allocates for every Service in three groups, each in input order:
+    /// first those with status addresses (so a restart gives them back),
+    /// then those that request specific addresses ([`requests_addresses`]:
+    /// `spec.loadBalancerIP` or the `loadBalancerIPs` annotation, sharing
+    /// key or not), then the rest. A Service that asks for an address must
+    /// get it even when a Service listed before it, which would take any
+    /// address, would otherwise have taken that one first: MetalLB's
+    /// outcome depends on creation order here, and configurations in the
+    /// wild rely on the requester winning. Results are in the order of
+    /// `services`.
     pub fn allocate_all(&mut self, services: &[Service]) -> Vec<Result<Option<(Addresses, String)>, AllocError>> {
         let mut results = vec![Ok(None); services.len()];
-        let restoring = services.iter().enumerate().filter(|(_, s)| !s.ingress_ips.is_empty());
-        let fresh = services.iter().enumerate().filter(|(_, s)| s.ingress_ips.is_empty());
-        for (i, service) in restoring.chain(fresh) {
+        let group = |s: &Service| match () {
+            () if !s.ingress_ips.is_empty() => 0,
+            () if requests_addresses(s) => 1,
+            () => 2,
+        };
+        let ordered = (0..3).flat_map(|g| services.iter().enumerate().filter(move |(_, s)| group(s) == g));
+        for (i, service) in ordered {
             results[i] = self.allocate(service).map(|a| a.map(|a| (a.addresses, a.pool.to_string())));
         }
         results

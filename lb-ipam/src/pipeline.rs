@@ -44,7 +44,8 @@ pub fn restore(services: &mut [Service], recorded: &BTreeMap<String, Vec<IpAddr>
 /// Runs allocation for the whole observed world on `allocator`: installs a
 /// changed configuration (releasing what it no longer allows), the
 /// namespaces, releases Services that are gone, then allocates every
-/// Service, those with status addresses first. The result has one entry per
+/// Service: those with status addresses first, then those requesting
+/// specific addresses, then the rest ([`Allocator::allocate_all`]). The result has one entry per
 /// handled Service, in the order of `observed.services`.
 pub fn allocate(allocator: &mut Allocator, observed: &Observed) -> Assignments {
     if *allocator.config() != observed.config {
@@ -144,6 +145,25 @@ mod tests {
         assert_eq!(
             ips(&plan),
             [("default/a".into(), vec!["192.0.2.1".into()]), ("default/b".into(), vec!["192.0.2.0".into()])]
+        );
+    }
+
+    #[test]
+    fn requested_addresses_win_over_earlier_unpinned_services() {
+        let yaml = format!(
+            "{}---\nkind: Service\nmetadata: {{name: b, annotations: {{metallb.io/loadBalancerIPs: 192.0.2.0}}}}\nspec: {{type: LoadBalancer}}\n---\nkind: Service\nmetadata: {{name: c}}\nspec: {{type: LoadBalancer, loadBalancerIP: 192.0.2.1}}\n",
+            svc(&["a"])
+        );
+        let world = observed(&yaml);
+        let mut allocator = Allocator::new(world.config.clone());
+        let plan = allocate(&mut allocator, &world);
+        assert_eq!(
+            ips(&plan),
+            [
+                ("default/a".into(), vec!["192.0.2.2".into()]),
+                ("default/b".into(), vec!["192.0.2.0".into()]),
+                ("default/c".into(), vec!["192.0.2.1".into()]),
+            ]
         );
     }
 

@@ -49,6 +49,15 @@ impl Families {
     }
 }
 
+/// Whether the Service asks for specific addresses (`spec.loadBalancerIP`
+/// or a non-blank `loadBalancerIPs` annotation), valid or not: such
+/// Services are allocated before the ones that take any address, so what
+/// they ask for is still free. Cheaper than [`Request::of`]: it parses nothing.
+pub fn requests_addresses(service: &Service) -> bool {
+    service.load_balancer_ip.as_deref().is_some_and(|ip| !ip.trim().is_empty())
+        || service.annotation(annotation::LOAD_BALANCER_IPS).is_some_and(|list| !list.trim().is_empty())
+}
+
 /// The allocation-relevant reading of a Service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request<'a> {

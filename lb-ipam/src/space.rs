@@ -31,7 +31,10 @@ pub struct AddressSpace {
     blocks: Vec<Laid>,
     /// The same, ordered by first address, to find an address's block.
     by_address: Vec<Laid>,
-    positions: u128,
+    /// The last position, inclusive; `None` for an empty space. Never a
+    /// count or an exclusive end: all of IPv6 has 2^128 positions, and
+    /// the top one (`u128::MAX`) must stay reachable.
+    last_position: Option<u128>,
     avoid_buggy: bool,
     /// Runs of used positions, `start -> end` inclusive. Runs separated only
     /// by buggy positions are merged, so skipping `.255`/`.0` costs nothing.
@@ -44,11 +47,17 @@ impl AddressSpace {
     /// The space of `family` over `blocks` (blocks of other families are ignored).
     pub fn new(family: Family, blocks: &[AddressBlock], avoid_buggy: bool) -> Self {
         let mut laid = Vec::new();
-        let mut positions: u128 = 0;
+        // Where the next block starts; `None` once a block ends at the top
+        // position, which only all of IPv6 reaches (pools do not overlap).
+        let mut next: Option<u128> = Some(0);
+        let mut last_position = None;
         let mut usable: u128 = 0;
         for block in blocks.iter().filter(|b| b.family() == family) {
-            laid.push(Laid { position: positions, first: ip_to_u128(block.first()), last: ip_to_u128(block.last()) });
-            positions = positions.saturating_add(block.len());
+            let Some(position) = next else { break };
+            laid.push(Laid { position, first: ip_to_u128(block.first()), last: ip_to_u128(block.last()) });
+            let last = position.saturating_add(block.last_offset());
+            last_position = Some(last);
+            next = last.checked_add(1);
             usable = usable.saturating_add(block.usable(avoid_buggy));
         }
         let mut by_address = laid.clone();
@@ -57,7 +66,7 @@ impl AddressSpace {
             family,
             blocks: laid,
             by_address,
-            positions,
+            last_position,
             avoid_buggy: avoid_buggy && family == Family::V4,
             used: Runs::default(),
             in_use: 0,
@@ -74,7 +83,8 @@ impl AddressSpace {
         self.blocks.is_empty()
     }
 
-    /// Addresses that may be handed out.
+    /// Addresses that may be handed out (all of IPv6, 2^128, saturates at
+    /// `u128::MAX`; see [`AddressBlock::len`]).
     pub fn usable(&self) -> u128 {
         self.usable
     }
@@ -93,13 +103,17 @@ impl AddressSpace {
         let key = ip_to_u128(ip);
         let i = self.by_address.partition_point(|b| b.first <= key).checked_sub(1)?;
         let block = &self.by_address[i];
-        // Positions saturate at `u128::MAX`: the very last address of `::/0`
-        // has none and is never handed out.
         let position = block.position.checked_add(key - block.first)?;
-        (key <= block.last && position < self.positions).then_some(position)
+        (key <= block.last && self.holds(position)).then_some(position)
     }
 
-    /// The address at `position` (which must be below the space's size).
+    /// Whether `position` is in the space (at or below the last one).
+    #[inline(always)]
+    fn holds(&self, position: u128) -> bool {
+        matches!(self.last_position, Some(last) if position <= last)
+    }
+
+    /// The address at `position` (which must be at or below the last position).
     #[inline]
     fn address(&self, position: u128) -> IpAddr {
         let i = self.blocks.partition_point(|b| b.position <= position).saturating_sub(1);
@@ -109,7 +123,7 @@ impl AddressSpace {
 
     #[inline]
     fn is_buggy(&self, position: u128) -> bool {
-        self.avoid_buggy && position < self.positions && is_buggy_ip(self.address(position))
+        self.avoid_buggy && self.holds(position) && is_buggy_ip(self.address(position))
     }
 
     /// The first position at or after `position` that is not buggy.
@@ -177,13 +191,14 @@ impl AddressSpace {
         let lowest = self.skip_buggy(0);
         let first = self.used.first();
         let (position, left, right) = match first {
+            // A run ending at the top position leaves nothing free after it.
             Some((start, end)) if start <= lowest && lowest <= end => {
-                (self.skip_buggy(end + 1), first, self.used.second())
+                (self.skip_buggy(end.checked_add(1)?), first, self.used.second())
             }
             _ => (lowest, None, first),
         };
-        debug_assert!(position >= self.positions || self.run_containing(position).is_none());
-        (position < self.positions).then_some((position, left, right))
+        debug_assert!(!self.holds(position) || self.run_containing(position).is_none());
+        self.holds(position).then_some((position, left, right))
     }
 
     /// Marks `ip` used; false if it is outside, buggy, or already used.
@@ -314,13 +329,52 @@ mod tests {
         assert_eq!(s.runs(), 1);
     }
 
+    const TOP: &str = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+
     #[test]
     fn the_last_address_of_everything() {
-        let mut s = AddressSpace::new(Family::V6, &blocks(&["::/0"]), false);
-        let last = ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
-        assert!(!s.insert(last));
-        assert!(s.insert(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe")));
-        assert_eq!(s.first_free(), Some(ip("::")));
+        for spaces in [&["::/0"][..], &["::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"], &["::/1", "8000::/1"]] {
+            let mut s = AddressSpace::new(Family::V6, &blocks(spaces), false);
+            assert_eq!(s.usable(), u128::MAX, "2^128 saturates");
+            let top = ip(TOP);
+            assert_eq!(s.position(top), Some(u128::MAX), "{spaces:?}");
+            assert!(s.insert(top), "{spaces:?}");
+            assert!(s.is_used(top));
+            assert!(!s.insert(top));
+            assert!(s.insert(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe")));
+            assert_eq!(s.runs(), 1);
+            assert_eq!(s.first_free(), Some(ip("::")));
+            assert!(s.remove(top));
+            assert!(!s.is_used(top));
+            assert!(!s.remove(top));
+            assert_eq!(s.in_use(), 1);
+        }
+    }
+
+    #[test]
+    fn a_block_ending_at_the_top_fills_and_empties() {
+        let mut s = AddressSpace::new(
+            Family::V6,
+            &blocks(&["2001:db8::/127", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127"]),
+            false,
+        );
+        let got: Vec<String> = std::iter::from_fn(|| s.take_first_free()).map(|a| a.to_string()).collect();
+        assert_eq!(got, ["2001:db8::", "2001:db8::1", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", TOP]);
+        assert!(s.remove(ip(TOP)));
+        assert_eq!(s.first_free(), Some(ip(TOP)));
+        assert_eq!(s.take_first_free(), Some(ip(TOP)));
+        assert_eq!(s.first_free(), None);
+    }
+
+    #[test]
+    fn the_whole_of_ipv4() {
+        let mut s = AddressSpace::new(Family::V4, &blocks(&["0.0.0.0/0"]), false);
+        assert_eq!(s.usable(), 1 << 32);
+        assert!(s.insert(ip("255.255.255.255")));
+        assert_eq!(s.take_first_free(), Some(ip("0.0.0.0")));
+        let careful = AddressSpace::new(Family::V4, &blocks(&["0.0.0.0/0"]), true);
+        assert_eq!(careful.usable(), (1 << 32) - 2 * (1 << 24));
+        assert_eq!(careful.first_free(), Some(ip("0.0.0.1")));
     }
 
     #[test]
@@ -368,34 +422,52 @@ mod model {
         /// inserts, takes of the lowest free address and removes.
         #[test]
         fn runs_match_a_plain_set(avoid in any::<bool>(), ops in proptest::collection::vec((0u8..5, 0usize..40), 0..300)) {
-            let blocks = blocks();
-            let all: Vec<IpAddr> = blocks.iter().flat_map(|b| (0..b.len()).filter_map(move |i| b.nth(i))).collect();
-            let usable: Vec<IpAddr> = all.iter().copied().filter(|ip| !(avoid && is_buggy_ip(*ip))).collect();
-            let mut space = AddressSpace::new(Family::V4, &blocks, avoid);
-            let mut used: BTreeSet<IpAddr> = BTreeSet::new();
-            prop_assert_eq!(space.usable(), usable.len() as u128);
-            for (op, index) in ops {
-                // Four inserts or takes to one remove, so pools fill up and
-                // the boundaries between runs get exercised.
-                let ip = all[index % all.len()];
-                let lowest = usable.iter().copied().find(|ip| !used.contains(ip));
-                if op < 3 {
-                    let expected = usable.contains(&ip) && !used.contains(&ip);
-                    prop_assert_eq!(space.insert(ip), expected);
-                    if expected { used.insert(ip); }
-                } else if op == 3 {
-                    prop_assert_eq!(space.take_first_free(), lowest);
-                    used.extend(lowest);
-                } else {
-                    prop_assert_eq!(space.remove(ip), used.remove(&ip));
+            check(Family::V4, &blocks(), avoid, ops)?;
+        }
+
+        /// The same at the top of IPv6, where the last position is `u128::MAX`.
+        #[test]
+        fn runs_match_a_plain_set_at_the_top(ops in proptest::collection::vec((0u8..5, 0usize..40), 0..300)) {
+            let top: Vec<AddressBlock> = ["ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff8/125", "::/126", "8000::-8000::3"]
+                .iter()
+                .map(|b| b.parse().expect("block"))
+                .collect();
+            check(Family::V6, &top, false, ops)?;
+        }
+    }
+
+    /// Runs `ops` on a space over `blocks` and on a plain set of used addresses side by side.
+    fn check(family: Family, blocks: &[AddressBlock], avoid: bool, ops: Vec<(u8, usize)>) -> Result<(), TestCaseError> {
+        let all: Vec<IpAddr> =
+            blocks.iter().flat_map(|b| (0..=b.last_offset()).filter_map(move |i| b.nth(i))).collect();
+        let usable: Vec<IpAddr> = all.iter().copied().filter(|ip| !(avoid && is_buggy_ip(*ip))).collect();
+        let mut space = AddressSpace::new(family, blocks, avoid);
+        let mut used: BTreeSet<IpAddr> = BTreeSet::new();
+        prop_assert_eq!(space.usable(), usable.len() as u128);
+        for (op, index) in ops {
+            // Four inserts or takes to one remove, so pools fill up and
+            // the boundaries between runs get exercised.
+            let ip = all[index % all.len()];
+            let lowest = usable.iter().copied().find(|ip| !used.contains(ip));
+            if op < 3 {
+                let expected = usable.contains(&ip) && !used.contains(&ip);
+                prop_assert_eq!(space.insert(ip), expected);
+                if expected {
+                    used.insert(ip);
                 }
-                let lowest = usable.iter().copied().find(|ip| !used.contains(ip));
-                prop_assert_eq!(space.first_free(), lowest);
-                prop_assert_eq!(space.in_use(), used.len() as u128);
-                for ip in &all {
-                    prop_assert_eq!(space.is_used(*ip), used.contains(ip));
-                }
+            } else if op == 3 {
+                prop_assert_eq!(space.take_first_free(), lowest);
+                used.extend(lowest);
+            } else {
+                prop_assert_eq!(space.remove(ip), used.remove(&ip));
+            }
+            let lowest = usable.iter().copied().find(|ip| !used.contains(ip));
+            prop_assert_eq!(space.first_free(), lowest);
+            prop_assert_eq!(space.in_use(), used.len() as u128);
+            for ip in &all {
+                prop_assert_eq!(space.is_used(*ip), used.contains(ip));
             }
         }
+        Ok(())
     }
 }

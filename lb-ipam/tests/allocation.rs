@@ -753,6 +753,70 @@ fn status_addresses_win_over_requests_at_restore() {
     assert_eq!(results[0], Err(AllocError::InUse { ip: ip("192.0.2.0"), other: key("stale") }));
 }
 
+#[test]
+fn requested_addresses_go_before_unpinned_ones_in_one_pass() {
+    let mut a = allocator(&[("a", "addresses: [192.0.2.0/29]")]);
+    let any = lb("any");
+    let pinned = lb("pinned").wants("192.0.2.0");
+    let mut spec_ip = lb("spec-ip");
+    spec_ip.load_balancer_ip = Some("192.0.2.1".into());
+    let old_domain = lb("old-domain").ann("metallb.universe.tf/loadBalancerIPs", "192.0.2.2");
+    let shared = lb("shared").shared("k").wants("192.0.2.3");
+    let later = lb("later");
+    let results = a.allocate_all(&[any, pinned, spec_ip, old_domain, shared, later]);
+    let got: Vec<String> = results.iter().map(|r| join(r.as_ref().unwrap().as_ref().unwrap().0.iter())).collect();
+    // In input order; the unpinned ones get what the requesters left, in order.
+    assert_eq!(got, ["192.0.2.4", "192.0.2.0", "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.5"]);
+}
+
+#[test]
+fn unpinned_service_listed_first_does_not_take_the_requested_address() {
+    let mut a = allocator(&[("a", "addresses: [192.0.2.0/30]")]);
+    let results = a.allocate_all(&[lb("first"), lb("requester").wants("192.0.2.0")]);
+    let got: Vec<String> = results.iter().map(|r| join(r.as_ref().unwrap().as_ref().unwrap().0.iter())).collect();
+    assert_eq!(got, ["192.0.2.1", "192.0.2.0"]);
+}
+
+const TOP: &str = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+
+#[test]
+fn the_top_of_ipv6_can_be_requested_released_and_requested_again() {
+    for spec in [
+        "addresses: [\"::/0\"]",
+        "addresses: [\"::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\"]",
+        "addresses: [\"8000::/1\"]",
+    ] {
+        let mut a = allocator(&[("all", spec)]);
+        let top = lb("top").wants(TOP).families(IpFamilyPolicy::SingleStack, &[Family::V6]);
+        assert_eq!(give(&mut a, &top), TOP, "{spec}");
+        assert_eq!(stats(&a, "all").ipv6_in_use, 1);
+        let other = lb("other").wants(TOP).families(IpFamilyPolicy::SingleStack, &[Family::V6]);
+        assert!(matches!(fail(&mut a, &other), AllocError::InUse { .. }), "{spec}");
+        assert!(a.release(&key("top")));
+        assert_eq!(stats(&a, "all").ipv6_in_use, 0);
+        assert_eq!(give(&mut a, &other), TOP, "{spec}");
+    }
+}
+
+#[test]
+fn a_pool_ending_at_the_top_of_ipv6_hands_out_its_last_address() {
+    let mut a = allocator(&[("top", "addresses: [\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127\"]")]);
+    let v6 = |name: &str| lb(name).families(IpFamilyPolicy::SingleStack, &[Family::V6]);
+    assert_eq!(give(&mut a, &v6("a")), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe");
+    assert_eq!(give(&mut a, &v6("b")), TOP);
+    assert!(matches!(fail(&mut a, &v6("c")), AllocError::Exhausted { .. }));
+    assert!(a.release(&key("b")));
+    assert_eq!(give(&mut a, &v6("c")), TOP);
+}
+
+#[test]
+fn the_whole_of_ipv4_hands_out_its_last_address() {
+    let mut a = allocator(&[("all", "addresses: [0.0.0.0/0]")]);
+    assert_eq!(stats(&a, "all").ipv4_total, 1 << 32);
+    assert_eq!(give(&mut a, &lb("last").wants("255.255.255.255")), "255.255.255.255");
+    assert_eq!(give(&mut a, &lb("first")), "0.0.0.0");
+}
+
 // ---------------------------------------------------------- config change
 
 #[test]
