@@ -58,7 +58,8 @@ fn counter(s: &Snapshot, get: fn(&SessionStats) -> u64) -> Samples {
 }
 
 fn per_pool(s: &Snapshot, value: impl Fn(&lb_ipam::PoolStats) -> u128) -> Samples {
-    s.pools.iter().map(|p| (vec![("pool", p.name.clone())], u64::try_from(value(p)).unwrap_or(u64::MAX))).collect()
+    // Capped as in `lb plan -o json`: Prometheus holds doubles, exact up to 2^53.
+    s.pools.iter().map(|p| (vec![("pool", p.name.clone())], lb_core::plan::json_count(value(p)))).collect()
 }
 
 fn single(value: impl Into<u64>) -> Samples {
@@ -124,7 +125,7 @@ const METRICS: &[Metric] = &[
         name: "metallb_allocator_addresses_in_use_total",
         help: "Number of IP addresses in use, per pool",
         kind: Kind::Gauge,
-        read: |s| per_pool(s, |p| p.ipv4_in_use + p.ipv6_in_use),
+        read: |s| per_pool(s, |p| p.ipv4_in_use.saturating_add(p.ipv6_in_use)),
     },
     Metric {
         name: "metallb_allocator_addresses_total",
@@ -223,6 +224,19 @@ mod tests {
         assert!(text.contains("metallb_k8s_client_config_loaded_bool 1\n"), "{text}");
         assert!(text.contains("metallb_k8s_client_updates_total 3\n"), "{text}");
         assert!(!text.contains("_total_total") && !text.contains("# EOF"), "{text}");
+        // All of IPv6: capped where Prometheus (a double) is still exact.
+        let whole = Snapshot {
+            pools: vec![lb_ipam::PoolStats {
+                name: "all".into(),
+                ipv4_total: 0,
+                ipv4_in_use: 0,
+                ipv6_total: u128::MAX,
+                ipv6_in_use: 1,
+            }],
+            ..Snapshot::default()
+        };
+        let text = render(Arc::new(whole));
+        assert!(text.contains("metallb_allocator_addresses_total{pool=\"all\"} 9007199254740991\n"), "{text}");
         // Every family once, in the table's order.
         let families: Vec<&str> =
             text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).map(|l| l.split(' ').next().unwrap_or("")).collect();

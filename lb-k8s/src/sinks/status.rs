@@ -99,10 +99,9 @@ fn fixed_part(view: &Snapshot) -> serde_json::Value {
         .collect();
     json!({
         "allocations": view.allocations,
-        "pools": view.pools.iter().map(|p| json!({
-            "name": p.name, "ipv4Total": p.ipv4_total, "ipv4InUse": p.ipv4_in_use,
-            "ipv6Total": p.ipv6_total, "ipv6InUse": p.ipv6_in_use,
-        })).collect::<Vec<_>>(),
+        // One serialisation for lb plan and /status: counts capped where
+        // JSON readers stay exact.
+        "pools": view.pools,
         "announced": announced,
         "services": services,
     })
