@@ -62,12 +62,13 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Connections served at once; Prometheus and an operator's curl need a
-/// handful.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Connections served at once: Prometheus and an operator's curl need a
+/// handful; more leaves room for a burst while bounding the descriptors a
+/// flood of idle clients can hold (far below the usual 1,024 to 20,000).
+pub const MAX_CONNECTIONS: usize = 512;
 
 /// A client must have sent its request's headers this long after connecting.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A connection is closed this long after it was accepted, answered or not
 /// (a client that does not read its `/status`).
