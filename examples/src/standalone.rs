@@ -77,6 +77,10 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         Some(addr) => Listen::Given(addr),
         None => Listen::Default(SocketAddr::from(([127, 0, 0, 1], 7472))),
     };
-    runtime.block_on(standalone::run(options, listen))?;
+    let result = runtime.block_on(standalone::run(options, listen));
+    // The peers have had their Cease; a reload given up for the stop may
+    // still be parsing on the blocking pool: do not wait for it.
+    runtime.shutdown_background();
+    result?;
     Ok(ExitCode::SUCCESS)
 }

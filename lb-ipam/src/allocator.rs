@@ -387,14 +387,27 @@ impl Allocator {
     /// outcome depends on creation order here, and configurations in the
     /// wild rely on the requester winning. Results are in the order of
     /// `services`.
+    ///
+    /// A Service listed more than once is the last one listed (as
+    /// `kubectl apply` of the same object twice): the earlier entries get
+    /// `Ok(None)`. Otherwise the grouping could allocate an earlier copy
+    /// after the later one and leave the Service holding what its current
+    /// spec no longer allows (found by the `plan` fuzz target).
     pub fn allocate_all(&mut self, services: &[Service]) -> Vec<Result<Option<(Addresses, String)>, AllocError>> {
         let mut results = vec![Ok(None); services.len()];
+        let mut last: HashMap<&ServiceKey, usize> = HashMap::new();
+        for (i, s) in services.iter().enumerate() {
+            last.insert(&s.key, i);
+        }
+        let last = &last;
         let group = |s: &Service| match () {
             () if !s.ingress_ips.is_empty() => 0,
             () if requests_addresses(s) => 1,
             () => 2,
         };
-        let ordered = (0..3).flat_map(|g| services.iter().enumerate().filter(move |(_, s)| group(s) == g));
+        let ordered = (0..3).flat_map(|g| {
+            services.iter().enumerate().filter(move |(i, s)| group(s) == g && last.get(&s.key) == Some(i))
+        });
         for (i, service) in ordered {
             results[i] = self.allocate(service).map(|a| a.map(|a| (a.addresses, a.pool.to_string())));
         }

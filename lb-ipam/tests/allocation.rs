@@ -777,6 +777,20 @@ fn unpinned_service_listed_first_does_not_take_the_requested_address() {
     assert_eq!(got, ["192.0.2.1", "192.0.2.0"]);
 }
 
+#[test]
+fn a_service_listed_twice_is_the_last_one_listed() {
+    // x first shares an address with y; its later copy drops the key and
+    // asks for an address outside every pool. The later copy is x now: it
+    // gets the error and holds nothing, even though requesters go first.
+    let mut a = allocator(&[("a", "addresses: [192.0.2.0/32]")]);
+    let results = a.allocate_all(&[lb("x").shared("k"), lb("y").shared("k"), lb("x").wants("198.51.100.7")]);
+    assert!(matches!(results[0], Ok(None)), "the earlier copy is not allocated: {:?}", results[0]);
+    assert_eq!(join(results[1].as_ref().unwrap().as_ref().unwrap().0.iter()), "192.0.2.0");
+    assert!(results[2].is_err(), "{:?}", results[2]);
+    let holders: Vec<&ServiceKey> = a.holders(ip("192.0.2.0")).collect();
+    assert_eq!(holders, [&key("default/y")]);
+}
+
 const TOP: &str = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
 
 #[test]
