@@ -22,6 +22,10 @@ pub fn log_assignments(before: &BTreeMap<ServiceKey, Vec<IpAddr>>, after: &BTree
     }
 }
 
+/// Up to this many addresses newly not announced for one reason are named
+/// one by one; more make one line with a count.
+pub const NAMED_ONE_BY_ONE: usize = 5;
+
 /// What this node announced when last told.
 #[derive(Debug, Default)]
 pub struct Announcements {
@@ -55,17 +59,31 @@ impl Announcements {
         let withdrawn: BTreeSet<(ServiceKey, IpAddr)> = self.announced.difference(&now).cloned().collect();
         self.announced = now;
         let mut not_announced = BTreeMap::new();
+        // Newly not announced, by reason: a handful are named one by one, a
+        // pool's worth is one line with a count and a few examples.
+        let mut fresh: BTreeMap<String, Vec<(ServiceKey, IpAddr)>> = BTreeMap::new();
         for s in services {
             let Err(reason) = s.result else { continue };
             let key = (s.service.clone(), s.ip);
             let reason = reason.to_string();
             // A withdrawal was logged above, with its reason.
-            let withdrawn = withdrawn.contains(&key);
-            if self.not_announced.get(&key) != Some(&reason) && !withdrawn {
-                info!(event = "serviceNotAnnounced", service = %s.service, ip = %s.ip, protocol = "bgp", reason = %reason, "not announced from this node");
-                logged.push("serviceNotAnnounced");
+            if self.not_announced.get(&key) != Some(&reason) && !withdrawn.contains(&key) {
+                fresh.entry(reason.clone()).or_default().push(key.clone());
             }
             not_announced.insert(key, reason);
+        }
+        for (reason, keys) in fresh {
+            if keys.len() <= NAMED_ONE_BY_ONE {
+                for (service, ip) in &keys {
+                    info!(event = "serviceNotAnnounced", service = %service, ip = %ip, protocol = "bgp", reason = %reason, "not announced from this node");
+                    logged.push("serviceNotAnnounced");
+                }
+            } else {
+                let examples: Vec<String> =
+                    keys.iter().take(NAMED_ONE_BY_ONE).map(|(service, ip)| format!("{service} {ip}")).collect();
+                info!(event = "serviceNotAnnounced", count = keys.len(), examples = %examples.join(", "), protocol = "bgp", reason = %reason, "addresses not announced from this node");
+                logged.push("serviceNotAnnounced");
+            }
         }
         self.not_announced = not_announced;
         logged
@@ -98,6 +116,16 @@ mod tests {
             announcement("l2-only", "192.0.2.2", Err(NotAnnounced::NotSelected)),
         ];
         assert_eq!(log.record(&plan), ["serviceWithdrawn", "serviceNotAnnounced"]);
+        assert!(log.record(&plan).is_empty());
+    }
+
+    #[test]
+    fn many_addresses_for_one_reason_are_one_line() {
+        let mut log = Announcements::default();
+        let plan: Vec<ServiceAnnouncement> = (0..1000)
+            .map(|i| announcement(&format!("s{i}"), &format!("2001:db8::{i:x}"), Err(NotAnnounced::NoAdvertisement)))
+            .collect();
+        assert_eq!(log.record(&plan), ["serviceNotAnnounced"], "one line for a thousand");
         assert!(log.record(&plan).is_empty());
     }
 }
