@@ -55,8 +55,8 @@ fn summary(r: &SourcedResource, config: &Config) -> String {
             let mut s = format!(
                 "{} block(s), {} IPv4 and {} IPv6 addresses",
                 p.blocks.len(),
-                p.total(Family::V4),
-                p.total(Family::V6)
+                p.total_text(Family::V4),
+                p.total_text(Family::V6)
             );
             s.push_str(if p.auto_assign { ", autoAssign" } else { ", no autoAssign" });
             if p.avoid_buggy_ips {

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use lb_core::Family;
 use lb_core::manifest::{self, ManifestFiles, escape};
 use lb_core::plan::{ClusterPlan, Observed, peer_label};
 use lb_ipam::{Allocator, pipeline};
@@ -67,12 +68,12 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let plan = pipeline::plan_cluster(&mut allocator, &observed, &node_names);
     match args.output {
         Output::Json => println!("{}", serde_json::to_string(&plan)?),
-        Output::Table => print!("{}", table(&plan)),
+        Output::Table => print!("{}", table(&plan, &observed.config)),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn table(plan: &ClusterPlan) -> String {
+fn table(plan: &ClusterPlan, config: &lb_core::Config) -> String {
     let mut rows = vec![["SERVICE".to_string(), "IPS".into(), "POOL".into(), "ERROR".into()]];
     for s in &plan.services {
         let ips: Vec<String> = s.ips.iter().map(ToString::to_string).collect();
@@ -98,7 +99,8 @@ fn table(plan: &ClusterPlan) -> String {
             p.ipv4_in_use.to_string(),
             p.ipv4_total.to_string(),
             p.ipv6_in_use.to_string(),
-            p.ipv6_total.to_string(),
+            // Exact, all of IPv6 included (2^128 holds in no u128).
+            config.pool(&p.name).map_or_else(|| p.ipv6_total.to_string(), |pool| pool.total_text(Family::V6)),
         ]);
     }
     out.push_str(&render(&rows));

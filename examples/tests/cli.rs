@@ -391,3 +391,22 @@ fn convert_gives_legacy_names_that_kubernetes_accepts() {
     assert!(check.status.success(), "the output applies: {}", stdout(&check));
     std::fs::remove_dir_all(converted.parent().expect("dir")).ok();
 }
+
+#[test]
+fn the_whole_of_ipv6_counts_two_to_the_128_in_text_and_is_capped_in_json() {
+    const ALL_OF_IPV6: &str = "340282366920938463463374607431768211456";
+    let out = lb(&["check-config", "tests/fixtures/whole-families.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains(&format!("4294967296 IPv4 and {ALL_OF_IPV6} IPv6 addresses")), "{}", stdout(&out));
+
+    let out = lb(&["plan", "--config", "tests/fixtures/whole-families.yaml", "--services", "services.yaml"]);
+    assert!(out.status.success());
+    let pools = stdout(&out);
+    let row = pools.lines().find(|l| l.starts_with("all ")).unwrap_or_default();
+    assert!(row.contains("4294967296") && row.ends_with(ALL_OF_IPV6), "{pools}");
+
+    let plan = plan_json("tests/fixtures/whole-families.yaml", "services.yaml");
+    let all = plan["pools"].as_array().and_then(|p| p.first()).cloned().unwrap_or_default();
+    assert_eq!(all["ipv6Total"], 9007199254740991u64, "capped where JSON readers stay exact: {all}");
+    assert_eq!(all["ipv4Total"], 4294967296u64);
+}

@@ -92,10 +92,23 @@ impl Pool {
             .fold(0u128, u128::saturating_add)
     }
 
+    /// [`Self::total`] as exact decimal text: all of IPv6 is 2^128
+    /// addresses, one more than [`Self::total`]'s `u128` holds (pools never
+    /// overlap, so a pool with `::/0` has no other IPv6 block).
+    pub fn total_text(&self, family: Family) -> String {
+        if family == Family::V6 && self.blocks.iter().any(|b| b.family() == family && b.is_whole_family()) {
+            return ALL_OF_IPV6.to_string();
+        }
+        self.total(family).to_string()
+    }
+
     pub fn has_family(&self, family: Family) -> bool {
         self.blocks.iter().any(|b| b.family() == family)
     }
 }
+
+/// 2^128, the number of IPv6 addresses, as text (no integer type here holds it).
+pub const ALL_OF_IPV6: &str = "340282366920938463463374607431768211456";
 
 /// `IPAddressPool.spec.serviceAllocation`: which Services a pool serves, and how eagerly.
 #[derive(Debug, Clone, Default, PartialEq)]
