@@ -6,6 +6,9 @@
 //!
 //! `cargo test --release -p lb-examples --test measure_starvation -- --ignored --nocapture`
 //! (`LB_BIN=path/to/lb` measures another build). No root needed: loopback only.
+//! With `LOAD=reload` the load is reloads instead: the services file is
+//! rewritten twice a second, each time a full reload (`SERVICES=100000`
+//! for a large one).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,8 +20,11 @@ use std::time::{Duration, Instant};
 
 use lb_bgp::session::{RemoteAs, Session, SessionConfig, State};
 
-const SERVICES: usize = 10_000;
 const CLIENTS: usize = 300;
+
+fn services_count() -> usize {
+    std::env::var("SERVICES").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000)
+}
 const HAMMER: Duration = Duration::from_secs(20);
 
 struct Lb(Child);
@@ -53,11 +59,13 @@ fn keepalives_while_status_is_hammered() {
     let router_port = router.local_addr().expect("addr").port();
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let config = format!(
-        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: pool}}\nspec: {{addresses: [\"2001:db8::/112\"]}}\n---\n\
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: pool}}\nspec: {{addresses: [\"2001:db8::/104\"]}}\n---\n\
          apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {{name: adv}}\nspec: {{ipAddressPools: [pool]}}\n---\n\
          apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: router}}\nspec: {{myASN: 64512, peerASN: 64513, peerAddress: 127.0.0.1, peerPort: {router_port}, holdTime: 9s, routerID: 192.0.2.11}}\n"
     );
-    let services: String = (0..SERVICES)
+    let count = services_count();
+    let reloads = std::env::var("LOAD").is_ok_and(|l| l == "reload");
+    let services: String = (0..count)
         .map(|i| format!("---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{i}, namespace: default}}\nspec: {{type: LoadBalancer, ipFamilies: [IPv6], ports: [{{port: 80}}]}}\n"))
         .collect();
     let (config_path, services_path): (PathBuf, PathBuf) = (dir.join("config.yaml"), dir.join("services.yaml"));
@@ -117,7 +125,20 @@ fn keepalives_while_status_is_hammered() {
         // Established and the table sent: hammer /status.
         if hammer_started.is_none() && session.state() == State::Established && session.stats().received.update > 0 {
             hammer_started = Some(now);
-            for _ in 0..CLIENTS {
+            if reloads {
+                let (stop, answered, services_path) = (stop.clone(), answered.clone(), services_path.clone());
+                clients.push(std::thread::spawn(move || {
+                    let text = std::fs::read_to_string(&services_path).expect("services");
+                    let tmp = services_path.with_extension("tmp");
+                    while !stop.load(Ordering::Relaxed) {
+                        std::fs::write(&tmp, &text).expect("write");
+                        std::fs::rename(&tmp, &services_path).expect("rename");
+                        answered.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                }));
+            }
+            for _ in 0..if reloads { 0 } else { CLIENTS } {
                 let (stop, answered) = (stop.clone(), answered.clone());
                 clients.push(std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
@@ -142,10 +163,14 @@ fn keepalives_while_status_is_hammered() {
     gaps.insert(0, during.first().map_or(HAMMER, |t| *t - since));
     let worst = gaps.iter().max().copied().unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
+    let load = if reloads {
+        format!("the services file rewritten {} times", answered.load(Ordering::Relaxed))
+    } else {
+        format!("{CLIENTS} clients on /status: {} answers", answered.load(Ordering::Relaxed))
+    };
     println!(
-        "{SERVICES} Services, {CLIENTS} clients on /status for {}s: {} answers; {} KEEPALIVEs, largest gap {:.2}s, {:.2}s late (one due every 3 s)",
+        "{count} Services, {} s of {load}; {} KEEPALIVEs, largest gap {:.2}s, {:.2}s late (one due every 3 s)",
         HAMMER.as_secs(),
-        answered.load(Ordering::Relaxed),
         during.len(),
         worst.as_secs_f64(),
         worst.as_secs_f64() - 3.0
