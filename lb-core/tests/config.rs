@@ -273,12 +273,16 @@ fn full_crds_advertisements() {
                 pools: strings(&["internal", "public"]),
                 node_selectors: vec![selector(&[("kubernetes.io/hostname", "node-a")])],
                 interfaces: strings(&["eth1", "eth0"]),
+                service_selectors: vec![],
+                preferred_node_selectors: vec![],
             },
             L2Advertisement {
                 name: "l2-all".into(),
                 pools: strings(&["big", "internal", "public"]),
                 node_selectors: vec![],
                 interfaces: vec![],
+                service_selectors: vec![],
+                preferred_node_selectors: vec![],
             },
         ]
     );
@@ -545,6 +549,8 @@ fn legacy_config_model() {
             pools: strings(&["l2-pool"]),
             node_selectors: vec![],
             interfaces: vec![],
+            service_selectors: vec![],
+            preferred_node_selectors: vec![],
         }]
     );
     let advs: Vec<_> = config
@@ -1889,4 +1895,34 @@ fn local_asn_is_an_asn_of_v1beta2_and_decides_ibgp() {
             err(f, "BGPPeer/ibgp", "spec.ebgpMultiHop", K::EbgpMultiHopOnIbgp),
         ],
     );
+}
+
+#[test]
+fn l2_advertisement_service_selectors_and_preferred_node_selectors() {
+    const POOL: &str = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [192.0.2.0/28]}\n---\n";
+    let good = format!(
+        "{POOL}apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: l2}}\nspec:\n  serviceSelectors: [{{matchLabels: {{tier: web}}}}]\n  preferredNodeSelectors:\n  - {{weight: 80, preference: {{matchLabels: {{zone: a}}}}}}\n  - {{weight: 20, preference: {{matchExpressions: [{{key: gpu, operator: DoesNotExist}}]}}}}\n"
+    );
+    let loaded = config::load(&[("l2.yaml", &good)]).unwrap_or_else(|e| panic!("{}", lines(&e)));
+    let l2 = &loaded.config.l2_advertisements[0];
+    assert_eq!(l2.service_selectors, vec![selector(&[("tier", "web")])]);
+    let weights: Vec<u8> = l2.preferred_node_selectors.iter().map(|p| p.weight).collect();
+    assert_eq!(weights, [80, 20]);
+    assert_eq!(l2.preferred_node_selectors[0].preference, selector(&[("zone", "a")]));
+
+    // Weights are 1-100, as Kubernetes' preferred scheduling terms.
+    for weight in ["0", "101", "-3"] {
+        let bad = format!(
+            "{POOL}apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: l2}}\nspec:\n  preferredNodeSelectors: [{{weight: {weight}, preference: {{matchLabels: {{zone: a}}}}}}]\n"
+        );
+        let errors = config::load(&[("l2.yaml", &bad)]).err().unwrap_or_else(|| panic!("weight {weight} loads"));
+        assert_eq!(errors.len(), 1, "{}", lines(&errors));
+        assert_eq!(errors[0].field, "spec.preferredNodeSelectors[0].weight", "{}", lines(&errors));
+    }
+    // An invalid selector is reported where it is.
+    let bad = format!(
+        "{POOL}apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: l2}}\nspec:\n  serviceSelectors: [{{matchExpressions: [{{key: tier, operator: In}}]}}]\n"
+    );
+    let errors = config::load(&[("l2.yaml", &bad)]).err().unwrap_or_else(|| panic!("loads"));
+    assert!(errors.iter().any(|e| e.field.starts_with("spec.serviceSelectors[0]")), "{}", lines(&errors));
 }

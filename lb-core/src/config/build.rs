@@ -728,14 +728,33 @@ fn l2_advertisement(
     c.unique("spec.interfaces", &s.interfaces);
     c.selectors("spec.ipAddressPoolSelectors", &s.ip_address_pool_selectors);
     c.selectors("spec.nodeSelectors", &s.node_selectors);
+    c.selectors("spec.serviceSelectors", &s.service_selectors);
     for (i, iface) in s.interfaces.iter().enumerate() {
         c.single_line(&format!("spec.interfaces[{i}]"), Some(iface));
+    }
+    let mut preferred = Vec::with_capacity(s.preferred_node_selectors.len());
+    for (i, term) in s.preferred_node_selectors.iter().enumerate() {
+        // As Kubernetes' preferred scheduling terms: a weight of 1-100.
+        let weight = match u8::try_from(term.weight) {
+            Ok(w) if (1..=100).contains(&w) => w,
+            _ => {
+                c.err(
+                    &format!("spec.preferredNodeSelectors[{i}].weight"),
+                    E::OutOfRange { value: term.weight, min: 1, max: 100 },
+                );
+                continue;
+            }
+        };
+        c.selectors(&format!("spec.preferredNodeSelectors[{i}].preference"), std::slice::from_ref(&term.preference));
+        preferred.push(super::PreferredNodeSelector { weight, preference: term.preference.clone() });
     }
     L2Advertisement {
         name: o.metadata.name.clone(),
         pools: resolve_pools(config, &s.ip_address_pools, &s.ip_address_pool_selectors),
         node_selectors: s.node_selectors.clone(),
         interfaces: s.interfaces.clone(),
+        service_selectors: s.service_selectors.clone(),
+        preferred_node_selectors: preferred,
     }
 }
 

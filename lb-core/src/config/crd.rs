@@ -109,6 +109,24 @@ pub struct L2AdvertisementSpec {
     pub node_selectors: Vec<LabelSelector>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<String>,
+    /// The Services it applies to (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_selectors: Vec<LabelSelector>,
+    /// Nodes to prefer as an IP's announcer, weighted as Kubernetes'
+    /// preferred scheduling terms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferred_node_selectors: Vec<PreferredNodeSelectorSpec>,
+}
+
+/// One `L2Advertisement.spec.preferredNodeSelectors` entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreferredNodeSelectorSpec {
+    /// 1-100; the weights of the terms a node matches add up.
+    #[serde(default)]
+    pub weight: i64,
+    #[serde(default)]
+    pub preference: LabelSelector,
 }
 
 /// `BGPAdvertisement.spec`.

@@ -139,6 +139,20 @@ pub struct L2Advertisement {
     pub pools: Vec<String>,
     pub node_selectors: Vec<LabelSelector>,
     pub interfaces: Vec<String>,
+    /// The Services it applies to; all when empty. As in MetalLB, a Service
+    /// selected this way cannot share its IP (`allow-shared-ip`).
+    pub service_selectors: Vec<LabelSelector>,
+    /// Which nodes to prefer as an IP's announcer.
+    pub preferred_node_selectors: Vec<PreferredNodeSelector>,
+}
+
+/// A weighted preference for nodes, as Kubernetes' preferred scheduling
+/// terms: a node's score is the sum of the weights of the terms it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreferredNodeSelector {
+    /// 1-100.
+    pub weight: u8,
+    pub preference: LabelSelector,
 }
 
 /// A `BGPAdvertisement`.
