@@ -318,6 +318,7 @@ impl ConfigInput {
                 ip_address_pool_selectors: selectors(&adv.pool_selector),
                 node_selectors: selectors(&adv.node_selector),
                 interfaces: names(&adv.interfaces),
+                ..Default::default()
             };
             out.push(Resource::L2Advertisement(object("L2Advertisement", "v1beta1", [Name::A, Name::B][i], spec)));
         }
