@@ -11,6 +11,7 @@
 //! - [`service`], [`node`], [`endpoints`], [`manifest`]: Services,
 //!   Namespaces, Nodes and EndpointSlices, and reading them from Kubernetes
 //!   manifests;
+//! - [`l2`]: who announces a layer 2 IP, by MetalLB's ranking;
 //! - [`planner`]: the one function from the observed world to the routes a
 //!   node announces to each of its peers;
 //! - [`plan`]: the plan value, [`plan::ClusterPlan`], and the node half of
@@ -25,6 +26,7 @@ pub mod community;
 pub mod config;
 pub mod duration;
 pub mod endpoints;
+pub mod l2;
 pub mod manifest;
 pub mod node;
 pub mod peering;
