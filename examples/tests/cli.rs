@@ -410,3 +410,36 @@ fn the_whole_of_ipv6_counts_two_to_the_128_in_text_and_is_capped_in_json() {
     assert_eq!(all["ipv6Total"], 9007199254740991u64, "capped where JSON readers stay exact: {all}");
     assert_eq!(all["ipv4Total"], 4294967296u64);
 }
+
+#[test]
+fn plan_with_nodes_places_each_layer_2_address_on_exactly_one_node() {
+    let plan = plan_json_with("config/metallb.yaml", "services.yaml", &["--nodes", "nodes.yaml"]);
+    let nodes = plan["nodes"].as_array().expect("nodes");
+    let mut owned: Vec<(String, String)> = Vec::new();
+    for node in nodes {
+        for a in node["l2"].as_array().into_iter().flatten() {
+            owned.push((a["ip"].as_str().unwrap_or_default().to_string(), node["node"].to_string()));
+            assert!(a["service"].as_str().is_some_and(|s| s.contains('/')), "{a}");
+            assert!(a["interfaces"].is_array(), "{a}");
+        }
+    }
+    // Every address of the layer 2 pools (default, overflow) on one node.
+    let l2_ips: Vec<String> = plan["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| matches!(s["pool"].as_str(), Some("default" | "overflow")))
+        .flat_map(|s| s["ips"].as_array().cloned().unwrap_or_default())
+        .map(|ip| ip.as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(!l2_ips.is_empty());
+    let mut ips: Vec<&String> = owned.iter().map(|(ip, _)| ip).collect();
+    ips.sort();
+    // A shared address (allow-shared-ip) is one address: one node answers.
+    let mut expected: Vec<&String> = l2_ips.iter().collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(ips, expected, "each layer 2 address once: {owned:?}");
+    // node-c is excluded from load balancers: it owns nothing.
+    assert!(nodes[2]["l2"].as_array().is_none_or(|l| l.is_empty()), "{}", nodes[2]);
+}

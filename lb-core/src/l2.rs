@@ -10,16 +10,130 @@
 //!    first IP (the winner announces all of the Service's IPs);
 //! 3. then the node name, so the order is total.
 //!
-//! Keeping an IP where it is while its owner stays live and eligible
-//! (sticky ownership) is the caller's rule; this module only ranks.
+//! [`plan_l2`] decides every owner from the observed world, the live
+//! speakers and the current claims (what each node says it answers for):
+//! - eligible nodes for a Service: live, matched by an L2Advertisement
+//!   that selects its pool and the Service (`serviceSelectors`) and whose
+//!   `nodeSelectors` match the node; not excluded (the
+//!   `exclude-from-external-load-balancers` label, `NetworkUnavailable`);
+//!   with `externalTrafficPolicy: Local` only nodes with a local serving
+//!   endpoint; no serving endpoint anywhere means no announcement;
+//! - sticky: a live, eligible node already claiming the IP keeps it, so a
+//!   node coming back takes nothing back (no second outage);
+//! - two or more such claimants (a partition healed) are decided by the
+//!   ranking, the same on every node; with none, the ranking picks among
+//!   the eligible nodes;
+//! - the winner announces all of the Service's IPs, on the interfaces its
+//!   advertisements name (none named: every eligible interface).
 
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::PreferredNodeSelector;
+use crate::config::{L2Advertisement, PreferredNodeSelector};
 use crate::node::Node;
+use crate::plan::L2Announcement;
+use crate::planner::World;
+use crate::selector::any_matches;
+use crate::service::{ServiceKey, TrafficPolicy};
+
+/// Which nodes say they answer for each IP (from gossip).
+pub type Claims = BTreeMap<IpAddr, BTreeSet<String>>;
+
+/// The owner of one layer 2 IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub service: ServiceKey,
+    pub ip: IpAddr,
+    pub node: String,
+    /// Empty: every eligible interface.
+    pub interfaces: Vec<String>,
+}
+
+/// Every layer 2 IP with its owner, by IP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct L2Plan {
+    pub owners: BTreeMap<IpAddr, Owner>,
+}
+
+impl L2Plan {
+    /// What `node` answers for.
+    pub fn of_node(&self, node: &str) -> Vec<L2Announcement> {
+        self.owners
+            .values()
+            .filter(|o| o.node == node)
+            .map(|o| L2Announcement { ip: o.ip, service: o.service.clone(), interfaces: o.interfaces.clone() })
+            .collect()
+    }
+
+    /// How many IPs each node owns (`/status` shows the spread).
+    pub fn counts(&self) -> BTreeMap<&str, usize> {
+        let mut counts = BTreeMap::new();
+        for o in self.owners.values() {
+            *counts.entry(o.node.as_str()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+/// The owner of every layer 2 IP (see the module doc for the rules).
+pub fn plan_l2(world: &World<'_>, live: impl Fn(&str) -> bool, claims: &Claims) -> L2Plan {
+    let config = world.config;
+    let mut owners = BTreeMap::new();
+    for assigned in world.services {
+        let service = assigned.service;
+        let Some(&first) = assigned.ips.first() else { continue };
+        let Some(pool) = config.pool_of(first) else { continue };
+        let advertisements: Vec<&L2Advertisement> = config
+            .l2_advertisements
+            .iter()
+            .filter(|a| a.pools.contains(&pool.name) && any_matches(&a.service_selectors, &service.labels))
+            .collect();
+        if advertisements.is_empty() {
+            continue;
+        }
+        if let Some(endpoints) = world.endpoints
+            && !endpoints.serving_anywhere(&service.key)
+        {
+            continue;
+        }
+        let local = service.external_traffic_policy == TrafficPolicy::Local;
+        let selecting = |node: &Node| -> Vec<&L2Advertisement> {
+            advertisements.iter().copied().filter(|a| any_matches(&a.node_selectors, &node.labels)).collect()
+        };
+        let eligible: Vec<&Node> = world
+            .nodes
+            .iter()
+            .filter(|n| live(&n.name) && n.exclusion().is_none() && !selecting(n).is_empty())
+            .filter(|n| !local || world.endpoints.is_none_or(|e| e.serving_on(&service.key, &n.name)))
+            .collect();
+        let terms: Vec<PreferredNodeSelector> =
+            advertisements.iter().flat_map(|a| a.preferred_node_selectors.iter().cloned()).collect();
+        let claimants: Vec<&Node> = eligible
+            .iter()
+            .copied()
+            .filter(|n| assigned.ips.iter().any(|ip| claims.get(ip).is_some_and(|c| c.contains(&n.name))))
+            .collect();
+        let pool_of_candidates = if claimants.is_empty() { eligible } else { claimants };
+        let Some(winner) = rank(pool_of_candidates, first, &terms).into_iter().next() else { continue };
+        let ads = selecting(winner);
+        let interfaces: Vec<String> = if ads.iter().any(|a| a.interfaces.is_empty()) {
+            Vec::new()
+        } else {
+            let set: BTreeSet<&String> = ads.iter().flat_map(|a| &a.interfaces).collect();
+            set.into_iter().cloned().collect()
+        };
+        for &ip in assigned.ips {
+            owners.insert(
+                ip,
+                Owner { service: service.key.clone(), ip, node: winner.name.clone(), interfaces: interfaces.clone() },
+            );
+        }
+    }
+    L2Plan { owners }
+}
 
 /// The summed weights of the terms `node` matches.
 pub fn preference(node: &Node, terms: &[PreferredNodeSelector]) -> u32 {
@@ -76,6 +190,96 @@ mod tests {
         let nodes = [node("node-a", &[]), node("node-b", &[]), node("node-c", &[])];
         let ranked = rank(&nodes, "192.0.2.1".parse().expect("IP"), &[]);
         assert_eq!(names(&ranked), ["node-c", "node-a", "node-b"]);
+    }
+
+    fn world_config(extra: &str) -> crate::Config {
+        let yaml = format!(
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: p}}\nspec: {{addresses: [192.0.2.0/24]}}\n---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {{name: l2}}\nspec:\n  ipAddressPools: [p]\n{extra}"
+        );
+        match crate::config::load(&[("l2.yaml", &yaml)]) {
+            Ok(l) => l.config,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    fn service(name: &str) -> crate::Service {
+        let mut s = crate::Service::new("default", name);
+        s.service_type = crate::service::ServiceType::LoadBalancer;
+        s
+    }
+
+    fn owner(plan: &L2Plan, ip: &str) -> Option<String> {
+        plan.owners.get(&ip.parse().expect("IP")).map(|o| o.node.clone())
+    }
+
+    #[test]
+    fn a_new_ip_goes_by_the_ranking_and_stays_with_a_live_claimant() {
+        let config = world_config("");
+        let nodes = [node("node-a", &[]), node("node-b", &[]), node("node-c", &[])];
+        let web = service("web");
+        let ips: [IpAddr; 1] = ["192.0.2.1".parse().expect("IP")];
+        let assigned = [crate::planner::AssignedService { service: &web, ips: &ips }];
+        let world = World { config: &config, services: &assigned, endpoints: None, nodes: &nodes };
+
+        // Fresh: the best hash (node-c) wins.
+        let fresh = plan_l2(&world, |_| true, &Claims::new());
+        assert_eq!(owner(&fresh, "192.0.2.1").as_deref(), Some("node-c"));
+        assert_eq!(fresh.of_node("node-c").len(), 1);
+        assert!(fresh.of_node("node-a").is_empty());
+
+        // node-c died, node-a took over; node-c back: node-a keeps it.
+        let claims: Claims = [(ips[0], BTreeSet::from(["node-a".to_string()]))].into();
+        let back = plan_l2(&world, |_| true, &claims);
+        assert_eq!(owner(&back, "192.0.2.1").as_deref(), Some("node-a"), "no second move");
+        // node-a dies: the ranking again, among the live.
+        let gone = plan_l2(&world, |n| n != "node-a", &claims);
+        assert_eq!(owner(&gone, "192.0.2.1").as_deref(), Some("node-c"));
+
+        // A healed partition: two claimants, the ranking decides, on every node alike.
+        let both: Claims = [(ips[0], BTreeSet::from(["node-a".to_string(), "node-b".to_string()]))].into();
+        let healed = plan_l2(&world, |_| true, &both);
+        assert_eq!(owner(&healed, "192.0.2.1").as_deref(), Some("node-a"), "node-a's hash is below node-b's");
+    }
+
+    #[test]
+    fn only_eligible_nodes_announce() {
+        let config = world_config("  nodeSelectors: [{matchLabels: {l2: \"yes\"}}]\n  interfaces: [eth1]\n");
+        let mut excluded = node("node-c", &[("l2", "yes")]);
+        excluded.labels.insert(crate::node::EXCLUDE_FROM_LOAD_BALANCERS.into(), String::new());
+        let nodes = [node("node-a", &[("l2", "yes")]), node("node-b", &[]), excluded];
+        let web = service("web");
+        let ips: [IpAddr; 1] = ["192.0.2.1".parse().expect("IP")];
+        let assigned = [crate::planner::AssignedService { service: &web, ips: &ips }];
+        let world = World { config: &config, services: &assigned, endpoints: None, nodes: &nodes };
+        let plan = plan_l2(&world, |_| true, &Claims::new());
+        let o = plan.owners.get(&ips[0]).expect("owned");
+        assert_eq!((o.node.as_str(), o.interfaces.clone()), ("node-a", vec!["eth1".to_string()]));
+        // A claim by an ineligible node counts for nothing.
+        let claims: Claims = [(ips[0], BTreeSet::from(["node-b".to_string()]))].into();
+        assert_eq!(owner(&plan_l2(&world, |_| true, &claims), "192.0.2.1").as_deref(), Some("node-a"));
+        // No eligible node is live: nobody.
+        assert_eq!(owner(&plan_l2(&world, |n| n != "node-a", &Claims::new()), "192.0.2.1"), None);
+    }
+
+    #[test]
+    fn local_traffic_needs_a_local_endpoint_and_no_endpoint_means_no_announcement() {
+        use crate::endpoints::{Endpoint, EndpointSlice, Endpoints};
+        let config = world_config("");
+        let nodes = [node("node-a", &[]), node("node-b", &[]), node("node-c", &[])];
+        let mut web = service("web");
+        web.external_traffic_policy = TrafficPolicy::Local;
+        let ips: [IpAddr; 1] = ["192.0.2.1".parse().expect("IP")];
+        let assigned = [crate::planner::AssignedService { service: &web, ips: &ips }];
+        let on = |node: &str| EndpointSlice {
+            service: web.key.clone(),
+            endpoints: vec![Endpoint { node_name: Some(node.into()), ready: Some(true), serving: None }],
+        };
+        let endpoints = Endpoints::new([on("node-b")]);
+        let world = World { config: &config, services: &assigned, endpoints: Some(&endpoints), nodes: &nodes };
+        assert_eq!(owner(&plan_l2(&world, |_| true, &Claims::new()), "192.0.2.1").as_deref(), Some("node-b"));
+        let none = Endpoints::new([]);
+        let world = World { endpoints: Some(&none), ..world };
+        assert_eq!(owner(&plan_l2(&world, |_| true, &Claims::new()), "192.0.2.1"), None);
     }
 
     #[test]

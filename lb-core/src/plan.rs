@@ -123,9 +123,9 @@ pub struct Assignments {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct L2Announcement {
+    pub ip: IpAddr,
     #[serde(serialize_with = "as_display")]
     pub service: ServiceKey,
-    pub ip: IpAddr,
     /// Empty: every interface.
     pub interfaces: Vec<String>,
 }
@@ -137,7 +137,8 @@ pub struct NodePlan {
     /// Every peer this node talks to, in configuration order, routes or not.
     #[serde(serialize_with = "peers")]
     pub bgp: Vec<PeerPlan>,
-    /// The IPs this node owns on layer 2; not planned yet, so always empty.
+    /// The IPs this node owns on layer 2 (with every node live and no
+    /// claims yet); not serialised when empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub l2: Vec<L2Announcement>,
     /// Every assigned IP with whether this node announces it over BGP and
@@ -164,9 +165,22 @@ impl ClusterPlan {
 /// What `node_name` announces (see [`crate::planner`] for the rules). A
 /// node missing from `world.nodes` counts as one with no labels and no
 /// conditions.
+///
+/// Its layer 2 IPs are those it would own with every node of the world
+/// live and no claims yet (what `lb plan` shows); a speaker that knows the
+/// live members and their claims asks [`crate::l2::plan_l2`] itself.
 pub fn plan_node(world: &World<'_>, node_name: &str) -> NodePlan {
     let plan = plan_bgp(world, node_name);
-    NodePlan { node: plan.node, bgp: plan.peers, l2: Vec::new(), services: plan.services }
+    // A node without a Node object counts as one with no labels, as for BGP.
+    let with_node;
+    let world = if world.nodes.iter().any(|n| n.name == node_name) {
+        world
+    } else {
+        with_node = [world.nodes, &[Node::new(node_name)]].concat();
+        &World { nodes: &with_node, ..*world }
+    };
+    let l2 = crate::l2::plan_l2(world, |_| true, &crate::l2::Claims::new()).of_node(node_name);
+    NodePlan { node: plan.node, bgp: plan.peers, l2, services: plan.services }
 }
 
 /// The Services with addresses, as the planner sees them: each assignment
