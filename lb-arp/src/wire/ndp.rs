@@ -383,7 +383,10 @@ impl Ipv6NdpRepr {
     }
 
     /// Writes the IPv6 header and the message, with its checksum, into a
-    /// buffer of at least [`buffer_len`](Self::buffer_len) bytes.
+    /// buffer of at least [`buffer_len`](Self::buffer_len) bytes. Nothing
+    /// is checked: a value [`parse`](Self::parse) would refuse (hop limit
+    /// other than 255, a DAD solicitation with a link-layer option, ...) is
+    /// written as it is.
     pub fn emit<B: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Ipv6Packet<B>) {
         let len = self.message.buffer_len();
         let ip = Ipv6Repr {
