@@ -239,6 +239,20 @@ impl ArpRepr {
         })
     }
 
+    /// A gratuitous ARP in the form of an ARP Announcement (RFC 5227 §2.3):
+    /// a request with `ip` as both sender and target address and a zero
+    /// target hardware address, to be sent to [`MacAddr::BROADCAST`].
+    #[must_use]
+    pub const fn announcement(mac: MacAddr, ip: Ipv4Addr) -> ArpRepr {
+        ArpRepr {
+            operation: Operation::Request,
+            sender_mac: mac,
+            sender_ip: ip,
+            target_mac: MacAddr::ZERO,
+            target_ip: ip,
+        }
+    }
+
     /// Bytes [`emit`](Self::emit) writes: [`PACKET_LEN`].
     #[must_use]
     pub const fn buffer_len(&self) -> usize {

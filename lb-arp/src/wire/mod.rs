@@ -28,7 +28,7 @@ pub use arp::{ArpPacket, ArpRepr, Operation};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr};
 pub use frame::{Frame, FrameBody, arp_frame, ndp_frame};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
-pub use ndp::{Ipv6NdpRepr, NdpPacket, NdpRepr, icmpv6_checksum};
+pub use ndp::{ALL_NODES, Ipv6NdpRepr, NdpPacket, NdpRepr, icmpv6_checksum};
 
 /// Why bytes are not a frame this crate accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]

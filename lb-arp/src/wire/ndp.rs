@@ -319,7 +319,30 @@ pub struct Ipv6NdpRepr {
     pub message: NdpRepr,
 }
 
+/// The link-local all-nodes multicast address `ff02::1`.
+pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
 impl Ipv6NdpRepr {
+    /// An unsolicited Neighbor Advertisement (RFC 4861 §7.2.6) announcing
+    /// that `ip` is at `mac`: from `ip` to [`ALL_NODES`], Solicited clear,
+    /// Override set, with the target link-layer address; to be sent to
+    /// `MacAddr::from_ipv6_multicast(ALL_NODES)`.
+    #[must_use]
+    pub const fn unsolicited_advert(mac: MacAddr, ip: Ipv6Addr) -> Ipv6NdpRepr {
+        Ipv6NdpRepr {
+            src: ip,
+            dst: ALL_NODES,
+            hop_limit: HOP_LIMIT,
+            message: NdpRepr::NeighborAdvert {
+                router: false,
+                solicited: false,
+                override_flag: true,
+                target: ip,
+                target_ll: Some(mac),
+            },
+        }
+    }
+
     /// Reads an IPv6 packet carrying an NS or NA, with the receiver's checks
     /// of RFC 4861 §7.1.1 / §7.1.2 (see the module doc). A packet that is
     /// not ICMPv6 gives [`WireError::NotIcmpv6`], another ICMPv6 type

@@ -300,6 +300,40 @@ fn other_bodies() {
     assert_eq!(Frame::parse(&b), Err(WireError::ArpHardwareType(6)));
 }
 
+/// Gratuitous ARP for 192.0.2.10 at 02:00:00:00:00:10, broadcast.
+static ARP_ANNOUNCEMENT: [u8; 60] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x10, 0x08, 0x06, // Ethernet
+    0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, // Ethernet/IPv4, request
+    0x02, 0x00, 0x00, 0x00, 0x00, 0x10, 192, 0, 2, 10, // sender
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 192, 0, 2, 10, // target: the same address
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // padding
+];
+
+#[test]
+fn gratuitous_arp() {
+    let g = ArpRepr::announcement(LB_MAC, Ipv4Addr::new(192, 0, 2, 10));
+    assert_eq!(arp_frame(MacAddr::BROADCAST, LB_MAC, &g), ARP_ANNOUNCEMENT);
+    assert_eq!(Frame::parse(&ARP_ANNOUNCEMENT).unwrap().body, FrameBody::Arp(g));
+}
+
+#[test]
+fn unsolicited_na() {
+    let na = Ipv6NdpRepr::unsolicited_advert(LB_MAC, LB_IP6);
+    let all_nodes_mac = MacAddr::from_ipv6_multicast(crate::wire::ALL_NODES);
+    assert_eq!(all_nodes_mac, MacAddr([0x33, 0x33, 0, 0, 0, 1]));
+    let bytes = ndp_frame(all_nodes_mac, LB_MAC, &na);
+    // Same as the solicited NA but for destination, S flag and checksum.
+    let mut expected = NA;
+    expected[0..6].copy_from_slice(&all_nodes_mac.0);
+    expected[38..54].copy_from_slice(&crate::wire::ALL_NODES.octets());
+    expected[ICMP + 4] = 0x20;
+    expected[ICMP + 2..ICMP + 4].fill(0);
+    let c = reference_checksum(LB_IP6, crate::wire::ALL_NODES, &expected[ICMP..]);
+    expected[ICMP + 2..ICMP + 4].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(bytes, expected);
+    assert_eq!(Frame::parse(&bytes).unwrap().body, FrameBody::Ndp(na));
+}
+
 fn mac() -> impl Strategy<Value = MacAddr> {
     any::<[u8; 6]>().prop_map(MacAddr)
 }
