@@ -59,6 +59,8 @@ for target in $(cd fuzz && ls fuzz_targets | sed 's/\.rs$//'); do
     config_parse) seconds=$(((fuzz_seconds + 1) / 2)) max_len=128 ;;
     config_text) seconds=$(((fuzz_seconds + 1) / 2)) max_len=256 ;;
     plan) max_len=512 ;;
+    # An Ethernet frame is at most 1,514 bytes without its FCS.
+    l2_frame) max_len=1514 ;;
   esac
   scratch="$fuzz_target_dir/corpus/$target"
   mkdir -p "$scratch" "fuzz/corpus/$target"
