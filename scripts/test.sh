@@ -60,7 +60,9 @@ for target in $(cd fuzz && ls fuzz_targets | sed 's/\.rs$//'); do
     config_text) seconds=$(((fuzz_seconds + 1) / 2)) max_len=256 ;;
     plan) max_len=512 ;;
     # An Ethernet frame is at most 1,514 bytes without its FCS.
-    l2_frame) max_len=1514 ;;
+    l2_frame) seconds=$(((fuzz_seconds + 1) / 2)) max_len=1514 ;;
+    # The responder shares the frame parser's time.
+    l2_responder) seconds=$(((fuzz_seconds + 1) / 2)) max_len=1515 ;;
   esac
   scratch="$fuzz_target_dir/corpus/$target"
   mkdir -p "$scratch" "fuzz/corpus/$target"

@@ -9,7 +9,9 @@
 //!   Neighbor Solicitation / Advertisement, each with an owned `Repr`
 //!   (`parse`, `buffer_len`, `emit`), and [`wire::Frame`], which parses or
 //!   builds a whole Ethernet frame. Every parser is total: any bytes give a
-//!   value or a [`wire::WireError`], never a panic.
+//!   value or a [`wire::WireError`], never a panic;
+//! - [`responder`]: the sans-IO [`Responder`]: which frames to answer, from
+//!   which interface, and when to announce an owned IP.
 //!
 //! # Example: answering an ARP request
 //!
@@ -90,4 +92,7 @@
 //! §3, RFC 4861 §4.3, §4.4 and §4.6.1, RFC 4443 §2.3); no packet crate is
 //! used.
 
+pub mod responder;
 pub mod wire;
+
+pub use responder::{Counters, Responder, ResponderConfig, Transmit};
