@@ -47,16 +47,19 @@ impl Announcements {
             info!(event = "serviceAnnounced", service = %key, ip = %ip, protocol = "bgp", "announcing from this node");
             logged.push("serviceAnnounced");
         }
-        for (key, ip) in self.announced.difference(&now) {
-            let reason = services
-                .iter()
-                .find(|s| s.service == *key && s.ip == *ip)
-                .and_then(|s| s.result.err())
-                .map_or_else(|| "Service has no IP any more".to_string(), |r| r.to_string());
+        let withdrawn: BTreeSet<(ServiceKey, IpAddr)> = self.announced.difference(&now).cloned().collect();
+        // One lookup table, not a scan per withdrawal: a removed pool
+        // withdraws thousands at once.
+        let reasons: BTreeMap<(&ServiceKey, IpAddr), String> = if withdrawn.is_empty() {
+            BTreeMap::new()
+        } else {
+            services.iter().filter_map(|s| s.result.err().map(|r| ((&s.service, s.ip), r.to_string()))).collect()
+        };
+        for (key, ip) in &withdrawn {
+            let reason = reasons.get(&(key, *ip)).map_or("Service has no IP any more", String::as_str);
             info!(event = "serviceWithdrawn", service = %key, ip = %ip, protocol = "bgp", reason = %reason, "withdrawn from this node");
             logged.push("serviceWithdrawn");
         }
-        let withdrawn: BTreeSet<(ServiceKey, IpAddr)> = self.announced.difference(&now).cloned().collect();
         self.announced = now;
         let mut not_announced = BTreeMap::new();
         // Newly not announced, by reason: a handful are named one by one, a
