@@ -13,8 +13,13 @@
 //! [`plan_l2`] decides every owner from the observed world, the live
 //! speakers and the current claims (what each node says it answers for):
 //! - eligible nodes for a Service: live, matched by an L2Advertisement
-//!   that selects its pool and the Service (`serviceSelectors`) and whose
-//!   `nodeSelectors` match the node; not excluded (the
+//!   that selects its pool and the Service (`serviceSelectors`; as in
+//!   MetalLB, an advertisement with `serviceSelectors` does not select a
+//!   Service that asks for a shared IP with `allow-shared-ip`), whose
+//!   `nodeSelectors` match the node, and that the node can answer on (one
+//!   of the interfaces it names is up there, or, naming none, some
+//!   interface is: a node whose interface lost carrier, or that is
+//!   stopping, says so in its gossip and is passed over); not excluded (the
 //!   `exclude-from-external-load-balancers` label, `NetworkUnavailable`);
 //!   with `externalTrafficPolicy: Local` only nodes with a local serving
 //!   endpoint; no serving endpoint anywhere means no announcement;
@@ -39,8 +44,66 @@ use crate::planner::World;
 use crate::selector::any_matches;
 use crate::service::{ServiceKey, TrafficPolicy};
 
-/// Which nodes say they answer for each IP (from gossip).
-pub type Claims = BTreeMap<IpAddr, BTreeSet<String>>;
+/// What the members say about themselves (from gossip): which IPs each
+/// answers for, and on which interfaces each can answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claims {
+    /// IP: the nodes answering for it.
+    pub answering: BTreeMap<IpAddr, BTreeSet<String>>,
+    /// Node: the interfaces it can answer on. A node not listed is taken
+    /// as able to answer anywhere (nothing heard yet, or `lb plan`).
+    pub interfaces: BTreeMap<String, Interfaces>,
+}
+
+/// The interfaces a node can answer on now (up, with carrier).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Interfaces {
+    /// Every usable interface by name, the excluded names included: an
+    /// advertisement that names an interface may use any of them.
+    pub usable: BTreeSet<String>,
+    /// Whether one of them passes the name exclusions, for advertisements
+    /// that name no interface.
+    pub default_usable: bool,
+}
+
+impl Interfaces {
+    /// A node stopping, or with no usable interface: eligible nowhere.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Whether an advertisement naming `named` (empty: any) can be
+    /// answered here.
+    pub fn can_answer(&self, named: &[String]) -> bool {
+        if named.is_empty() { self.default_usable } else { named.iter().any(|n| self.usable.contains(n)) }
+    }
+}
+
+impl Claims {
+    /// Nobody claims anything and every node can answer anywhere.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `node` says it answers for `ips` (replacing what it said before).
+    pub fn set_answering(&mut self, node: &str, ips: impl IntoIterator<Item = IpAddr>) {
+        self.answering.retain(|_, nodes| {
+            nodes.remove(node);
+            !nodes.is_empty()
+        });
+        for ip in ips {
+            self.answering.entry(ip).or_default().insert(node.to_string());
+        }
+    }
+
+    fn claims(&self, node: &str, ip: &IpAddr) -> bool {
+        self.answering.get(ip).is_some_and(|c| c.contains(node))
+    }
+
+    fn can_answer(&self, node: &str, advertisement: &L2Advertisement) -> bool {
+        self.interfaces.get(node).is_none_or(|i| i.can_answer(&advertisement.interfaces))
+    }
+}
 
 /// The owner of one layer 2 IP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +153,7 @@ pub fn plan_l2(world: &World<'_>, live: impl Fn(&str) -> bool, claims: &Claims) 
             .l2_advertisements
             .iter()
             .filter(|a| a.pools.contains(&pool.name) && any_matches(&a.service_selectors, &service.labels))
+            .filter(|a| a.service_selectors.is_empty() || service.sharing_key().is_none())
             .collect();
         if advertisements.is_empty() {
             continue;
@@ -101,7 +165,11 @@ pub fn plan_l2(world: &World<'_>, live: impl Fn(&str) -> bool, claims: &Claims) 
         }
         let local = service.external_traffic_policy == TrafficPolicy::Local;
         let selecting = |node: &Node| -> Vec<&L2Advertisement> {
-            advertisements.iter().copied().filter(|a| any_matches(&a.node_selectors, &node.labels)).collect()
+            advertisements
+                .iter()
+                .copied()
+                .filter(|a| any_matches(&a.node_selectors, &node.labels) && claims.can_answer(&node.name, a))
+                .collect()
         };
         let eligible: Vec<&Node> = world
             .nodes
@@ -111,11 +179,8 @@ pub fn plan_l2(world: &World<'_>, live: impl Fn(&str) -> bool, claims: &Claims) 
             .collect();
         let terms: Vec<PreferredNodeSelector> =
             advertisements.iter().flat_map(|a| a.preferred_node_selectors.iter().cloned()).collect();
-        let claimants: Vec<&Node> = eligible
-            .iter()
-            .copied()
-            .filter(|n| assigned.ips.iter().any(|ip| claims.get(ip).is_some_and(|c| c.contains(&n.name))))
-            .collect();
+        let claimants: Vec<&Node> =
+            eligible.iter().copied().filter(|n| assigned.ips.iter().any(|ip| claims.claims(&n.name, ip))).collect();
         let pool_of_candidates = if claimants.is_empty() { eligible } else { claimants };
         let Some(winner) = rank(pool_of_candidates, first, &terms).into_iter().next() else { continue };
         let ads = selecting(winner);
@@ -228,7 +293,8 @@ mod tests {
         assert!(fresh.of_node("node-a").is_empty());
 
         // node-c died, node-a took over; node-c back: node-a keeps it.
-        let claims: Claims = [(ips[0], BTreeSet::from(["node-a".to_string()]))].into();
+        let mut claims = Claims::new();
+        claims.set_answering("node-a", ips);
         let back = plan_l2(&world, |_| true, &claims);
         assert_eq!(owner(&back, "192.0.2.1").as_deref(), Some("node-a"), "no second move");
         // node-a dies: the ranking again, among the live.
@@ -236,7 +302,8 @@ mod tests {
         assert_eq!(owner(&gone, "192.0.2.1").as_deref(), Some("node-c"));
 
         // A healed partition: two claimants, the ranking decides, on every node alike.
-        let both: Claims = [(ips[0], BTreeSet::from(["node-a".to_string(), "node-b".to_string()]))].into();
+        let mut both = claims.clone();
+        both.set_answering("node-b", ips);
         let healed = plan_l2(&world, |_| true, &both);
         assert_eq!(owner(&healed, "192.0.2.1").as_deref(), Some("node-a"), "node-a's hash is below node-b's");
     }
@@ -255,7 +322,8 @@ mod tests {
         let o = plan.owners.get(&ips[0]).expect("owned");
         assert_eq!((o.node.as_str(), o.interfaces.clone()), ("node-a", vec!["eth1".to_string()]));
         // A claim by an ineligible node counts for nothing.
-        let claims: Claims = [(ips[0], BTreeSet::from(["node-b".to_string()]))].into();
+        let mut claims = Claims::new();
+        claims.set_answering("node-b", ips);
         assert_eq!(owner(&plan_l2(&world, |_| true, &claims), "192.0.2.1").as_deref(), Some("node-a"));
         // No eligible node is live: nobody.
         assert_eq!(owner(&plan_l2(&world, |n| n != "node-a", &Claims::new()), "192.0.2.1"), None);
@@ -306,5 +374,122 @@ mod tests {
         let ranked = rank(&nodes, "192.0.2.1".parse().expect("IP"), &terms);
         assert_eq!(names(&ranked), ["node-a", "node-b", "node-c"]);
         assert_eq!(preference(&nodes[0], &terms), 50);
+    }
+
+    #[test]
+    fn a_node_that_cannot_answer_is_passed_over_and_takes_nothing() {
+        let config = world_config("  interfaces: [eth1]\n");
+        let nodes = [node("node-a", &[]), node("node-b", &[]), node("node-c", &[])];
+        let web = service("web");
+        let ips: [IpAddr; 1] = ["192.0.2.1".parse().expect("IP")];
+        let assigned = [crate::planner::AssignedService { service: &web, ips: &ips }];
+        let world = World { config: &config, services: &assigned, endpoints: None, nodes: &nodes };
+        let mut claims = Claims::new();
+        claims.set_answering("node-c", ips);
+        assert_eq!(owner(&plan_l2(&world, |_| true, &claims), "192.0.2.1").as_deref(), Some("node-c"));
+        // node-c's eth1 lost carrier: it still claims, but cannot answer.
+        let eth0 = Interfaces { usable: BTreeSet::from(["eth0".to_string()]), default_usable: true };
+        claims.interfaces.insert("node-c".into(), eth0.clone());
+        assert_eq!(owner(&plan_l2(&world, |_| true, &claims), "192.0.2.1").as_deref(), Some("node-a"));
+        // An advertisement naming no interface is answered on eth0.
+        let any = world_config("");
+        let world = World { config: &any, ..world };
+        assert_eq!(owner(&plan_l2(&world, |_| true, &claims), "192.0.2.1").as_deref(), Some("node-c"));
+        // Stopping: eligible nowhere, whatever it claims.
+        claims.interfaces.insert("node-c".into(), Interfaces::none());
+        assert_eq!(owner(&plan_l2(&world, |_| true, &claims), "192.0.2.1").as_deref(), Some("node-a"));
+        // Only excluded names up: not for an advertisement that names none.
+        let veth = Interfaces { usable: BTreeSet::from(["veth0".to_string()]), default_usable: false };
+        assert!(!veth.can_answer(&[]));
+        assert!(veth.can_answer(&["veth0".to_string()]));
+    }
+
+    #[test]
+    fn service_selectors_do_not_select_a_service_sharing_its_ip() {
+        let config = world_config("  serviceSelectors: [{matchLabels: {app: web}}]\n");
+        let nodes = [node("node-a", &[])];
+        let mut web = service("web");
+        web.labels.insert("app".into(), "web".into());
+        let mut shared = web.clone();
+        shared.key = crate::service::ServiceKey::new("default", "shared");
+        shared.annotations.insert("metallb.universe.tf/allow-shared-ip".into(), "k".into());
+        let ips: [IpAddr; 1] = ["192.0.2.1".parse().expect("IP")];
+        let others: [IpAddr; 1] = ["192.0.2.2".parse().expect("IP")];
+        let assigned = [
+            crate::planner::AssignedService { service: &web, ips: &ips },
+            crate::planner::AssignedService { service: &shared, ips: &others },
+        ];
+        let world = World { config: &config, services: &assigned, endpoints: None, nodes: &nodes };
+        let plan = plan_l2(&world, |_| true, &Claims::new());
+        assert_eq!(owner(&plan, "192.0.2.1").as_deref(), Some("node-a"));
+        assert_eq!(owner(&plan, "192.0.2.2"), None);
+        // Without serviceSelectors, sharing is no obstacle.
+        let plain = world_config("");
+        let world = World { config: &plain, ..world };
+        assert_eq!(owner(&plan_l2(&world, |_| true, &Claims::new()), "192.0.2.2").as_deref(), Some("node-a"));
+    }
+
+    proptest::proptest! {
+        /// Whatever the live set and the claims: one owner per IP, live and
+        /// eligible; a live claimant keeps the IP; a Service's IPs stay
+        /// together; and the result does not depend on the order claims
+        /// were heard in.
+        #[test]
+        fn owners_are_live_eligible_sticky_and_order_free(
+            live in proptest::collection::vec(proptest::bool::ANY, 4),
+            claimed in proptest::collection::vec((0usize..6, 0usize..4), 0..12),
+            unable in proptest::collection::vec(proptest::bool::ANY, 4),
+        ) {
+            let config = world_config("  interfaces: [eth1]\n");
+            let names = ["n0", "n1", "n2", "n3"];
+            let nodes: Vec<Node> = names.iter().map(|n| node(n, &[])).collect();
+            let services: Vec<crate::Service> = (0..3).map(|i| service(&format!("s{i}"))).collect();
+            let ips: Vec<[IpAddr; 2]> = (0..3u8)
+                .map(|i| [IpAddr::from([192, 0, 2, 10 + 2 * i]), IpAddr::from([192, 0, 2, 11 + 2 * i])])
+                .collect();
+            let assigned: Vec<_> = services
+                .iter()
+                .zip(&ips)
+                .map(|(service, ips)| crate::planner::AssignedService { service, ips })
+                .collect();
+            let world = World { config: &config, services: &assigned, endpoints: None, nodes: &nodes };
+            let all: Vec<IpAddr> = ips.iter().flatten().copied().collect();
+            let mut by_node: BTreeMap<&str, Vec<IpAddr>> = BTreeMap::new();
+            for &(ip, n) in &claimed {
+                by_node.entry(names[n]).or_default().push(all[ip]);
+            }
+            let mut claims = Claims::new();
+            let mut reversed = Claims::new();
+            for (n, ips) in &by_node {
+                claims.set_answering(n, ips.iter().copied());
+            }
+            for (n, ips) in by_node.iter().rev() {
+                reversed.set_answering(n, ips.iter().rev().copied());
+            }
+            for (i, n) in names.iter().enumerate() {
+                if unable[i] {
+                    claims.interfaces.insert((*n).into(), Interfaces::none());
+                    reversed.interfaces.insert((*n).into(), Interfaces::none());
+                }
+            }
+            let is_live = |n: &str| names.iter().position(|m| *m == n).is_some_and(|i| live[i]);
+            let plan = plan_l2(&world, is_live, &claims);
+            proptest::prop_assert_eq!(&plan, &plan_l2(&world, is_live, &reversed));
+            for pair in &ips {
+                let owners: Vec<_> = pair.iter().map(|ip| plan.owners.get(ip).map(|o| o.node.clone())).collect();
+                proptest::prop_assert_eq!(&owners[0], &owners[1], "a Service's IPs stay together");
+                let able: Vec<&str> = names.iter().enumerate().filter(|(i, _)| live[*i] && !unable[*i]).map(|(_, n)| *n).collect();
+                match &owners[0] {
+                    None => proptest::prop_assert!(able.is_empty()),
+                    Some(o) => {
+                        proptest::prop_assert!(able.contains(&o.as_str()), "owner {} live and able", o);
+                        let claimants: Vec<&str> = able.iter().copied().filter(|n| pair.iter().any(|ip| claims.claims(n, ip))).collect();
+                        if !claimants.is_empty() {
+                            proptest::prop_assert!(claimants.contains(&o.as_str()), "a live claimant keeps it");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
