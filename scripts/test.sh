@@ -63,6 +63,8 @@ for target in $(cd fuzz && ls fuzz_targets | sed 's/\.rs$//'); do
     l2_frame) seconds=$(((fuzz_seconds + 1) / 2)) max_len=1514 ;;
     # The responder shares the frame parser's time.
     l2_responder) seconds=$(((fuzz_seconds + 1) / 2)) max_len=1515 ;;
+    # A gossip datagram is at most 1,400 bytes.
+    gossip) max_len=1400 ;;
   esac
   scratch="$fuzz_target_dir/corpus/$target"
   mkdir -p "$scratch" "fuzz/corpus/$target"

@@ -92,6 +92,7 @@
 //! §3, RFC 4861 §4.3, §4.4 and §4.6.1, RFC 4443 §2.3); no packet crate is
 //! used.
 
+pub mod membership;
 pub mod responder;
 pub mod wire;
 
