@@ -200,6 +200,25 @@ pub fn plan_l2(world: &World<'_>, live: impl Fn(&str) -> bool, claims: &Claims) 
     L2Plan { owners }
 }
 
+/// Whether `node` could answer for some layer 2 IP with `interfaces`: an
+/// L2Advertisement selects it and can be answered there. Gossip runs only
+/// then, so a node with nothing to answer (or whose advertisements name
+/// interfaces it lacks) sends nothing at all.
+pub fn may_answer(config: &crate::Config, node: &Node, interfaces: &Interfaces) -> bool {
+    node.exclusion().is_none()
+        && config
+            .l2_advertisements
+            .iter()
+            .any(|a| any_matches(&a.node_selectors, &node.labels) && interfaces.can_answer(&a.interfaces))
+}
+
+/// Whether an IP this node answered for, while stopping, has been taken
+/// over: another live node claims it. Until then the stopping node keeps
+/// answering, so the segment never goes without an answer.
+pub fn handed_over(claims: &Claims, me: &str, ip: IpAddr, live: impl Fn(&str) -> bool) -> bool {
+    claims.answering.get(&ip).is_some_and(|nodes| nodes.iter().any(|n| n != me && live(n)))
+}
+
 /// The summed weights of the terms `node` matches.
 pub fn preference(node: &Node, terms: &[PreferredNodeSelector]) -> u32 {
     terms.iter().filter(|t| t.preference.matches(&node.labels)).map(|t| u32::from(t.weight)).sum()
@@ -427,6 +446,27 @@ mod tests {
         let plain = world_config("");
         let world = World { config: &plain, ..world };
         assert_eq!(owner(&plan_l2(&world, |_| true, &Claims::new()), "192.0.2.2").as_deref(), Some("node-a"));
+    }
+
+    #[test]
+    fn gossip_only_where_something_can_be_answered_and_handover_waits_for_a_live_taker() {
+        let config = world_config("  interfaces: [lb-demo0]\n");
+        let me = node("node-a", &[]);
+        let eth0 = Interfaces { usable: BTreeSet::from(["eth0".to_string()]), default_usable: true };
+        assert!(!may_answer(&config, &me, &eth0), "the named interface is missing");
+        let demo = Interfaces { usable: BTreeSet::from(["lb-demo0".to_string()]), default_usable: false };
+        assert!(may_answer(&config, &me, &demo));
+        let mut excluded = me.clone();
+        excluded.labels.insert(crate::node::EXCLUDE_FROM_LOAD_BALANCERS.into(), String::new());
+        assert!(!may_answer(&config, &excluded, &demo));
+
+        let ip: IpAddr = "192.0.2.1".parse().expect("IP");
+        let mut claims = Claims::new();
+        claims.set_answering("node-a", [ip]);
+        assert!(!handed_over(&claims, "node-a", ip, |_| true), "only we claim it");
+        claims.set_answering("node-b", [ip]);
+        assert!(handed_over(&claims, "node-a", ip, |_| true));
+        assert!(!handed_over(&claims, "node-a", ip, |n| n != "node-b"), "a taker must be live");
     }
 
     proptest::proptest! {

@@ -43,6 +43,8 @@ pub struct Snapshot {
     /// IP is or is not announced from here.
     pub plan: Option<NodePlan>,
     pub sessions: Vec<Arc<PeerShared>>,
+    /// Layer 2, updated live by its own thread.
+    pub layer2: Option<Arc<L2Shared>>,
     /// The part of `/status` that only changes with the snapshot, rendered
     /// by the first reader (see `sinks::status`).
     pub status_fixed: std::sync::OnceLock<String>,
@@ -136,4 +138,50 @@ mod tests {
         let text = error_chain(&Outer(refused));
         assert!(text.starts_with("connect failed: ") && text.contains("refused"), "{text}");
     }
+}
+
+/// Layer 2 as this node sees it, written by the layer 2 thread and read
+/// by `/status` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct L2Shared(Mutex<L2Status>);
+
+impl L2Shared {
+    pub fn status(&self) -> L2Status {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub fn set(&self, status: L2Status) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = status;
+    }
+}
+
+/// See [`L2Shared`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct L2Status {
+    /// Gossip runs (some advertisement can be answered here).
+    pub gossiping: bool,
+    /// Start-up is over: this node claims IPs.
+    pub ready: bool,
+    /// Every layer 2 IP: its owner by the plan, who claims it, where.
+    pub ips: Vec<L2IpStatus>,
+    /// How many IPs each live node owns.
+    pub owned_per_node: std::collections::BTreeMap<String, usize>,
+    pub members: Vec<lb_arp::membership::MemberView>,
+    pub gossip: lb_arp::membership::MembershipStats,
+    /// This node's interfaces that can answer.
+    pub interfaces: Vec<String>,
+    /// Other hosts seen answering for our IPs.
+    pub ip_conflicts: u64,
+}
+
+/// One layer 2 IP in [`L2Status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L2IpStatus {
+    pub ip: std::net::IpAddr,
+    pub service: String,
+    pub owner: Option<String>,
+    pub claimants: Vec<String>,
+    /// Where this node answers for it (empty unless it is the owner).
+    pub interfaces: Vec<String>,
+    pub counters: lb_arp::Counters,
 }

@@ -104,6 +104,7 @@ impl Standalone {
             pools: current.pools.clone(),
             plan: current.plan.clone(),
             sessions: current.sessions.clone(),
+            layer2: current.layer2.clone(),
             status_fixed: std::sync::OnceLock::new(),
         };
         change(&mut next);
