@@ -290,6 +290,10 @@ fn a_member_with_the_wrong_key_is_not_admitted_and_disturbs_nobody() {
     assert!(net.node(0).stats().unauthenticated > 0);
     assert!(net.node(2).stats().unauthenticated > 0);
     assert!(net.first(Duration::ZERO, |n, e| n < 2 && matches!(e, MembershipEvent::MemberDown { .. })).is_none());
+    // The outsider hears only what it cannot verify: it claims nothing.
+    assert!(net.node(0).is_ready() && net.node(1).is_ready());
+    assert!(!net.node(2).is_ready(), "locked out");
+    assert!(net.first(Duration::ZERO, |n, e| n == 2 && *e == MembershipEvent::KeyMismatch).is_some());
 }
 
 #[test]

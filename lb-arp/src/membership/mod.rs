@@ -149,7 +149,15 @@ pub enum MembershipEvent {
     },
     /// We were declared down and rejoined as a renewed identity.
     Rejoined,
+    /// Only datagrams we cannot verify arrive and no member is live: the
+    /// others use another key (or none). Until that ends we claim nothing,
+    /// rather than answer beside them as if alone.
+    KeyMismatch,
 }
+
+/// How long unverifiable datagrams keep a member with no live peer from
+/// claiming.
+const LOCKOUT: Duration = Duration::from_secs(10);
 
 /// Counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -224,6 +232,8 @@ pub struct Membership {
     ready: bool,
     next_republish: Option<Instant>,
     left: bool,
+    last_unauthenticated: Option<Instant>,
+    locked_out: bool,
 }
 
 impl std::fmt::Debug for Membership {
@@ -287,6 +297,8 @@ impl Membership {
             ready: false,
             next_republish: None,
             left: false,
+            last_unauthenticated: None,
+            locked_out: false,
         }
     }
 
@@ -408,6 +420,8 @@ impl Membership {
             Ok(m) => m,
             Err(EnvelopeError::Untagged | EnvelopeError::BadTag | EnvelopeError::NoKey) => {
                 self.stats.unauthenticated += 1;
+                self.last_unauthenticated = Some(now);
+                self.check_lockout(now);
                 return;
             }
             Err(_) => {
@@ -444,6 +458,19 @@ impl Membership {
             self.publish(now);
         }
         self.check_ready(now);
+        self.check_lockout(now);
+    }
+
+    fn check_lockout(&mut self, now: Instant) {
+        let alone = self.foca.iter_members().next().is_none();
+        let locked = alone && self.last_unauthenticated.is_some_and(|t| now.saturating_duration_since(t) < LOCKOUT);
+        if locked != self.locked_out {
+            self.locked_out = locked;
+            if locked {
+                self.events.push_back(MembershipEvent::KeyMismatch);
+            }
+            self.events.push_back(MembershipEvent::ClaimsChanged);
+        }
     }
 
     fn check_ready(&mut self, now: Instant) {
@@ -480,13 +507,15 @@ impl Membership {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let foca = self.timers.peek().map(|Reverse((at, _, _))| *at);
         let startup = (!self.ready).then(|| self.start.map(|s| s + self.config.timing.startup_wait)).flatten();
+        let lockout = self.locked_out.then(|| self.last_unauthenticated.map(|t| t + LOCKOUT)).flatten();
         let republish = if self.left { None } else { self.next_republish };
-        [foca, startup, republish].into_iter().flatten().min()
+        [foca, startup, republish, lockout].into_iter().flatten().min()
     }
 
-    /// Whether start-up is over (see the module doc).
+    /// Whether to claim: start-up is over (see the module doc), and we
+    /// are not locked out by a key mismatch ([`MembershipEvent::KeyMismatch`]).
     pub fn is_ready(&self) -> bool {
-        self.ready
+        self.ready && !self.locked_out
     }
 
     /// The members alive now (suspects included), this node too.
