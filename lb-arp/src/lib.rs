@@ -11,7 +11,8 @@
 //!   builds a whole Ethernet frame. Every parser is total: any bytes give a
 //!   value or a [`wire::WireError`], never a panic;
 //! - [`responder`]: the sans-IO [`Responder`]: which frames to answer, from
-//!   which interface, and when to announce an owned IP;
+//!   which interface, and when to announce an owned IP; which frames show
+//!   another host using an owned IP (a conflict, reported and not fought);
 //! - [`interfaces`]: which of the host's links an owned IP is answered on
 //!   (flags, MetalLB's name exclusions, interfaces named by an
 //!   advertisement).
@@ -100,4 +101,4 @@ pub mod responder;
 pub mod wire;
 
 pub use interfaces::{Exclusions, Link, LinkFlags, Unselectable};
-pub use responder::{Counters, Responder, ResponderConfig, Transmit};
+pub use responder::{Counters, Responder, ResponderConfig, ResponderEvent, Transmit};
