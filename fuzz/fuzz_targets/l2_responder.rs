@@ -1,6 +1,8 @@
 //! The responder fed arbitrary frames on its interfaces: never a panic;
 //! everything it sends parses, leaves by the interface the frame came in
-//! on, from that interface's MAC, and speaks only for the IPs it owns.
+//! on, from that interface's MAC, and speaks only for the IPs it owns; a
+//! conflict it reports names an owned IP, the receiving interface and a MAC
+//! that is not ours.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,7 +10,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use lb_arp::wire::{Frame, FrameBody, MacAddr, NdpRepr, Operation};
-use lb_arp::{Responder, ResponderConfig};
+use lb_arp::{Responder, ResponderConfig, ResponderEvent};
 use libfuzzer_sys::fuzz_target;
 
 const ETH0: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x10]);
@@ -47,6 +49,14 @@ fuzz_target!(|data: &[u8]| {
                 assert!(allowed.is_empty() || allowed.contains(interface));
             }
             other => panic!("sent {other:?}"),
+        }
+    }
+    while let Some(event) = r.poll_event() {
+        if let ResponderEvent::Conflict { ip, interface: on, mac } = event {
+            assert_eq!(on, interface, "a conflict is seen where the frame came in");
+            let allowed = owned.get(&ip).expect("an owned IP");
+            assert!(allowed.is_empty() || allowed.contains(interface));
+            assert!(mac != ETH0 && mac != ETH1, "our own MAC is no conflict");
         }
     }
 });

@@ -11,7 +11,11 @@
 //!   builds a whole Ethernet frame. Every parser is total: any bytes give a
 //!   value or a [`wire::WireError`], never a panic;
 //! - [`responder`]: the sans-IO [`Responder`]: which frames to answer, from
-//!   which interface, and when to announce an owned IP.
+//!   which interface, and when to announce an owned IP; which frames show
+//!   another host using an owned IP (a conflict, reported and not fought);
+//! - [`interfaces`]: which of the host's links an owned IP is answered on
+//!   (flags, MetalLB's name exclusions, interfaces named by an
+//!   advertisement).
 //!
 //! # Example: answering an ARP request
 //!
@@ -92,8 +96,10 @@
 //! §3, RFC 4861 §4.3, §4.4 and §4.6.1, RFC 4443 §2.3); no packet crate is
 //! used.
 
+pub mod interfaces;
 pub mod membership;
 pub mod responder;
 pub mod wire;
 
-pub use responder::{Counters, Responder, ResponderConfig, Transmit};
+pub use interfaces::{Exclusions, Link, LinkFlags, Unselectable};
+pub use responder::{Counters, Responder, ResponderConfig, ResponderEvent, Transmit};

@@ -4,24 +4,28 @@
 //! # Methods by kind
 //!
 //! - **Commands**: [`Responder::set_interface`], [`Responder::remove_interface`],
-//!   [`Responder::set_owned`].
+//!   [`Responder::set_owned`], [`Responder::set_peer_macs`].
 //! - **Inputs**: [`Responder::handle_frame`], [`Responder::handle_timeout`].
-//! - **Outputs**: [`Responder::poll_transmit`], [`Responder::poll_timeout`].
-//! - **Queries**: [`Responder::counters`], [`Responder::owned`].
+//! - **Outputs**: [`Responder::poll_transmit`], [`Responder::poll_event`],
+//!   [`Responder::poll_timeout`].
+//! - **Queries**: [`Responder::counters`], [`Responder::owned`],
+//!   [`Responder::stood_down`].
 //!
 //! # Expected flow
 //!
 //! After every command or input, drain [`Responder::poll_transmit`] (each
-//! frame goes out of the interface it names) and re-arm the one timer from
-//! [`Responder::poll_timeout`]. Time never goes backwards: every `now`
-//! passed must be greater than or equal to the previous one.
+//! frame goes out of the interface it names), then [`Responder::poll_event`],
+//! and re-arm the one timer from [`Responder::poll_timeout`]. Time never
+//! goes backwards: every `now` passed must be greater than or equal to the
+//! previous one.
 //!
 //! # Rules
 //!
 //! - ARP: a request (broadcast, or unicast to the interface's MAC) whose
 //!   target is an IP owned on the receiving interface is answered from
-//!   that interface's MAC; replies, requests for others and our own frames
-//!   are ignored.
+//!   that interface's MAC; replies, requests for others, announcements
+//!   (sender IP = target IP: another host's gratuitous ARP asks nothing)
+//!   and frames from any of our interfaces are ignored.
 //! - NDP: a Neighbor Solicitation for an owned address is answered with a
 //!   solicited advertisement (S=1, O=0) unicast to the asker, which must
 //!   have said its link-layer address; a duplicate address detection probe
@@ -32,6 +36,30 @@
 //!   advertisement with O=1), again on [`ResponderConfig::repeats`], then
 //!   every [`ResponderConfig::refresh`] so switches and routers never age
 //!   the owner out. An IP no longer owned is not answered from that moment.
+//!   An owned IP that gains an interface is announced again at once, on
+//!   the same schedule.
+//!
+//! # Conflicts
+//!
+//! An address of the pool that another host on the segment already uses is
+//! reported, not fought over. A frame received on an interface where an IP
+//! is answered shows another host using it when it comes from a MAC that is
+//! neither one of our interfaces' nor a peer's ([`Responder::set_peer_macs`]:
+//! the other load-balancer nodes, which answer legitimately during a
+//! handover), and it is:
+//!
+//! - an ARP request or reply whose sender IP is the owned IP (an ARP probe,
+//!   from `0.0.0.0`, is a question, not a claim: it is answered);
+//! - a Neighbor Advertisement whose target is the owned IP (the other
+//!   host's answer, or its defence against our announcement), the MAC
+//!   being its target link-layer address option, else the frame's source;
+//! - a Neighbor Solicitation from the owned IP (the other host resolving a
+//!   neighbor with it as its own address).
+//!
+//! The responder then stands down for that IP on that interface: no
+//! answers, no announcements there, until the IP leaves the owned set and
+//! enters it again. Each (IP, interface, MAC) is reported once as a
+//! [`ResponderEvent::Conflict`] and counted in [`Counters::conflicts`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
@@ -78,6 +106,17 @@ pub struct Counters {
     pub responses_sent: u64,
     /// Announcements (gratuitous ARP, unsolicited advertisements) sent.
     pub gratuitous_sent: u64,
+    /// Other hosts seen using it: each (interface, MAC) once.
+    pub conflicts: u64,
+}
+
+/// Something the driver should know (and log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponderEvent {
+    /// Another host (`mac`) uses `ip` on `interface`: the responder stands
+    /// down for `ip` there until it is owned anew.
+    Conflict { ip: IpAddr, interface: String, mac: MacAddr },
 }
 
 /// One owned IP.
@@ -90,6 +129,10 @@ struct Owned {
     repeats_sent: usize,
     next_announcement: Option<Instant>,
     counters: Counters,
+    /// Interfaces where another host uses the IP: not answered nor announced.
+    stood_down: BTreeSet<String>,
+    /// Conflicts reported, so each is reported once.
+    conflicts: BTreeSet<(String, MacAddr)>,
 }
 
 /// Answers ARP and NDP for the IPs this node owns.
@@ -98,7 +141,10 @@ pub struct Responder {
     config: ResponderConfig,
     interfaces: BTreeMap<String, MacAddr>,
     owned: BTreeMap<IpAddr, Owned>,
+    /// The other load-balancer nodes' MACs: never a conflict.
+    peer_macs: BTreeSet<MacAddr>,
     out: VecDeque<Transmit>,
+    events: VecDeque<ResponderEvent>,
 }
 
 impl Responder {
@@ -117,13 +163,23 @@ impl Responder {
     }
 
     /// The IPs this node owns now, each with the interfaces it is answered
-    /// on (empty: all). IPs new to the set are announced at once; IPs gone
-    /// from it are not answered from now on.
+    /// on (empty: all). IPs new to the set are announced at once, and so are
+    /// IPs that gain an interface; IPs gone from it are not answered from
+    /// now on, and forget their conflicts.
     pub fn set_owned(&mut self, now: Instant, owned: BTreeMap<IpAddr, BTreeSet<String>>) {
         self.owned.retain(|ip, _| owned.contains_key(ip));
         for (ip, interfaces) in owned {
             match self.owned.get_mut(&ip) {
-                Some(o) => o.interfaces = interfaces,
+                Some(o) => {
+                    let gained =
+                        !o.interfaces.is_empty() && (interfaces.is_empty() || !interfaces.is_subset(&o.interfaces));
+                    o.interfaces = interfaces;
+                    if gained {
+                        o.since = now;
+                        o.repeats_sent = 0;
+                        self.announce(now, ip);
+                    }
+                }
                 None => {
                     let o = Owned {
                         interfaces,
@@ -131,6 +187,8 @@ impl Responder {
                         repeats_sent: 0,
                         next_announcement: None,
                         counters: Counters::default(),
+                        stood_down: BTreeSet::new(),
+                        conflicts: BTreeSet::new(),
                     };
                     self.owned.insert(ip, o);
                     self.announce(now, ip);
@@ -139,12 +197,22 @@ impl Responder {
         }
     }
 
+    /// The MACs of the other load-balancer nodes: frames from them never
+    /// count as conflicts (they answer for an IP during a handover).
+    pub fn set_peer_macs(&mut self, macs: BTreeSet<MacAddr>) {
+        self.peer_macs = macs;
+    }
+
     /// A frame received on `interface`.
     pub fn handle_frame(&mut self, _now: Instant, interface: &str, bytes: &[u8]) {
         let Some(&ours) = self.interfaces.get(interface) else { return };
         let Ok(frame) = Frame::parse(bytes) else { return };
         if frame.ethernet.src == ours {
             return;
+        }
+        // Evidence of another owner counts whoever the frame was sent to.
+        if let Some((ip, mac)) = claim(&frame) {
+            self.conflict(interface, ip, mac);
         }
         // Broadcast and multicast are for everyone; unicast only to us.
         if !frame.ethernet.dst.is_multicast() && frame.ethernet.dst != ours {
@@ -176,6 +244,12 @@ impl Responder {
         self.out.pop_front()
     }
 
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<ResponderEvent> {
+        self.events.pop_front()
+    }
+
     /// The next instant [`Self::handle_timeout`] must be called at.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -193,14 +267,51 @@ impl Responder {
         self.owned.keys().copied()
     }
 
+    /// The interfaces where `ip` is not answered because another host uses
+    /// it there (empty when it is not owned).
+    pub fn stood_down(&self, ip: IpAddr) -> impl Iterator<Item = &str> + '_ {
+        self.owned.get(&ip).into_iter().flat_map(|o| o.stood_down.iter().map(String::as_str))
+    }
+
+    /// Whether `ip` is owned on `interface` (answered there unless stood down).
+    fn assigned(&self, ip: IpAddr, interface: &str) -> bool {
+        self.owned.get(&ip).is_some_and(|o| o.interfaces.is_empty() || o.interfaces.contains(interface))
+    }
+
     /// Whether `ip` is answered on `interface`.
     fn answers(&self, ip: IpAddr, interface: &str) -> bool {
-        self.owned.get(&ip).is_some_and(|o| o.interfaces.is_empty() || o.interfaces.contains(interface))
+        self.assigned(ip, interface) && self.owned.get(&ip).is_some_and(|o| !o.stood_down.contains(interface))
+    }
+
+    /// Whether `mac` is one of our interfaces'.
+    fn is_ours(&self, mac: MacAddr) -> bool {
+        self.interfaces.values().any(|m| *m == mac)
+    }
+
+    /// `mac` claims `ip` on `interface`: a conflict, unless the MAC is ours
+    /// or a peer's or the IP is not owned there.
+    fn conflict(&mut self, interface: &str, ip: IpAddr, mac: MacAddr) {
+        if self.is_ours(mac) || self.peer_macs.contains(&mac) || !self.assigned(ip, interface) {
+            return;
+        }
+        let Some(o) = self.owned.get_mut(&ip) else { return };
+        o.stood_down.insert(interface.to_string());
+        if o.conflicts.insert((interface.to_string(), mac)) {
+            o.counters.conflicts += 1;
+            self.events.push_back(ResponderEvent::Conflict { ip, interface: interface.to_string(), mac });
+        }
     }
 
     fn arp(&mut self, interface: &str, ours: MacAddr, from: MacAddr, arp: &ArpRepr) {
         let target = IpAddr::V4(arp.target_ip);
-        if arp.operation != Operation::Request || arp.sender_mac == ours || !self.answers(target, interface) {
+        // An announcement (sender IP = target IP) asks nothing; our own
+        // frames heard on another of our interfaces neither.
+        let announcement = arp.sender_ip == arp.target_ip;
+        if arp.operation != Operation::Request
+            || announcement
+            || self.is_ours(arp.sender_mac)
+            || !self.answers(target, interface)
+        {
             return;
         }
         let reply = ArpRepr {
@@ -256,6 +367,7 @@ impl Responder {
             .interfaces
             .iter()
             .filter(|(name, _)| o.interfaces.is_empty() || o.interfaces.contains(*name))
+            .filter(|(name, _)| !o.stood_down.contains(*name))
             .map(|(name, mac)| (name.clone(), *mac))
             .collect();
         let mut sent = 0;
@@ -291,6 +403,24 @@ impl Responder {
             }
             None => refresh.filter(|r| !r.is_zero()).map(|r| now + r),
         };
+    }
+}
+
+/// The IP a frame shows its sender using, with the sender's MAC.
+fn claim(frame: &Frame) -> Option<(IpAddr, MacAddr)> {
+    match frame.body {
+        // Requests and replies alike; a probe (from 0.0.0.0) claims nothing.
+        FrameBody::Arp(arp) if !arp.sender_ip.is_unspecified() => Some((arp.sender_ip.into(), arp.sender_mac)),
+        FrameBody::Ndp(ndp) => match ndp.message {
+            NdpRepr::NeighborAdvert { target, target_ll, .. } => {
+                Some((target.into(), target_ll.unwrap_or(frame.ethernet.src)))
+            }
+            NdpRepr::NeighborSolicit { source_ll, .. } if !ndp.src.is_unspecified() => {
+                Some((ndp.src.into(), source_ll.unwrap_or(frame.ethernet.src)))
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -478,5 +608,190 @@ mod tests {
             r.handle_timeout(at);
             assert_eq!(r.poll_timeout(), None);
         }
+    }
+
+    const STRANGER: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x66]);
+    const PEER: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x77]);
+
+    fn events(r: &mut Responder) -> Vec<ResponderEvent> {
+        std::iter::from_fn(|| r.poll_event()).collect()
+    }
+
+    fn gratuitous_from(mac: MacAddr, ip: Ipv4Addr) -> Vec<u8> {
+        arp_frame(MacAddr::BROADCAST, mac, &ArpRepr::announcement(mac, ip))
+    }
+
+    fn advert_from(mac: MacAddr, target: Ipv6Addr, target_ll: Option<MacAddr>) -> Vec<u8> {
+        let na = Ipv6NdpRepr {
+            src: "fe80::66".parse().expect("IPv6"),
+            dst: ALL_NODES,
+            hop_limit: 255,
+            message: NdpRepr::NeighborAdvert {
+                router: false,
+                solicited: false,
+                override_flag: true,
+                target,
+                target_ll,
+            },
+        };
+        ndp_frame(MacAddr::from_ipv6_multicast(ALL_NODES), mac, &na)
+    }
+
+    fn conflict(ip: impl Into<IpAddr>, interface: &str, mac: MacAddr) -> ResponderEvent {
+        ResponderEvent::Conflict { ip: ip.into(), interface: interface.to_string(), mac }
+    }
+
+    #[test]
+    fn another_host_announcing_an_owned_ip_is_a_conflict_and_we_stand_down_there() {
+        let now = Instant::now();
+        let mut r = responder(now, &[(VIP.into(), &["eth0", "eth1"])]);
+        r.handle_frame(now, "eth0", &gratuitous_from(STRANGER, VIP));
+        assert_eq!(events(&mut r), [conflict(VIP, "eth0", STRANGER)]);
+        assert_eq!(r.counters(VIP.into()).expect("owned").conflicts, 1);
+        assert_eq!(r.stood_down(VIP.into()).collect::<Vec<_>>(), ["eth0"]);
+
+        // No answer on eth0 any more; eth1 still answers.
+        r.handle_frame(now, "eth0", &who_has(VIP, MacAddr::BROADCAST));
+        assert!(drain(&mut r).is_empty());
+        r.handle_frame(now, "eth1", &who_has(VIP, MacAddr::BROADCAST));
+        assert_eq!(drain(&mut r).len(), 1);
+
+        // Announcements go out of eth1 only.
+        let at = r.poll_timeout().expect("a repeat");
+        r.handle_timeout(at);
+        let sent = drain(&mut r);
+        assert_eq!(sent.len(), 2);
+        assert!(sent.iter().all(|t| t.interface == "eth1"), "{sent:?}");
+    }
+
+    #[test]
+    fn arp_requests_and_replies_from_an_owned_ip_are_conflicts_a_probe_is_not() {
+        let now = Instant::now();
+        // A probe (RFC 5227: sender 0.0.0.0) for our IP is answered, not a conflict.
+        let mut r = responder(now, &[(VIP.into(), &[])]);
+        let probe = ArpRepr {
+            operation: Operation::Request,
+            sender_mac: STRANGER,
+            sender_ip: Ipv4Addr::UNSPECIFIED,
+            target_mac: MacAddr::ZERO,
+            target_ip: VIP,
+        };
+        r.handle_frame(now, "eth0", &arp_frame(MacAddr::BROADCAST, STRANGER, &probe));
+        assert_eq!(drain(&mut r).len(), 1);
+        assert!(events(&mut r).is_empty());
+
+        // The other host asking for its gateway, from our IP.
+        let request = ArpRepr {
+            operation: Operation::Request,
+            sender_mac: STRANGER,
+            sender_ip: VIP,
+            target_mac: MacAddr::ZERO,
+            target_ip: Ipv4Addr::new(192, 0, 2, 1),
+        };
+        r.handle_frame(now, "eth0", &arp_frame(MacAddr::BROADCAST, STRANGER, &request));
+        assert_eq!(events(&mut r), [conflict(VIP, "eth0", STRANGER)]);
+
+        // A reply from our IP, unicast to someone else: still evidence.
+        let mut r = responder(now, &[(VIP.into(), &[])]);
+        let reply = ArpRepr {
+            operation: Operation::Reply,
+            sender_mac: STRANGER,
+            sender_ip: VIP,
+            target_mac: ASKER,
+            target_ip: Ipv4Addr::new(192, 0, 2, 1),
+        };
+        r.handle_frame(now, "eth1", &arp_frame(ASKER, STRANGER, &reply));
+        assert_eq!(events(&mut r), [conflict(VIP, "eth1", STRANGER)]);
+    }
+
+    #[test]
+    fn peers_and_our_own_interfaces_are_not_conflicts() {
+        let now = Instant::now();
+        let mut r = responder(now, &[(VIP.into(), &[]), (vip6().into(), &[])]);
+        r.set_peer_macs(BTreeSet::from([PEER]));
+        r.handle_frame(now, "eth0", &gratuitous_from(PEER, VIP));
+        r.handle_frame(now, "eth0", &advert_from(PEER, vip6(), Some(PEER)));
+        // eth1's announcement heard on eth0 (both on one segment).
+        r.handle_frame(now, "eth0", &gratuitous_from(OTHER_NIC, VIP));
+        r.handle_frame(now, "eth0", &advert_from(OTHER_NIC, vip6(), Some(OTHER_NIC)));
+        assert!(events(&mut r).is_empty());
+        assert_eq!(r.counters(VIP.into()).expect("owned").conflicts, 0);
+        r.handle_frame(now, "eth0", &who_has(VIP, MacAddr::BROADCAST));
+        assert_eq!(drain(&mut r).len(), 1);
+
+        // A peer no longer is one: its frames are conflicts again.
+        r.set_peer_macs(BTreeSet::new());
+        r.handle_frame(now, "eth0", &gratuitous_from(PEER, VIP));
+        assert_eq!(events(&mut r), [conflict(VIP, "eth0", PEER)]);
+    }
+
+    #[test]
+    fn a_neighbor_advertisement_for_an_owned_ipv6_address_is_a_conflict() {
+        let now = Instant::now();
+        let mut r = responder(now, &[(vip6().into(), &[])]);
+        // With a target link-layer address option: that MAC.
+        r.handle_frame(now, "eth0", &advert_from(ASKER, vip6(), Some(STRANGER)));
+        // Without: the frame's source.
+        r.handle_frame(now, "eth1", &advert_from(STRANGER, vip6(), None));
+        assert_eq!(events(&mut r), [conflict(vip6(), "eth0", STRANGER), conflict(vip6(), "eth1", STRANGER)]);
+        r.handle_frame(now, "eth0", &solicit("2001:db8::1".parse().expect("IPv6"), vip6(), Some(ASKER)));
+        assert!(drain(&mut r).is_empty(), "stood down on both");
+
+        // A solicitation from the owned address is a claim too; a DAD probe is not.
+        let mut r = responder(now, &[(vip6().into(), &[])]);
+        r.handle_frame(now, "eth0", &solicit(Ipv6Addr::UNSPECIFIED, vip6(), None));
+        assert!(events(&mut r).is_empty());
+        r.handle_frame(now, "eth0", &solicit(vip6(), "2001:db8::1".parse().expect("IPv6"), Some(STRANGER)));
+        assert_eq!(events(&mut r), [conflict(vip6(), "eth0", STRANGER)]);
+    }
+
+    #[test]
+    fn each_conflict_is_reported_once_until_the_ip_is_owned_anew() {
+        let now = Instant::now();
+        let mut r = responder(now, &[(VIP.into(), &[])]);
+        r.handle_frame(now, "eth0", &gratuitous_from(STRANGER, VIP));
+        r.handle_frame(now, "eth0", &gratuitous_from(STRANGER, VIP));
+        r.handle_frame(now, "eth0", &gratuitous_from(ASKER, VIP));
+        assert_eq!(events(&mut r), [conflict(VIP, "eth0", STRANGER), conflict(VIP, "eth0", ASKER)]);
+        assert_eq!(r.counters(VIP.into()).expect("owned").conflicts, 2);
+        // A changed interface set keeps the stand-down.
+        r.set_owned(now, owned(&[(VIP.into(), &["eth0"])]));
+        r.handle_frame(now, "eth0", &who_has(VIP, MacAddr::BROADCAST));
+        assert!(drain(&mut r).is_empty());
+
+        // Gone, then owned again: announced and answered, and a conflict is news again.
+        r.set_owned(now, BTreeMap::new());
+        r.set_owned(now, owned(&[(VIP.into(), &["eth0"])]));
+        assert_eq!(drain(&mut r).len(), 2, "announced at once");
+        assert_eq!(r.stood_down(VIP.into()).count(), 0);
+        r.handle_frame(now, "eth0", &who_has(VIP, MacAddr::BROADCAST));
+        assert_eq!(drain(&mut r).len(), 1);
+        r.handle_frame(now, "eth0", &gratuitous_from(STRANGER, VIP));
+        assert_eq!(events(&mut r), [conflict(VIP, "eth0", STRANGER)]);
+    }
+
+    #[test]
+    fn a_claim_where_the_ip_is_not_answered_is_not_a_conflict() {
+        let now = Instant::now();
+        let mut r = responder(now, &[(VIP.into(), &["eth0"])]);
+        r.handle_frame(now, "eth1", &gratuitous_from(STRANGER, VIP));
+        r.handle_frame(now, "eth0", &gratuitous_from(STRANGER, Ipv4Addr::new(192, 0, 2, 11)));
+        assert!(events(&mut r).is_empty());
+        r.handle_frame(now, "eth0", &who_has(VIP, MacAddr::BROADCAST));
+        assert_eq!(drain(&mut r).len(), 1);
+    }
+
+    #[test]
+    fn an_ip_that_gains_an_interface_is_announced_again() {
+        let now = Instant::now();
+        let mut r = responder(now, &[(VIP.into(), &["eth0"])]);
+        let later = now + Duration::from_secs(10);
+        r.set_owned(later, owned(&[(VIP.into(), &["eth0", "eth1"])]));
+        let sent = drain(&mut r);
+        assert_eq!(sent.len(), 4, "both forms on both interfaces: {sent:?}");
+        assert_eq!(r.poll_timeout(), Some(later + Duration::from_millis(100)), "the schedule again");
+        // Losing one is no news.
+        r.set_owned(later, owned(&[(VIP.into(), &["eth1"])]));
+        assert!(drain(&mut r).is_empty());
     }
 }

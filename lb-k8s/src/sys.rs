@@ -1,10 +1,20 @@
 //! System calls that no maintained crate wraps, behind safe functions.
 //!
 //! This is the only module of the crate allowed `unsafe` (the crate's lint
-//! denies it elsewhere); each block says why it is sound. Today it holds
-//! one call: `setsockopt(IPPROTO_TCP, TCP_MD5SIG)` (RFC 2385), which
-//! neither socket2 nor nix exposes and whose argument, the kernel's
-//! `struct tcp_md5sig`, libc does not define.
+//! denies it elsewhere); each block says why it is sound. It holds:
+//!
+//! - `setsockopt(IPPROTO_TCP, TCP_MD5SIG)` (RFC 2385), which neither
+//!   socket2 nor nix exposes and whose argument, the kernel's
+//!   `struct tcp_md5sig`, libc does not define;
+//! - for the layer 2 driver's `AF_PACKET` sockets, what takes a
+//!   `struct sockaddr_ll` or a `struct packet_mreq`, which neither socket2
+//!   nor nix builds safely: binding to an interface ([`bind_packet`]) and
+//!   joining a link-layer multicast group ([`packet_multicast`]). (Frames
+//!   are received with nix's safe `recvfrom::<LinkAddr>`.)
+//! - registering a socket with tokio's reactor ([`register_readable`]):
+//!   `AsyncFd::register` is `unsafe` since tokio 1.54 because it cannot
+//!   know that its argument owns its descriptor; here it only takes
+//!   socket types that do.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -76,6 +86,102 @@ pub fn set_tcp_md5sig<S: AsFd>(socket: &S, peer: SocketAddr, key: &[u8]) -> io::
         )
     };
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// An interface index as the kernel's `int`.
+fn ifindex_c(ifindex: u32) -> io::Result<libc::c_int> {
+    libc::c_int::try_from(ifindex).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index over i32"))
+}
+
+/// Binds an `AF_PACKET` socket to interface `ifindex`, receiving frames of
+/// EtherType `protocol` (host order; `ETH_P_ALL` for every frame) from it
+/// only, and sending out of it.
+///
+/// # Errors
+///
+/// What `bind(2)` returns (`ENODEV` for an interface that is gone).
+pub fn bind_packet<S: AsFd>(socket: &S, ifindex: u32, protocol: u16) -> io::Result<()> {
+    let addr = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as libc::c_ushort,
+        sll_protocol: protocol.to_be(),
+        sll_ifindex: ifindex_c(ifindex)?,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    // SAFETY: the fd is borrowed for the call; the pointer and length
+    // describe `addr`, a live `sockaddr_ll` that the kernel only reads.
+    let rc = unsafe {
+        libc::bind(
+            socket.as_fd().as_raw_fd(),
+            std::ptr::from_ref(&addr).cast::<libc::sockaddr>(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Joins (`join`) or leaves the Ethernet multicast group `mac` on
+/// interface `ifindex` for an `AF_PACKET` socket (`PACKET_ADD_MEMBERSHIP`
+/// / `PACKET_DROP_MEMBERSHIP` with `PACKET_MR_MULTICAST`): the NIC then
+/// passes frames sent to `mac` up. The kernel counts joins per socket;
+/// closing the socket leaves every group.
+///
+/// # Errors
+///
+/// What `setsockopt(2)` returns (`EADDRNOTAVAIL` when leaving a group not joined).
+pub fn packet_multicast<S: AsFd>(socket: &S, ifindex: u32, mac: [u8; 6], join: bool) -> io::Result<()> {
+    let mut address = [0u8; 8];
+    address[..6].copy_from_slice(&mac);
+    let mreq = libc::packet_mreq {
+        mr_ifindex: ifindex_c(ifindex)?,
+        mr_type: libc::PACKET_MR_MULTICAST as libc::c_ushort,
+        mr_alen: 6,
+        mr_address: address,
+    };
+    let option = if join { libc::PACKET_ADD_MEMBERSHIP } else { libc::PACKET_DROP_MEMBERSHIP };
+    // SAFETY: the fd is borrowed for the call; the pointer and length
+    // describe `mreq`, a live `packet_mreq` that the kernel only reads.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_fd().as_raw_fd(),
+            libc::SOL_PACKET,
+            option,
+            std::ptr::from_ref(&mreq).cast::<libc::c_void>(),
+            size_of::<libc::packet_mreq>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// A socket type that owns its descriptor: open from creation to drop,
+/// always the same one. Sealed: only the types below.
+pub trait OwnedSocket: AsRawFd + sealed::Sealed {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for socket2::Socket {}
+    impl Sealed for netlink_sys::Socket {}
+}
+
+impl OwnedSocket for socket2::Socket {}
+impl OwnedSocket for netlink_sys::Socket {}
+
+/// Registers `socket` with the current tokio runtime's reactor for
+/// readiness to read. Must be called inside a runtime.
+///
+/// # Errors
+///
+/// What the reactor returns (`epoll_ctl`).
+pub fn register_readable<S: OwnedSocket>(socket: S) -> io::Result<tokio::io::unix::AsyncFd<S>> {
+    // SAFETY: `S` is one of the sealed socket types, each of which owns its
+    // descriptor (created with the value, closed only by its `Drop`) and
+    // returns that same descriptor from every `as_raw_fd`; the `AsyncFd`
+    // owns the value, so the descriptor stays open and the same for the
+    // `AsyncFd`'s whole life.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(socket, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)
 }
 
 #[cfg(test)]
