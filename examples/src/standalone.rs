@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use lb_k8s::roles::standalone::{self, Listen, Options};
 use lb_k8s::sources::files::FileSources;
 
@@ -44,6 +45,19 @@ pub struct StandaloneArgs {
     /// (e.g. `0.0.0.0:179` or `[::]:179`), besides connecting to them.
     #[arg(long = "bgp-listen")]
     bgp_listen: Option<SocketAddr>,
+    /// UDP port of the layer 2 gossip among the nodes (each node's
+    /// InternalIP in --nodes), MetalLB's memberlist port.
+    #[arg(long = "memberlist-port", default_value_t = 7946)]
+    memberlist_port: u16,
+    /// A file holding the shared gossip key (as MetalLB's `memberlist`
+    /// Secret): gossip without it is dropped and counted.
+    #[arg(long = "memberlist-key-file")]
+    memberlist_key_file: Option<PathBuf>,
+    /// Interface name prefixes layer 2 does not answer on unless an
+    /// L2Advertisement names the interface [default: MetalLB's list:
+    /// docker, cni, veth, lo, flannel, cali, cilium, lxc, kube-ipvs, ...].
+    #[arg(long = "exclude-interfaces", value_delimiter = ',')]
+    exclude_interfaces: Option<Vec<String>>,
 }
 
 pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
@@ -57,6 +71,15 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         .with_env_filter(filter)
         .with_writer(std::io::stdout)
         .init();
+    let memberlist_key = match &args.memberlist_key_file {
+        Some(path) => {
+            let key = std::fs::read(path).with_context(|| format!("reading --memberlist-key-file {}", path.display()))?;
+            let key = key.trim_ascii().to_vec();
+            anyhow::ensure!(!key.is_empty(), "--memberlist-key-file {} is empty", path.display());
+            Some(key)
+        }
+        None => None,
+    };
     let options = Options {
         sources: FileSources {
             config: args.config,
@@ -69,6 +92,11 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         load_balancer_class: args.lb_class,
         state: args.state,
         bgp_listen: args.bgp_listen,
+        layer2: standalone::Layer2Settings {
+            memberlist_port: args.memberlist_port,
+            memberlist_key,
+            exclude_interfaces: args.exclude_interfaces,
+        },
     };
     // Two workers: a reload or a large /status occupies one while the BGP
     // sessions' keepalives go on on the other.

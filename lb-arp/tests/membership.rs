@@ -199,6 +199,22 @@ fn members_started_together_hear_each_other_before_claiming() {
 }
 
 #[test]
+fn members_started_moments_apart_find_each_other() {
+    // node-1 and node-2 greet before node-0 listens: their first greetings are lost.
+    let mut net = Net::new(0);
+    net.addrs = (0..3).map(addr).collect();
+    net.nodes.resize_with(3, || None);
+    net.boot(1, 1_000_000, None);
+    net.boot(2, 1_000_000, None);
+    net.run_for(Duration::from_millis(50));
+    net.boot(0, 1_000_000, None);
+    net.run_for(Duration::from_secs(1));
+    for i in 0..3 {
+        assert_eq!(net.live(i), names(&[0, 1, 2]), "node-{i}");
+    }
+}
+
+#[test]
 fn a_dead_member_is_declared_down_well_inside_half_a_second_and_its_claims_dropped() {
     let mut net = Net::new(3);
     net.run_for(Duration::from_secs(1));

@@ -51,6 +51,7 @@ fn options(dir: &Dir, state: Option<&Path>) -> Options {
         load_balancer_class: None,
         state: state.map(Path::to_path_buf),
         bgp_listen: None,
+        layer2: Default::default(),
     }
 }
 

@@ -234,7 +234,14 @@ pub struct Membership {
     left: bool,
     last_unauthenticated: Option<Instant>,
     locked_out: bool,
+    next_greeting: Option<Instant>,
 }
+
+/// Seeds not yet members are greeted again this often while starting (a
+/// seed that was not listening yet missed the first greeting), then this
+/// often for good (a node that starts alone finds the others when they come).
+const GREET_STARTING: Duration = Duration::from_millis(200);
+const GREET_LATER: Duration = Duration::from_secs(2);
 
 impl std::fmt::Debug for Membership {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -299,6 +306,7 @@ impl Membership {
             left: false,
             last_unauthenticated: None,
             locked_out: false,
+            next_greeting: None,
         }
     }
 
@@ -356,15 +364,23 @@ impl Membership {
     pub fn start(&mut self, now: Instant) {
         self.start = Some(now);
         self.next_republish = Some(now + self.config.timing.republish);
+        self.greet_seeds(now);
+        self.publish(now);
+    }
+
+    /// Greets every seed that is not a live member yet.
+    fn greet_seeds(&mut self, now: Instant) {
         let me = self.config.addr;
-        let seeds: Vec<SocketAddr> = self.config.seeds.iter().copied().filter(|s| *s != me).collect();
+        let members: BTreeSet<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
+        let seeds: Vec<SocketAddr> =
+            self.config.seeds.iter().copied().filter(|s| *s != me && !members.contains(s)).collect();
         for seed in seeds {
             // Who is there is not known yet: foca greets by address, the
             // name is learnt from the answer.
             let probe = MemberId { name: String::new(), addr: seed, started: 0, bump: 0 };
             self.drive(now, |foca, io| foca.announce(probe, io));
         }
-        self.publish(now);
+        self.next_greeting = Some(now + if self.ready { GREET_LATER } else { GREET_STARTING });
     }
 
     /// What we answer for, where we can answer, and from which MACs:
@@ -457,6 +473,9 @@ impl Membership {
         if !self.left && self.next_republish.is_some_and(|t| t <= now) {
             self.publish(now);
         }
+        if !self.left && self.next_greeting.is_some_and(|t| t <= now) {
+            self.greet_seeds(now);
+        }
         self.check_ready(now);
         self.check_lockout(now);
     }
@@ -508,8 +527,8 @@ impl Membership {
         let foca = self.timers.peek().map(|Reverse((at, _, _))| *at);
         let startup = (!self.ready).then(|| self.start.map(|s| s + self.config.timing.startup_wait)).flatten();
         let lockout = self.locked_out.then(|| self.last_unauthenticated.map(|t| t + LOCKOUT)).flatten();
-        let republish = if self.left { None } else { self.next_republish };
-        [foca, startup, republish, lockout].into_iter().flatten().min()
+        let (republish, greeting) = if self.left { (None, None) } else { (self.next_republish, self.next_greeting) };
+        [foca, startup, republish, lockout, greeting].into_iter().flatten().min()
     }
 
     /// Whether to claim: start-up is over (see the module doc), and we

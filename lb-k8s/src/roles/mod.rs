@@ -4,4 +4,8 @@
 //! - [`standalone`]: files in, both halves (allocation and this node's
 //!   announcements) in one process, the state file as its status store.
 
+//! - [`layer2`]: gossip membership, layer 2 ownership and the raw-socket
+//!   responder on a thread of their own, for `standalone` (and `speaker`).
+
+pub mod layer2;
 pub mod standalone;

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::drivers::bgp::speaker::{self, Speaker};
+use crate::roles::layer2::{L2World, Layer2, Layer2Options};
 use crate::sinks::announcements::{self, Announcements};
 use crate::sinks::{http, state};
 use crate::sources::files::{FileSources, Files, SourceError};
@@ -44,6 +45,26 @@ pub struct Options {
     /// Also accept BGP connections from configured peers here (passive
     /// sessions), besides connecting to them.
     pub bgp_listen: Option<SocketAddr>,
+    /// Layer 2: gossip port and key, interface exclusions.
+    pub layer2: Layer2Settings,
+}
+
+/// How layer 2 runs, when the configuration has an L2Advertisement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer2Settings {
+    /// UDP port of the gossip among the nodes (MetalLB's memberlist port).
+    pub memberlist_port: u16,
+    /// The shared gossip key (the `memberlist` Secret's content).
+    pub memberlist_key: Option<Vec<u8>>,
+    /// Interface name prefixes not answered on unless an advertisement
+    /// names the interface (`None`: MetalLB's list).
+    pub exclude_interfaces: Option<Vec<String>>,
+}
+
+impl Default for Layer2Settings {
+    fn default() -> Self {
+        Self { memberlist_port: 7946, memberlist_key: None, exclude_interfaces: None }
+    }
 }
 
 /// The standalone controller and speaker.
@@ -64,6 +85,8 @@ pub struct Standalone {
     published: watch::Sender<Arc<Snapshot>>,
     /// The files' warnings last logged.
     warned: Vec<String>,
+    /// Started with the first configuration that has an L2Advertisement.
+    layer2: Option<Layer2>,
 }
 
 impl Standalone {
@@ -81,6 +104,7 @@ impl Standalone {
             config_state: ConfigState::default(),
             published,
             warned: Vec::new(),
+            layer2: None,
         }
     }
 
@@ -242,6 +266,22 @@ impl Standalone {
             }
         }
         self.services = observed.services.iter().map(|s| s.key.clone()).collect();
+        let has_l2 = !observed.config.l2_advertisements.is_empty();
+        if has_l2 && self.layer2.is_none() {
+            let settings = &self.options.layer2;
+            match Layer2::spawn(Layer2Options {
+                node: self.options.node.clone(),
+                port: settings.memberlist_port,
+                key: settings.memberlist_key.clone(),
+                exclusions: settings.exclude_interfaces.clone(),
+            }) {
+                Ok(l2) => self.layer2 = Some(l2),
+                Err(e) => error!(event = "layer2Failed", error = %e, "cannot start layer 2"),
+            }
+        }
+        if let Some(l2) = &self.layer2 {
+            l2.set_world(Arc::new(L2World { observed, assignments: assignments.services.clone() }));
+        }
         let after = self.assignments();
         announcements::log_assignments(&before, &after);
         if after != before
@@ -263,7 +303,9 @@ impl Standalone {
         self.config_state.reloads += 1;
         let sessions = self.speaker.peers().map(|(_, shared)| shared.clone()).collect();
         let services = self.services.len();
+        let layer2 = self.layer2.as_ref().map(Layer2::shared);
         self.publish(|s| {
+            s.layer2 = layer2;
             s.allocations = assignments.services;
             s.pools = assignments.pools;
             s.plan = Some(plan);
@@ -282,8 +324,13 @@ impl Standalone {
 
     /// Cease / Administrative Shutdown to every peer, then close.
     pub async fn shutdown(self) {
-        info!(event = "shutdown", "stopping: Cease to every BGP peer");
-        self.speaker.shutdown("lb standalone shutting down").await;
+        info!(event = "shutdown", "stopping: Cease to every BGP peer, layer 2 IPs handed over");
+        let layer2 = async {
+            if let Some(l2) = self.layer2 {
+                l2.shutdown().await;
+            }
+        };
+        tokio::join!(self.speaker.shutdown("lb standalone shutting down"), layer2);
     }
 }
 

@@ -62,6 +62,21 @@ fn per_pool(s: &Snapshot, value: impl Fn(&lb_ipam::PoolStats) -> u128) -> Sample
     s.pools.iter().map(|p| (vec![("pool", p.name.clone())], lb_core::plan::json_count(value(p)))).collect()
 }
 
+fn per_l2_ip(s: &Snapshot, value: fn(&lb_arp::Counters) -> u64) -> Samples {
+    let Some(l2) = &s.layer2 else { return Vec::new() };
+    l2.status().ips.iter().filter(|ip| ip.owner.is_some()).map(|ip| (vec![("ip", ip.ip.to_string())], value(&ip.counters))).collect()
+}
+
+fn l2_members(s: &Snapshot, state: &str) -> Samples {
+    let Some(l2) = &s.layer2 else { return Vec::new() };
+    single(l2.status().members.iter().filter(|m| m.state == state).count() as u64)
+}
+
+fn l2_gossip(s: &Snapshot, value: fn(&lb_arp::membership::MembershipStats) -> u64) -> Samples {
+    let Some(l2) = &s.layer2 else { return Vec::new() };
+    single(value(&l2.status().gossip))
+}
+
 fn single(value: impl Into<u64>) -> Samples {
     vec![(Vec::new(), value.into())]
 }
@@ -132,6 +147,60 @@ const METRICS: &[Metric] = &[
         help: "Number of usable IP addresses, per pool",
         kind: Kind::Gauge,
         read: |s| per_pool(s, |p| p.ipv4_total.saturating_add(p.ipv6_total)),
+    },
+    Metric {
+        name: "metallb_layer2_requests_received",
+        help: "Number of layer2 requests received for owned IPs",
+        kind: Kind::Counter,
+        read: |s| per_l2_ip(s, |c| c.requests_received),
+    },
+    Metric {
+        name: "metallb_layer2_responses_sent",
+        help: "Number of layer2 responses sent for owned IPs",
+        kind: Kind::Counter,
+        read: |s| per_l2_ip(s, |c| c.responses_sent),
+    },
+    Metric {
+        name: "metallb_layer2_gratuitous_sent",
+        help: "Number of gratuitous layer2 packets sent for owned IPs",
+        kind: Kind::Counter,
+        read: |s| per_l2_ip(s, |c| c.gratuitous_sent),
+    },
+    Metric {
+        name: "lb_layer2_ip_conflicts_total",
+        help: "Number of times another host was seen answering for an owned IP",
+        kind: Kind::Counter,
+        read: |s| per_l2_ip(s, |c| c.conflicts),
+    },
+    Metric {
+        name: "lb_memberlist_members_alive",
+        help: "Layer 2 gossip members alive, as this node sees them",
+        kind: Kind::Gauge,
+        read: |s| l2_members(s, "alive"),
+    },
+    Metric {
+        name: "lb_memberlist_members_suspect",
+        help: "Layer 2 gossip members suspected of being down",
+        kind: Kind::Gauge,
+        read: |s| l2_members(s, "suspect"),
+    },
+    Metric {
+        name: "lb_memberlist_members_down",
+        help: "Layer 2 gossip members declared down",
+        kind: Kind::Gauge,
+        read: |s| l2_members(s, "down"),
+    },
+    Metric {
+        name: "lb_memberlist_unauthenticated_total",
+        help: "Gossip datagrams dropped for a missing or wrong authentication tag",
+        kind: Kind::Counter,
+        read: |s| l2_gossip(s, |g| g.unauthenticated),
+    },
+    Metric {
+        name: "lb_memberlist_local_health_score",
+        help: "Local health (0 is healthy; while above 0 this node waits longer before declaring others down)",
+        kind: Kind::Gauge,
+        read: |s| l2_gossip(s, |g| u64::from(g.health_score)),
     },
     Metric {
         name: "metallb_k8s_client_config_loaded_bool",

@@ -66,6 +66,51 @@ fn live_part(view: &Snapshot) -> serde_json::Value {
         "configStale": view.config.stale,
         "lastError": view.config.last_error,
         "sessions": sessions,
+        "layer2": view.layer2.as_ref().map(|l2| layer2(&l2.status())),
+    })
+}
+
+/// Layer 2: per IP its owner, the claimants seen and where it is answered;
+/// the members and how many IPs each owns.
+fn layer2(l2: &crate::view::L2Status) -> serde_json::Value {
+    use serde_json::json;
+    let ips: Vec<serde_json::Value> = l2
+        .ips
+        .iter()
+        .map(|ip| {
+            json!({
+                "ip": ip.ip.to_string(),
+                "service": ip.service,
+                "owner": ip.owner,
+                "claimants": ip.claimants,
+                "interfaces": ip.interfaces,
+                "requestsReceived": ip.counters.requests_received,
+                "responsesSent": ip.counters.responses_sent,
+                "gratuitousSent": ip.counters.gratuitous_sent,
+                "conflicts": ip.counters.conflicts,
+            })
+        })
+        .collect();
+    let members: Vec<serde_json::Value> = l2
+        .members
+        .iter()
+        .map(|m| json!({"name": m.name, "address": m.addr.to_string(), "state": m.state, "incarnation": m.incarnation}))
+        .collect();
+    json!({
+        "gossiping": l2.gossiping,
+        "ready": l2.ready,
+        "interfaces": l2.interfaces,
+        "ips": ips,
+        "ownedPerNode": l2.owned_per_node,
+        "members": members,
+        "gossip": {
+            "datagramsReceived": l2.gossip.datagrams_received,
+            "datagramsSent": l2.gossip.datagrams_sent,
+            "unauthenticated": l2.gossip.unauthenticated,
+            "malformed": l2.gossip.malformed,
+            "localHealthScore": l2.gossip.health_score,
+        },
+        "ipConflicts": l2.ip_conflicts,
     })
 }
 
