@@ -337,3 +337,30 @@ fn another_host_using_an_owned_ip_is_reported_as_a_conflict() {
     let ip = &status.ips[&vip.parse::<IpAddr>().expect("IP")];
     assert_eq!(ip.counters.conflicts, 1);
 }
+
+#[test]
+fn a_new_mac_on_the_interface_is_announced_at_once() {
+    support::skip_unless_root!();
+    let mut bed = Bed::new(Exclusions::default());
+    bed.own(&[(VIP4, &[NODE_IF])]);
+    // Past the announcements that follow owning (at once, +100 ms, +500 ms,
+    // +1 s, +2 s: 10 frames), so only a new one can carry the new MAC.
+    let vip: IpAddr = VIP4.parse().expect("IP");
+    bed.wait_status("the first announcements", |s| s.ips[&vip].counters.gratuitous_sent == 10);
+    // The client knows the IP at the old MAC (an existing entry, which a
+    // gratuitous ARP updates whatever arp_accept says).
+    let old = bed.node_mac.to_string();
+    bed.client.ip(&["neigh", "replace", VIP4, "lladdr", &old, "dev", &bed.client_if, "nud", "stale"]).expect("entry");
+
+    let new = "02:00:00:00:00:42";
+    bed.node.ip(&["link", "set", NODE_IF, "address", new]).expect("new MAC");
+    bed.wait_status("the new MAC", |s| s.interfaces.get(NODE_IF).is_some_and(|i| i.mac.to_string() == new));
+    let entry = wait_for(Duration::from_secs(5), || {
+        let out = bed.client.ip(&["neigh", "show", VIP4, "dev", &bed.client_if]).expect("ip neigh");
+        if out.contains(new) { Ok(out) } else { Err(out) }
+    })
+    .expect("the announcement from the new MAC updates the entry");
+    assert!(entry.contains(&format!("lladdr {new}")), "{entry}");
+    bed.node_mac = MacAddr([0x02, 0, 0, 0, 0, 0x42]);
+    bed.assert_answered(VIP4);
+}
