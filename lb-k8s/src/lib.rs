@@ -9,7 +9,8 @@
 //!
 //! - [`sources`]: the observed world from files (and a watcher);
 //! - [`sinks`]: the state file, `/status`, `/metrics`, the announcement log;
-//! - [`drivers`]: BGP sessions over TCP (a tokio task per peer);
+//! - [`drivers`]: BGP sessions over TCP (a tokio task per peer), the layer 2
+//!   responder over `AF_PACKET` (a thread of its own);
 //! - [`view`]: the values drivers write and sinks read;
 //! - [`roles`]: `standalone`, wiring the above;
 //! - [`sys`]: the system calls no crate wraps; the only `unsafe` code.

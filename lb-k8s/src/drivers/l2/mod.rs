@@ -39,7 +39,8 @@
 //!   fresh announcements and conflict detection, when one comes back).
 //! - A link that goes down, loses carrier, is enslaved or deleted stops
 //!   being answered on as soon as rtnetlink says so; when it is usable
-//!   again its socket is reopened and its IPs are announced at once.
+//!   again its socket is reopened and its IPs are announced at once, and
+//!   so are they when the interface changes MAC or is recreated.
 //! - A failure on one interface (open, send, receive, multicast) is an
 //!   [`L2Event::SocketError`]; the others go on. A malformed frame is
 //!   dropped.
@@ -52,6 +53,8 @@
 pub mod links;
 pub mod socket;
 mod task;
+
+pub use task::COUNTERS_EVERY;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -140,7 +143,7 @@ pub struct IpStatus {
 }
 
 /// What the driver shows, republished whole on every change (counters at
-/// most every [`task::COUNTERS_EVERY`]).
+/// most every [`COUNTERS_EVERY`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct L2Status {
     /// The first interface listing is complete.

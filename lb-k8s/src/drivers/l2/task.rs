@@ -284,6 +284,17 @@ impl Driver {
             })
             .map(|(name, _)| name.clone())
             .collect();
+        let replaced: BTreeSet<&String> = stale.iter().filter(|name| needed.contains(*name)).collect();
+        if !replaced.is_empty() {
+            // A new MAC or a recreated interface: take the interface away
+            // from its IPs first, so that giving it back announces them.
+            let without = answering
+                .iter()
+                .map(|(ip, set)| (*ip, set.iter().filter(|n| !replaced.contains(n)).cloned().collect()))
+                .filter(|(_, set): &(IpAddr, BTreeSet<String>)| !set.is_empty())
+                .collect();
+            self.responder.set_owned(now, without);
+        }
         for name in stale {
             self.ports.remove(&name);
             self.responder.remove_interface(&name);
