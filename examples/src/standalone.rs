@@ -73,7 +73,8 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         .init();
     let memberlist_key = match &args.memberlist_key_file {
         Some(path) => {
-            let key = std::fs::read(path).with_context(|| format!("reading --memberlist-key-file {}", path.display()))?;
+            let key =
+                std::fs::read(path).with_context(|| format!("reading --memberlist-key-file {}", path.display()))?;
             let key = key.trim_ascii().to_vec();
             anyhow::ensure!(!key.is_empty(), "--memberlist-key-file {} is empty", path.display());
             Some(key)

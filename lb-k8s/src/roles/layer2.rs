@@ -22,17 +22,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use lb_arp::membership::{GossipKey, Membership, MembershipConfig, MembershipEvent, Timing};
+use lb_core::Node;
 use lb_core::l2::{Claims, Interfaces, handed_over, may_answer, plan_l2};
 use lb_core::plan::{Observed, ServiceAssignment, assigned_services};
-use lb_core::Node;
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use crate::drivers::l2::{self as driver, L2Config, L2Event, L2Handle, Ownership};
+use crate::view::{L2IpStatus, L2Shared, L2Status, error_chain};
 use lb_arp::interfaces::Exclusions;
 use lb_arp::wire::MacAddr;
-use crate::view::{L2IpStatus, L2Shared, L2Status, error_chain};
 
 /// The longest a stopping node keeps answering while waiting for another
 /// to take its IPs over.
@@ -134,7 +134,6 @@ struct Driver {
     desired: watch::Sender<Arc<Ownership>>,
     peer_macs: watch::Sender<Arc<BTreeSet<MacAddr>>>,
     shutdown: watch::Sender<bool>,
-    exclusions: Exclusions,
 }
 
 /// This node's interfaces as the driver sees them.
@@ -150,15 +149,15 @@ impl Driver {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let exclusions = options.exclusions.clone().map(Exclusions::new).unwrap_or_default();
         let mut config = L2Config::new(desired_rx, peer_rx, shutdown_rx);
-        config.exclusions = exclusions.clone();
+        config.exclusions = exclusions;
         let handle = driver::spawn(config)?;
-        Ok(Self { handle, desired, peer_macs, shutdown, exclusions })
+        Ok(Self { handle, desired, peer_macs, shutdown })
     }
 
     fn usable(&self) -> Usable {
         let status = self.handle.status();
         let usable: BTreeSet<String> = status.interfaces.keys().cloned().collect();
-        let default_usable = usable.iter().any(|name| !self.exclusions.excludes(name));
+        let default_usable = status.interfaces.values().any(|i| !i.excluded);
         let macs = status.interfaces.values().map(|i| i.mac.0).collect();
         Usable { interfaces: Interfaces { usable, default_usable }, macs }
     }
@@ -359,11 +358,19 @@ impl Loop {
                     info!(event = "memberRestarted", member = %name, "layer 2 member restarted");
                 }
                 MembershipEvent::Ready { waited, heard_everyone } => {
-                    info!(event = "layer2Ready", waited_ms = waited.as_millis() as u64, heard_everyone, "claiming layer 2 IPs from now on");
+                    info!(
+                        event = "layer2Ready",
+                        waited_ms = waited.as_millis() as u64,
+                        heard_everyone,
+                        "claiming layer 2 IPs from now on"
+                    );
                 }
                 MembershipEvent::Rejoined => info!(event = "memberRejoined", "declared down by the others; rejoined"),
                 MembershipEvent::KeyMismatch => {
-                    warn!(event = "memberlistKeyMismatch", "only unverifiable gossip arrives (another --memberlist-key-file?): claiming nothing");
+                    warn!(
+                        event = "memberlistKeyMismatch",
+                        "only unverifiable gossip arrives (another --memberlist-key-file?): claiming nothing"
+                    );
                 }
                 MembershipEvent::ClaimsChanged => {}
             }

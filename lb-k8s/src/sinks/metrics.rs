@@ -64,7 +64,12 @@ fn per_pool(s: &Snapshot, value: impl Fn(&lb_ipam::PoolStats) -> u128) -> Sample
 
 fn per_l2_ip(s: &Snapshot, value: fn(&lb_arp::Counters) -> u64) -> Samples {
     let Some(l2) = &s.layer2 else { return Vec::new() };
-    l2.status().ips.iter().filter(|ip| ip.owner.is_some()).map(|ip| (vec![("ip", ip.ip.to_string())], value(&ip.counters))).collect()
+    l2.status()
+        .ips
+        .iter()
+        .filter(|ip| ip.owner.is_some())
+        .map(|ip| (vec![("ip", ip.ip.to_string())], value(&ip.counters)))
+        .collect()
 }
 
 fn l2_members(s: &Snapshot, state: &str) -> Samples {

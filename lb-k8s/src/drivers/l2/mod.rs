@@ -130,6 +130,8 @@ pub struct InterfaceStatus {
     pub ndp: bool,
     /// A socket is open on it: some owned IP is answered there.
     pub answering: bool,
+    /// Excluded by name: answered only for advertisements that name it.
+    pub excluded: bool,
 }
 
 /// One owned IP.
@@ -149,8 +151,9 @@ pub struct L2Status {
     /// The first interface listing is complete.
     pub ready: bool,
     /// This node's usable interfaces (up, carrier, broadcast, Ethernet,
-    /// not a port) that are not excluded by name or are named by an owned
-    /// IP, with their MACs: what the gossip layer publishes as peer MACs.
+    /// not a port), excluded names included (see
+    /// [`InterfaceStatus::excluded`]), with their MACs: what the gossip
+    /// layer publishes.
     pub interfaces: BTreeMap<String, InterfaceStatus>,
     /// Every desired IP.
     pub ips: BTreeMap<IpAddr, IpStatus>,

@@ -363,18 +363,19 @@ impl Driver {
         self.answering = answering;
 
         // Interfaces: what this node can answer on.
-        let named: BTreeSet<&String> = desired.values().flatten().collect();
+        // Every usable link, the excluded names too: an advertisement that
+        // names one may be answered there, and the gossip says so before
+        // any IP is owned.
         let interfaces: BTreeMap<String, InterfaceStatus> = links
             .values()
-            .filter(|l| {
-                selectable(l, &self.exclusions).is_ok() || (named.contains(&l.name) && selectable_named(l).is_ok())
-            })
+            .filter(|l| selectable_named(l).is_ok())
             .filter_map(|l| {
                 let status = InterfaceStatus {
                     index: l.index,
                     mac: l.mac?,
                     ndp: answers_ndp(l),
                     answering: self.ports.contains_key(&l.name),
+                    excluded: selectable(l, &self.exclusions).is_err(),
                 };
                 Some((l.name.clone(), status))
             })
