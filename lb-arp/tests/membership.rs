@@ -316,10 +316,18 @@ fn a_member_with_the_wrong_key_is_not_admitted_and_disturbs_nobody() {
 fn a_healed_partition_joins_up_again() {
     let mut net = Net::new(3);
     net.run_for(Duration::from_secs(1));
+    let now = net.now;
+    if let Some(m) = net.nodes[0].as_mut() {
+        m.set_local(now, ips(&["192.0.2.100"]), eth0(), BTreeSet::from([[2, 0, 0, 0, 0, 1]]));
+    }
+    net.flush(0);
+    net.run_for(Duration::from_millis(300));
     net.cut.insert(0);
     net.run_for(Duration::from_secs(3));
     assert_eq!(net.live(0), names(&[0]));
     assert_eq!(net.live(1), names(&[1, 2]));
+    // Across the partition the other side's MACs are still no conflict.
+    assert!(net.node(1).peer_macs().contains(&[2, 0, 0, 0, 0, 1]), "node-0's MAC remembered");
     net.cut.clear();
     net.run_for(Duration::from_secs(3));
     for i in 0..3 {

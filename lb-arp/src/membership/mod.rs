@@ -557,16 +557,12 @@ impl Membership {
         claims
     }
 
-    /// The MACs the other live members answer from.
+    /// The MACs the other members answer from, or answered from (see
+    /// [`report::Heard::known_macs`]): never an address conflict.
     pub fn peer_macs(&self) -> BTreeSet<[u8; 6]> {
-        let live = self.live();
         let heard = self.heard();
-        heard
-            .complete
-            .iter()
-            .filter(|(n, _)| live.contains(*n) && **n != self.config.name)
-            .flat_map(|(_, s)| s.macs.iter().copied())
-            .collect()
+        let mine = &self.local.macs;
+        heard.known_macs.iter().filter(|m| !mine.contains(*m)).copied().collect()
     }
 
     /// Every member known, down ones included, by name.

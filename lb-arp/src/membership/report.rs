@@ -25,6 +25,8 @@ use super::identity::MemberId;
 const CHUNK_BUDGET: usize = 400;
 /// More chunks than a pool could need is a hostile or broken sender.
 const MAX_CHUNKS: u16 = 4096;
+/// MACs remembered from other members, at most (a cluster's NICs).
+const MAX_KNOWN_MACS: usize = 4096;
 /// A node name is a DNS subdomain (at most 253 bytes).
 const MAX_NAME: usize = 253;
 
@@ -135,6 +137,11 @@ pub struct Heard {
     pub complete: BTreeMap<String, Said>,
     /// Set when a complete report changed; cleared by the reader.
     pub changed: bool,
+    /// Every MAC another member ever said it answers from, down members
+    /// included: when a partition heals, the other side's gratuitous ARP
+    /// arrives before its membership does, and must not look like a
+    /// foreign host using our IP.
+    pub known_macs: BTreeSet<[u8; 6]>,
 }
 
 impl Heard {
@@ -172,6 +179,9 @@ impl Heard {
                     said.macs = part.macs.into_iter().collect();
                 }
                 said.answering.extend(part.answering);
+            }
+            if self.known_macs.len() < MAX_KNOWN_MACS {
+                self.known_macs.extend(said.macs.iter().copied());
             }
             self.complete.insert(node, said);
             self.changed = true;
