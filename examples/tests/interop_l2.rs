@@ -5,9 +5,9 @@
 //! printed (the figures in the README come from `scripts/measure_l2.sh`).
 //! Needs root (namespaces); skips with a message without it.
 
+mod l2_cluster;
 #[path = "../../lb-k8s/tests/support/mod.rs"]
 mod support;
-mod l2_cluster;
 
 use std::time::{Duration, Instant};
 

@@ -12,9 +12,9 @@
 //! - false takeovers: `MINUTES` (default 10) with 1 % random loss on the
 //!   bridge and both cores busy: ownership changes counted.
 
+mod l2_cluster;
 #[path = "../../lb-k8s/tests/support/mod.rs"]
 mod support;
-mod l2_cluster;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};

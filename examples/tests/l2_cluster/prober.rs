@@ -118,7 +118,11 @@ async fn run(
                 next += interval;
             }
         }
-        let wait = if target.is_some() && count < limit { next } else { tokio::time::Instant::now() + Duration::from_millis(5) };
+        let wait = if target.is_some() && count < limit {
+            next
+        } else {
+            tokio::time::Instant::now() + Duration::from_millis(5)
+        };
         tokio::select! {
             got = std::future::poll_fn(|cx| socket.poll_recv(cx, &mut buf)) => {
                 let Ok(Some(n)) = got else { continue };

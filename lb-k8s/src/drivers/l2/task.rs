@@ -69,6 +69,9 @@ struct Driver {
 }
 
 /// Runs the driver until shutdown.
+/// Frames taken from one socket per wake-up, at most.
+const BATCH: usize = 64;
+
 pub(super) async fn run(
     config: L2Config,
     netlink: netlink_sys::Socket,
@@ -134,7 +137,10 @@ impl Driver {
                     let peers = self.peer_macs.borrow_and_update().iter().copied().collect();
                     self.responder.set_peer_macs(peers);
                 }
-                Wake::Frame { interface, result } => self.frame(&interface, result),
+                Wake::Frame { interface, result } => {
+                    self.frame(&interface, result);
+                    self.drain(&interface);
+                }
                 Wake::Timer => {
                     let now = Instant::now();
                     if self.responder.poll_timeout().is_some_and(|t| t <= now) {
@@ -217,6 +223,20 @@ impl Driver {
                 Wake::Frame { interface, result }
             }
             Woke::Timer => Wake::Timer,
+        }
+    }
+
+    /// Under a flood, the frames already queued on `interface` are taken
+    /// in one go (up to [`BATCH`]) and answered with one flush, rather
+    /// than one trip through the `select!` each.
+    fn drain(&mut self, interface: &str) {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        for _ in 0..BATCH {
+            let Some(port) = self.ports.get(interface) else { return };
+            match port.socket.poll_recv(&mut cx, &mut self.buf) {
+                Poll::Ready(result) => self.frame(interface, result),
+                Poll::Pending => return,
+            }
         }
     }
 
