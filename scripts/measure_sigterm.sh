@@ -16,6 +16,8 @@ spec: {addresses: ["2001:db8::/104"]}
 apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
 metadata: {name: l2}
+# An interface that does not exist: nothing is answered on this host's network.
+spec: {interfaces: [lb-none0]}
 YAML
 python3 - "$dir/services.yaml" "$n" <<'PY'
 import sys

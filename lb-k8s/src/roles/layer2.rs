@@ -196,6 +196,14 @@ struct Loop {
     /// Conflicts between members already logged.
     conflicts: BTreeMap<IpAddr, BTreeSet<String>>,
     stopping: Option<Instant>,
+    /// Something the plan depends on may have changed since it was last
+    /// made (world, membership, interfaces, stopping); otherwise only the
+    /// counters are refreshed, which change with every answer.
+    dirty: bool,
+    /// The interfaces the last plan was made with.
+    planned_with: Option<(Interfaces, BTreeSet<[u8; 6]>)>,
+    /// What was last published, for counter refreshes.
+    published: Option<L2Status>,
 }
 
 async fn run(
@@ -224,6 +232,9 @@ async fn run(
         owned: BTreeMap::new(),
         conflicts: BTreeMap::new(),
         stopping: None,
+        dirty: true,
+        planned_with: None,
+        published: None,
     };
     let mut buf = vec![0u8; 65_536];
     let mut stop_open = true;
@@ -235,6 +246,7 @@ async fn run(
                     break;
                 }
                 state.world = world_rx.borrow_and_update().clone();
+                state.dirty = true;
             }
             _ = links.changed() => {}
             Some(event) = next_event(driver_events.as_mut()) => log_driver_event(event),
@@ -253,6 +265,7 @@ async fn run(
             _ = &mut stop, if stop_open => {
                 stop_open = false;
                 state.stopping = Some(Instant::now());
+                state.dirty = true;
                 info!(event = "layer2Handover", owned = state.owned.len(), "stopping: handing layer 2 IPs over");
             }
         }
@@ -347,6 +360,7 @@ impl Loop {
             let _ = g.socket.try_send_to(&t.data, t.to);
         }
         while let Some(event) = g.membership.poll_event() {
+            self.dirty = true;
             match event {
                 MembershipEvent::MemberJoined { name, addr } => {
                     info!(event = "memberJoined", member = %name, address = %addr, "layer 2 member joined");
@@ -390,8 +404,15 @@ impl Loop {
     /// Decides what this node answers for now and tells the driver and the gossip.
     fn replan(&mut self) {
         let Some(world) = self.world.clone() else { return };
-        let me = self.me(&world);
         let links = self.driver.usable();
+        let usable = (links.interfaces.clone(), links.macs.clone());
+        if !self.dirty && self.planned_with.as_ref() == Some(&usable) {
+            self.refresh_counters();
+            return;
+        }
+        self.dirty = false;
+        self.planned_with = Some(usable);
+        let me = self.me(&world);
         let local = if self.stopping.is_some() { Interfaces::none() } else { links.interfaces.clone() };
         if self.gossip.is_none() && self.stopping.is_none() && may_answer(&world.observed.config, &me, &local) {
             self.start_gossip(&world, &me);
@@ -493,7 +514,22 @@ impl Loop {
         }
     }
 
-    fn publish(&self, plan: &lb_core::l2::L2Plan, claims: &Claims, live: &BTreeSet<String>, links: &Usable) {
+    /// The driver's counters into what was last published.
+    fn refresh_counters(&mut self) {
+        let Some(status) = self.published.as_mut() else { return };
+        let counters = self.driver.counters();
+        for ip in &mut status.ips {
+            ip.counters = counters.get(&ip.ip).copied().unwrap_or_default();
+        }
+        status.ip_conflicts = counters.values().map(|c| c.conflicts).sum();
+        if let Some(g) = &self.gossip {
+            status.gossip = g.membership.stats();
+            status.members = g.membership.members();
+        }
+        self.shared.set(status.clone());
+    }
+
+    fn publish(&mut self, plan: &lb_core::l2::L2Plan, claims: &Claims, live: &BTreeSet<String>, links: &Usable) {
         let counters = self.driver.counters();
         let ips = plan
             .owners
@@ -512,7 +548,7 @@ impl Loop {
             })
             .collect();
         let owned_per_node = plan.counts().into_iter().map(|(n, c)| (n.to_string(), c)).collect();
-        self.shared.set(L2Status {
+        let status = L2Status {
             gossiping: self.gossip.is_some(),
             ready: self.gossip.as_ref().is_none_or(|g| g.membership.is_ready()),
             ips,
@@ -521,6 +557,8 @@ impl Loop {
             gossip: self.gossip.as_ref().map(|g| g.membership.stats()).unwrap_or_default(),
             interfaces: links.interfaces.usable.iter().cloned().collect(),
             ip_conflicts: counters.values().map(|c| c.conflicts).sum(),
-        });
+        };
+        self.shared.set(status.clone());
+        self.published = Some(status);
     }
 }
