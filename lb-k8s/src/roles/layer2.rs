@@ -200,6 +200,8 @@ struct Loop {
     /// made (world, membership, interfaces, stopping); otherwise only the
     /// counters are refreshed, which change with every answer.
     dirty: bool,
+    /// Gossip was started, or could not be.
+    gossip_tried: bool,
     /// The interfaces the last plan was made with.
     planned_with: Option<(Interfaces, BTreeSet<[u8; 6]>)>,
     /// What was last published, for counter refreshes.
@@ -233,6 +235,7 @@ async fn run(
         conflicts: BTreeMap::new(),
         stopping: None,
         dirty: true,
+        gossip_tried: false,
         planned_with: None,
         published: None,
     };
@@ -414,7 +417,10 @@ impl Loop {
         self.planned_with = Some(usable);
         let me = self.me(&world);
         let local = if self.stopping.is_some() { Interfaces::none() } else { links.interfaces.clone() };
-        if self.gossip.is_none() && self.stopping.is_none() && may_answer(&world.observed.config, &me, &local) {
+        if !self.gossip_tried && self.stopping.is_none() && may_answer(&world.observed.config, &me, &local) {
+            // Once: a node without an address to gossip from runs alone
+            // (said once in the logs), as with a single node.
+            self.gossip_tried = true;
             self.start_gossip(&world, &me);
         }
         let (live, claims, ready) = match &self.gossip {
@@ -422,6 +428,7 @@ impl Loop {
             None => {
                 let mut claims = Claims::new();
                 claims.interfaces.insert(me.name.clone(), local.clone());
+                claims.set_answering(&me.name, self.owned.keys().copied());
                 (BTreeSet::from([me.name.clone()]), claims, true)
             }
         };
