@@ -218,8 +218,8 @@ fn false_takeovers_under_loss_and_load() {
     let switch = cluster.segment.switch();
     for rule in [
         "add table bridge loss",
-        "add chain bridge loss fwd { type filter hook forward priority 0; }",
-        "add rule bridge loss fwd numgen random mod 100 < 1 drop",
+        "add chain bridge loss lossy { type filter hook forward priority 0; }",
+        "add rule bridge loss lossy numgen random mod 100 < 1 drop",
     ] {
         let mut args = vec!["nft"];
         args.extend(rule.split(' '));
