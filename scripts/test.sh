@@ -8,15 +8,18 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lb-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-# Interop tests run real routers (BIRD 2, FRR, GoBGP, ExaBGP) in network
-# namespaces: install them where we can (root with apt), else those tests
-# skip and say why.
+# Interop tests run real routers (BIRD 2, FRR, GoBGP, ExaBGP) and ARP/NDP
+# clients (arping, ndisc6) in network namespaces: install them where we can
+# (root with apt), else those tests skip and say why.
 need=()
 command -v bird >/dev/null || need+=(bird2)
 command -v gobgpd >/dev/null || need+=(gobgpd)
 command -v exabgp >/dev/null || need+=(exabgp)
 [ -x /usr/lib/frr/bgpd ] || need+=(frr)
 command -v ip >/dev/null || need+=(iproute2)
+# Layer 2 tests ask with the real tools.
+command -v arping >/dev/null || need+=(arping)
+command -v ndisc6 >/dev/null || need+=(ndisc6)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${need[*]}"
