@@ -97,20 +97,7 @@ fn sigterm_hands_over_and_a_healed_partition_leaves_one_answer() {
 
     // A partition: the holder's bridge port down for a few seconds. Both
     // sides answer meanwhile; after the heal exactly one does.
-    // The holder's bridge port: its eth0's peer index ("2: eth0@if7: ...")
-    // is the port's index in the switch namespace.
-    let theirs = cluster.nodes[h].ns.ip(&["-o", "link", "show", &cluster.nodes[h].ifname]).expect("link");
-    let port_index = theirs.split("@if").nth(1).and_then(|r| r.split(':').next()).expect("a veth peer").to_string();
-    let holder_port = cluster
-        .segment
-        .switch()
-        .ip(&["-o", "link", "show"])
-        .expect("links")
-        .lines()
-        .find(|l| l.starts_with(&format!("{port_index}:")))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|n| n.trim().split('@').next().unwrap_or_default().to_string())
-        .expect("the holder's bridge port");
+    let holder_port = cluster.port_of(&cluster.segment, h, &cluster.nodes[h].ifname);
     cluster.segment.switch().ip(&["link", "set", &holder_port, "down"]).expect("down");
     // The others notice and one of them takes over.
     let others: Vec<usize> = (0..3).filter(|i| *i != h && cluster.nodes[*i].lb.is_some()).collect();
@@ -159,4 +146,40 @@ fn a_node_with_the_wrong_key_is_not_admitted_and_disturbs_nobody() {
     assert!(!members.contains("node-3"), "{members}");
     // node-3 hears only datagrams it cannot verify: it claims nothing.
     assert_eq!(cluster.arp_answers(VIP), vec![cluster.nodes[o].mac.clone()], "{}", cluster.logs());
+}
+
+#[test]
+fn an_owner_whose_interface_loses_carrier_hands_its_ips_over() {
+    skip_unless_root!();
+    // Gossip on one segment, Services on another: the owner stays alive
+    // and talking while its Service interface loses carrier.
+    let config = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: v4}\nspec: {addresses: [198.51.100.200/32]}\n---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2}\nspec: {ipAddressPools: [v4], interfaces: [eth1]}\n";
+    let services = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec: {type: LoadBalancer, ports: [{port: 80}]}\n";
+    let vip = "198.51.100.200";
+    let mut cluster = Cluster::with(3, &[], config, services, &l2_cluster::nodes_yaml(3));
+    let ports = cluster.split_segments();
+    cluster.start_all();
+    let owner = cluster.agreed_owner(vip);
+    let o = cluster.index_of(&owner);
+    assert_eq!(ports[o].0, "eth1");
+    cluster.talk_to(vip);
+    assert_eq!(cluster.neighbour(vip).as_deref(), Some(ports[o].1.as_str()));
+
+    let segment = cluster.service_segment.take().expect("service segment");
+    let port = cluster.port_of(&segment, o, &ports[o].0);
+    let cut = Instant::now();
+    segment.switch().ip(&["link", "set", &port, "down"]).expect("carrier off");
+    let new_mac = wait_for(WAIT, || match cluster.neighbour(vip) {
+        Some(m) if m != ports[o].1 => Ok(m),
+        other => Err(format!("client entry still {other:?}")),
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    println!("carrier loss to the client's new entry: {:?}", cut.elapsed());
+    let holder = cluster.agreed_owner(vip);
+    let h = cluster.index_of(&holder);
+    assert_ne!(h, o, "the owner without carrier is passed over, though alive");
+    assert_eq!(new_mac, ports[h].1);
+    let members = cluster.nodes[h].status().expect("status")["layer2"]["members"].to_string();
+    assert!(members.contains(&format!("\"name\":\"{owner}\",\"state\":\"alive\"")), "{members}");
+    drop(segment);
 }

@@ -1,8 +1,8 @@
 //! Layer 2 address resolution for a load balancer that answers for the IPs
 //! it owns: ARP (RFC 826) for IPv4 and Neighbor Discovery (RFC 4861) for IPv6.
 //!
-//! This crate is pure: it never opens a socket, reads a clock, spawns a
-//! task or touches the file system. Frames come in as byte slices and go out
+//! This crate is pure: it never opens a socket, reads a clock (every call
+//! takes `now`), spawns a task or touches the file system. Frames come in as byte slices and go out
 //! as byte vectors; a driver (`lb-k8s`, over `AF_PACKET`) owns the socket.
 //!
 //! - [`wire`]: zero-copy views over Ethernet II, ARP, IPv6 and ICMPv6
@@ -15,7 +15,12 @@
 //!   another host using an owned IP (a conflict, reported and not fought);
 //! - [`interfaces`]: which of the host's links an owned IP is answered on
 //!   (flags, MetalLB's name exclusions, interfaces named by an
-//!   advertisement).
+//!   advertisement);
+//! - [`membership`]: who is alive and what each member answers for: SWIM
+//!   (the `foca` crate, sans-IO) tuned to declare a dead node down in about
+//!   0.3 s, each member's claims gossiped with its updates, datagrams
+//!   authenticated with a shared key. Its output, with the observed world,
+//!   is what `lb_core::l2::plan_l2` decides ownership from.
 //!
 //! # Example: answering an ARP request
 //!

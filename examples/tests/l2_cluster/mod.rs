@@ -112,6 +112,8 @@ pub struct Cluster {
     pub client: Netns,
     pub client_if: String,
     pub nodes: Vec<L2Node>,
+    /// A second segment for the Services (see [`Cluster::split_segments`]).
+    pub service_segment: Option<Segment>,
 }
 
 pub fn mac_of(ns: &Netns, ifname: &str) -> String {
@@ -147,7 +149,40 @@ impl Cluster {
             });
             nodes.push(L2Node { name: format!("node-{i}"), ns, ifname, mac, dir, lb: None, key });
         }
-        Self { segment, client, client_if, nodes }
+        Self { segment, client, client_if, nodes, service_segment: None }
+    }
+
+    /// Services on a segment of their own: every node gets a second
+    /// interface there (198.51.100.1N/24; the gossip stays on the first),
+    /// and the client moves to it (198.51.100.1). Returns each node's
+    /// interface name and MAC on it.
+    pub fn split_segments(&mut self) -> Vec<(String, String)> {
+        let services = Segment::new().expect("segment");
+        self.client_if = services.attach(&self.client, &["198.51.100.1/24"]).expect("attach client");
+        let mut ports = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let ifname = services.attach(&node.ns, &[&format!("198.51.100.1{}/24", i + 1)]).expect("attach node");
+            ports.push((ifname.clone(), mac_of(&node.ns, &ifname)));
+        }
+        self.service_segment = Some(services);
+        ports
+    }
+
+    /// The bridge port (in `segment`'s switch namespace) of `ifname` in
+    /// node `i`: its veth peer index ("2: eth0@if7: ...") is the port's
+    /// index there.
+    pub fn port_of(&self, segment: &Segment, i: usize, ifname: &str) -> String {
+        let theirs = self.nodes[i].ns.ip(&["-o", "link", "show", ifname]).expect("link");
+        let index = theirs.split("@if").nth(1).and_then(|r| r.split(':').next()).expect("a veth peer").to_string();
+        segment
+            .switch()
+            .ip(&["-o", "link", "show"])
+            .expect("links")
+            .lines()
+            .find(|l| l.starts_with(&format!("{index}:")))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|n| n.trim().split('@').next().unwrap_or_default().to_string())
+            .expect("a bridge port")
     }
 
     pub fn start_all(&mut self) {
