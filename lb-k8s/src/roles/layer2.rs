@@ -435,10 +435,11 @@ impl Loop {
         let assigned = assigned_services(&world.observed.services, &world.assignments);
         let plan = plan_l2(&world.observed.world(&assigned), |n| live.contains(n), &claims);
         let mut wanted: BTreeMap<IpAddr, (String, BTreeSet<String>)> = BTreeMap::new();
-        if let Some(since) = self.stopping {
-            // Keep answering until another live node claims the IP.
-            let _ = since;
-            for (ip, held) in &self.owned {
+        if self.stopping.is_some() {
+            // Keep answering until another live node claims the IP; with
+            // no other node alive there is nobody to wait for.
+            let alone = live.iter().all(|n| *n == me.name);
+            for (ip, held) in self.owned.iter().filter(|_| !alone) {
                 if !handed_over(&claims, &me.name, *ip, |n| live.contains(n)) {
                     wanted.insert(*ip, held.clone());
                 }
