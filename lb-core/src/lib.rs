@@ -34,6 +34,7 @@ pub mod plan;
 pub mod planner;
 pub mod selector;
 pub mod service;
+pub mod writeback;
 
 pub use addr::{AddressBlock, Family};
 pub use config::{Config, ConfigError, Pool};

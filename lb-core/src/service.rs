@@ -13,6 +13,9 @@ pub mod annotation {
     pub const ADDRESS_POOL: [&str; 2] = ["metallb.io/address-pool", "metallb.universe.tf/address-pool"];
     pub const LOAD_BALANCER_IPS: [&str; 2] = ["metallb.io/loadBalancerIPs", "metallb.universe.tf/loadBalancerIPs"];
     pub const ALLOW_SHARED_IP: [&str; 2] = ["metallb.io/allow-shared-ip", "metallb.universe.tf/allow-shared-ip"];
+    /// Written by the controller: the pool the Service's IPs come from.
+    pub const IP_ALLOCATED_FROM_POOL: [&str; 2] =
+        ["metallb.io/ip-allocated-from-pool", "metallb.universe.tf/ip-allocated-from-pool"];
 }
 
 /// `namespace/name`, cheap to clone and hash: it keys every allocation.
