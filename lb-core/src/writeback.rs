@@ -7,6 +7,11 @@
 //! records, with its reasons and messages (users grep for them). A
 //! Service whose status and annotation are already right needs no write
 //! at all, so a controller restart writes nothing for them.
+//!
+//! For the speaker, [`announcement_statuses`] gives the ServiceL2Status and
+//! ServiceBGPStatus objects a node keeps (which Services it announces, on
+//! which interfaces, to which peers), and [`AnnouncementStatus::event`]
+//! MetalLB's `nodeAssigned` Event.
 
 use std::net::IpAddr;
 
@@ -141,6 +146,80 @@ pub fn deprecated_annotations(service: &Service) -> Vec<ServiceEvent> {
         .collect()
 }
 
+/// How a Service is announced from a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Layer2,
+    Bgp,
+}
+
+impl Protocol {
+    /// As MetalLB names it in Events and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Layer2 => "layer2",
+            Protocol::Bgp => "bgp",
+        }
+    }
+}
+
+/// One Service announced from one node: what its ServiceL2Status or
+/// ServiceBGPStatus object says.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AnnouncementStatus {
+    pub service: crate::service::ServiceKey,
+    pub protocol: Protocol,
+    /// Layer 2: the interfaces it is answered on (empty: all eligible).
+    pub interfaces: Vec<String>,
+    /// BGP: the peers it is announced to, by name.
+    pub peers: Vec<String>,
+}
+
+impl AnnouncementStatus {
+    /// The `nodeAssigned` Event MetalLB's speaker records on the Service.
+    pub fn event(&self, node: &str) -> ServiceEvent {
+        ServiceEvent {
+            event_type: EventType::Normal,
+            reason: "nodeAssigned",
+            message: format!("announcing from node \"{node}\" with protocol \"{}\"", self.protocol.as_str()),
+        }
+    }
+}
+
+/// The status objects a speaker keeps for its node: one per Service it
+/// answers for on layer 2, one per Service whose IPs it announces to at
+/// least one BGP peer (with those peers).
+pub fn announcement_statuses(
+    l2: &[crate::plan::L2Announcement],
+    bgp: &[crate::planner::PeerPlan],
+    services: &[crate::planner::ServiceAnnouncement],
+) -> Vec<AnnouncementStatus> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut out: BTreeMap<(crate::service::ServiceKey, Protocol), (BTreeSet<String>, BTreeSet<String>)> =
+        BTreeMap::new();
+    for a in l2 {
+        out.entry((a.service.clone(), Protocol::Layer2)).or_default().0.extend(a.interfaces.iter().cloned());
+    }
+    for s in services.iter().filter(|s| s.result.is_ok()) {
+        let peers: BTreeSet<String> = bgp
+            .iter()
+            .filter(|p| p.routes.keys().any(|prefix| prefix.contains(s.ip)))
+            .map(|p| p.peer.clone())
+            .collect();
+        if !peers.is_empty() {
+            out.entry((s.service.clone(), Protocol::Bgp)).or_default().1.extend(peers);
+        }
+    }
+    out.into_iter()
+        .map(|((service, protocol), (interfaces, peers))| AnnouncementStatus {
+            service,
+            protocol,
+            interfaces: interfaces.into_iter().collect(),
+            peers: peers.into_iter().collect(),
+        })
+        .collect()
+}
+
 /// Order does not matter in the status (the primary family is first in
 /// the allocator's answer, and a reader may list them either way).
 fn same_ips(a: &[IpAddr], b: &[IpAddr]) -> bool {
@@ -241,5 +320,50 @@ mod tests {
             events[0].message,
             "annotation metallb.universe.tf/address-pool is deprecated, use metallb.io/address-pool"
         );
+    }
+
+    #[test]
+    fn statuses_per_service_and_protocol_with_the_peers_that_carry_its_ip() {
+        use crate::plan::L2Announcement;
+        use crate::planner::{PeerPlan, RouteAttributes, ServiceAnnouncement};
+        let web = ServiceKey::new("shop", "web");
+        let db = ServiceKey::new("shop", "db");
+        let l2 = vec![
+            L2Announcement { ip: ip("192.0.2.1"), service: web.clone(), interfaces: vec!["eth1".into()] },
+            L2Announcement { ip: ip("2001:db8::1"), service: web.clone(), interfaces: vec!["eth1".into()] },
+        ];
+        let route = |p: &str| (p.parse().expect("prefix"), RouteAttributes::default());
+        let bgp = vec![
+            PeerPlan { peer: "tor1".into(), address: None, routes: [route("198.51.100.0/24")].into() },
+            PeerPlan { peer: "tor2".into(), address: None, routes: [route("198.51.100.7/32")].into() },
+            PeerPlan { peer: "idle".into(), address: None, routes: Default::default() },
+        ];
+        let services = vec![
+            ServiceAnnouncement { service: db.clone(), ip: ip("198.51.100.7"), result: Ok(()) },
+            ServiceAnnouncement {
+                service: web.clone(),
+                ip: ip("203.0.113.9"),
+                result: Err(crate::planner::NotAnnounced::NoAdvertisement),
+            },
+        ];
+        let got = announcement_statuses(&l2, &bgp, &services);
+        assert_eq!(
+            got,
+            vec![
+                AnnouncementStatus {
+                    service: db,
+                    protocol: Protocol::Bgp,
+                    interfaces: vec![],
+                    peers: vec!["tor1".into(), "tor2".into()]
+                },
+                AnnouncementStatus {
+                    service: web,
+                    protocol: Protocol::Layer2,
+                    interfaces: vec!["eth1".into()],
+                    peers: vec![]
+                },
+            ]
+        );
+        assert_eq!(got[1].event("node-a").message, "announcing from node \"node-a\" with protocol \"layer2\"");
     }
 }
