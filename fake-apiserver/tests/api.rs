@@ -103,10 +103,11 @@ async fn merge_patch_json_patch_and_apply() {
     assert_eq!(patched.data.unwrap()["keep"], "9");
 
     // Apply creates when absent, merges when present, and records the manager.
-    let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}, "data": {"x": "1"}});
     let params = PatchParams::apply("lb-controller").force();
-    let b = api.patch("b", &params, &Patch::Apply(&applied)).await.unwrap();
-    assert_eq!(b.data.unwrap()["x"], "1");
+    let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"x": "1"}});
+    let c = api.patch("c", &params, &Patch::Apply(&applied)).await.unwrap();
+    assert_eq!(c.data.unwrap()["x"], "1");
+    api.create(&PostParams::default(), &config_map("b", &[("x", "1")])).await.unwrap();
     let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b"}, "data": {"y": "2"}});
     let b = api.patch("b", &params, &Patch::Apply(&applied)).await.unwrap();
     assert_eq!(b.data.as_ref().map(BTreeMap::len), Some(2));
