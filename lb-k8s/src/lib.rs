@@ -7,6 +7,8 @@
 //! roles ──► sources, sinks, drivers ──► view ──► pure crates
 //! ```
 //!
+//! - [`crds`]: the `metallb.io` resources as Rust types, their CRDs, and
+//!   the way from cluster objects into lb-core's configuration;
 //! - [`sources`]: the observed world from files (and a watcher);
 //! - [`sinks`]: the state file, `/status`, `/metrics`, the announcement log;
 //! - [`drivers`]: BGP sessions over TCP (a tokio task per peer), the layer 2
@@ -15,6 +17,7 @@
 //! - [`roles`]: `standalone`, wiring the above;
 //! - [`sys`]: the system calls no crate wraps; the only `unsafe` code.
 
+pub mod crds;
 pub mod drivers;
 pub mod roles;
 pub mod sinks;

@@ -485,13 +485,43 @@ fn read_document(file: &Arc<str>, index: usize, doc: &Value, read: &mut Read, er
 /// none (the Secrets are then in the cluster, out of reach of a pure check).
 pub fn load(files: &[(&str, &str)]) -> Result<Loaded, Vec<ConfigError>> {
     let mut errors = Vec::new();
-    let Read { resources, skipped, secrets, legacy_configmap } = read_files(files, &mut errors);
+    let read = read_files(files, &mut errors);
+    let names: Vec<&str> = files.iter().map(|(file, _)| *file).collect();
+    finish(read, &names, errors)
+}
+
+/// [`load`] for objects already parsed, as the Kubernetes API returns them
+/// (JSON, or typed objects serialised to JSON): each `(source, object)`
+/// gives the name to show as its file (`kubernetes`, `kubernetes:bgppeers`)
+/// and the whole object with `apiVersion`, `kind`, `metadata` and `spec`.
+///
+/// The same objects written to files and given to [`load`] give the same
+/// [`Config`]: both go through one reader and one validation. Fields the
+/// API server adds to every object (`metadata.uid`, `resourceVersion`,
+/// `managedFields`, an empty `status`) are not configuration and are ignored.
+pub fn load_objects(objects: &[(&str, Value)]) -> Result<Loaded, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut read =
+        Read { resources: Vec::new(), skipped: Vec::new(), secrets: FileSecrets::default(), legacy_configmap: false };
+    let mut names: Vec<&str> = Vec::new();
+    for (index, (source, object)) in objects.iter().enumerate() {
+        if !names.contains(source) {
+            names.push(source);
+        }
+        read_document(&Arc::from(*source), index, object, &mut read, &mut errors);
+    }
+    finish(read, &names, errors)
+}
+
+/// What [`load`] and [`load_objects`] share once the objects are read.
+fn finish(read: Read, sources: &[&str], mut errors: Vec<ConfigError>) -> Result<Loaded, Vec<ConfigError>> {
+    let Read { resources, skipped, secrets, legacy_configmap } = read;
     // Nothing to configure is never a valid "no pools": every caller
     // (check-config, plan, a reload) must refuse it alike. An explicit
     // configuration with no pools (a BGPPeer alone, an empty legacy
     // ConfigMap) is still one.
     if errors.is_empty() && resources.is_empty() && !legacy_configmap {
-        errors.extend(no_configuration(files, &skipped));
+        errors.extend(no_configuration(sources, &skipped));
     }
     let config = build::build(&resources, &mut errors);
     let unchecked_secrets = build::check_secret_references(&resources, &secrets, &mut errors);
@@ -503,7 +533,7 @@ pub fn load(files: &[(&str, &str)]) -> Result<Loaded, Vec<ConfigError>> {
 }
 
 /// One error per file, each saying what the file holds instead.
-fn no_configuration(files: &[(&str, &str)], skipped: &[Skipped]) -> Vec<ConfigError> {
+fn no_configuration(files: &[&str], skipped: &[Skipped]) -> Vec<ConfigError> {
     let error = |file: &str, found: String| ConfigError {
         file: file.to_string(),
         object: "-".into(),
@@ -515,7 +545,7 @@ fn no_configuration(files: &[(&str, &str)], skipped: &[Skipped]) -> Vec<ConfigEr
     }
     files
         .iter()
-        .map(|(file, _)| {
+        .map(|file| {
             let kinds = skipped.iter().filter(|s| s.file == *file).filter_map(|s| s.object.split_once('/'));
             error(file, manifest::found_objects(kinds.map(|(kind, _)| kind)))
         })
