@@ -7,5 +7,6 @@
 //! - [`layer2`]: gossip membership, layer 2 ownership and the raw-socket
 //!   responder on a thread of their own, for `standalone` (and `speaker`).
 
+pub mod controller;
 pub mod layer2;
 pub mod standalone;
