@@ -3,11 +3,11 @@
 //! lb-core's configuration.
 //!
 //! - [`pools`] holds `IPAddressPool`;
-//! - [`advertisements`]: `L2Advertisement`, `BGPAdvertisement`;
-//! - [`peers`]: `BGPPeer` ([`peers::v1beta1`], [`peers::v1beta2`], stored), `BFDProfile`;
+//! - [`advertisements`] holds `L2Advertisement`, `BGPAdvertisement`;
+//! - [`peers`] holds `BGPPeer` ([`peers::v1beta1`], [`peers::v1beta2`], stored), `BFDProfile`;
 //! - [`communities`] holds `Community`;
-//! - [`status`]: `ServiceL2Status`, `ServiceBGPStatus`, `ConfigurationState`;
-//! - [`schema`]: shared schema pieces and the structural checks.
+//! - [`status`] holds `ServiceL2Status`, `ServiceBGPStatus`, `ConfigurationState`;
+//! - [`schema`] holds the shared schema pieces and the structural checks.
 //!
 //! Field names, meanings and versions are MetalLB's. Field-level rules
 //! (ranges, patterns, mutually exclusive fields, hold and keepalive times)
