@@ -1926,3 +1926,48 @@ fn l2_advertisement_service_selectors_and_preferred_node_selectors() {
     let errors = config::load(&[("l2.yaml", &bad)]).err().unwrap_or_else(|| panic!("loads"));
     assert!(errors.iter().any(|e| e.field.starts_with("spec.serviceSelectors[0]")), "{}", lines(&errors));
 }
+
+// ---------------------------------------------------------------------------
+// Already-parsed objects (the Kubernetes API's way in)
+// ---------------------------------------------------------------------------
+
+/// Every valid fixture, as parsed objects through `load_objects`, gives
+/// the `Config` its text gives through `load`: one reader, one validation.
+#[test]
+fn parsed_objects_load_as_their_files_do() {
+    let dir = fixtures().join("valid");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    for name in names {
+        let text = fixture(&format!("valid/{name}"));
+        let from_text = config::load(&[(name.as_str(), text.as_str())]).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let docs = lb_core::manifest::documents(&text).expect("valid YAML");
+        let objects: Vec<(&str, serde_json::Value)> = docs.into_iter().map(|d| (name.as_str(), d)).collect();
+        let from_objects = config::load_objects(&objects).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(from_objects.config, from_text.config, "{name}");
+        assert_eq!(from_objects.unchecked_secrets, from_text.unchecked_secrets, "{name}");
+    }
+}
+
+/// Objects with nothing to configure are refused as an empty file is, and
+/// errors name the source given for the object.
+#[test]
+fn parsed_objects_are_checked_as_files_are() {
+    let errors = config::load_objects(&[]).expect_err("nothing to configure");
+    assert!(matches!(errors[0].kind, K::NoConfiguration { .. }), "{errors:?}");
+
+    let pool = serde_json::json!({
+        "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+        "metadata": {"name": "p", "namespace": "metallb-system", "uid": "u", "resourceVersion": "1"},
+        "spec": {"addresses": ["192.0.2.0/33"]},
+    });
+    let errors = config::load_objects(&[("kubernetes", pool)]).expect_err("bad prefix");
+    assert_eq!(errors[0].file, "kubernetes");
+    assert_eq!(errors[0].object, "IPAddressPool/p");
+    assert_eq!(errors[0].field, "spec.addresses[0]");
+}

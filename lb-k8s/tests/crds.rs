@@ -34,12 +34,13 @@ use kube::core::cel::{Validator, cel::Program};
 use lb_k8s::crds::schema::{cel_rules, structural_problems};
 use serde_json::{Value, json};
 
-/// The YAML written is the CRDs generated: read back, it gives the same values.
+/// The YAML written is the CRDs generated: read back, it gives the same objects.
 #[test]
 fn crds_yaml_reads_back_as_generated() {
     let docs = lb_core::manifest::documents(&crds::crds_yaml()).expect("valid YAML");
-    let generated: Vec<Value> = crds::crds().iter().map(|c| serde_json::to_value(c).expect("json")).collect();
-    assert_eq!(docs, generated);
+    let read: Vec<CustomResourceDefinition> =
+        docs.into_iter().map(|d| serde_json::from_value(d).expect("a CRD")).collect();
+    assert_eq!(read, crds::crds());
 }
 
 fn crd(kind: &str) -> CustomResourceDefinition {
@@ -66,6 +67,17 @@ fn crds_are_structural() {
         assert_eq!(crd.spec.versions.iter().filter(|v| v.storage).count(), 1, "{name}");
         assert!(crd.spec.versions.iter().all(|v| v.served), "{name}");
         assert_eq!(structural_problems(crd), Vec::<String>::new(), "{name}");
+        // MetalLB requires a spec of pools only: an L2Advertisement without
+        // one announces every pool; ConfigurationState has none at all.
+        for version in &crd.spec.versions {
+            let schema = serde_json::to_value(&version.schema).expect("json");
+            let root = &schema["openAPIV3Schema"];
+            let required = root.get("required").cloned().unwrap_or(json!([]));
+            let expected = if crd.spec.names.kind == "IPAddressPool" { json!(["spec"]) } else { json!([]) };
+            assert_eq!(required, expected, "{name}");
+            let has_spec = root["properties"].get("spec").is_some();
+            assert_eq!(has_spec, crd.spec.names.kind != "ConfigurationState", "{name}");
+        }
     }
     let peers = crd("BGPPeer");
     let mut versions: Vec<(&str, bool)> = peers.spec.versions.iter().map(|v| (v.name.as_str(), v.storage)).collect();
@@ -82,6 +94,8 @@ fn structural_check_finds_problems() {
     spec["nodeSelectors"].as_object_mut().expect("object").remove("maxItems");
     spec["interfaces"].as_object_mut().expect("object").remove("type");
     spec["extra"] = json!({"$ref": "#/definitions/x"});
+    schema["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] =
+        json!([{"rule": "self.ipAddressPools.all(p, p != '')"}]);
     bad.spec.versions[0].schema = serde_json::from_value(schema).expect("schema");
     let problems = structural_problems(&bad).join("\n");
     assert!(
@@ -90,6 +104,7 @@ fn structural_check_finds_problems() {
     );
     assert!(problems.contains(".spec.interfaces: no type"), "{problems}");
     assert!(problems.contains(".spec.extra: $ref"), "{problems}");
+    assert!(problems.contains(".spec.ipAddressPools: iterated by a CEL rule without maxItems"), "{problems}");
 }
 
 /// Every CEL rule compiles, and its estimated cost is within the API
@@ -108,9 +123,33 @@ fn cel_rules_compile() {
             let schema = serde_json::to_value(&version.schema).expect("json");
             let compiled = kube::core::cel::compile_schema(&schema["openAPIV3Schema"]);
             assert!(!compiled.has_errors(), "{}: {:?}", crd.spec.names.kind, compiled.compilation_errors());
+            let mut warnings = Vec::new();
+            analyze(&schema["openAPIV3Schema"], &mut warnings);
+            assert_eq!(warnings, Vec::<String>::new(), "{}", crd.spec.names.kind);
         }
     }
     assert!(count >= 20, "only {count} rules");
+}
+
+/// kube-cel's static analysis of every rule where it stands: an estimated
+/// cost within the API server's budget.
+fn analyze(node: &Value, warnings: &mut Vec<String>) {
+    use kube::core::cel::{ScopeContext, WarningKind, analyze_rule, compile_schema};
+    if let Some(rules) = node.get("x-kubernetes-validations").and_then(Value::as_array) {
+        let compiled = compile_schema(node);
+        for rule in rules.iter().filter_map(|r| r["rule"].as_str()) {
+            // kube-cel 0.8's scope check takes comprehension variables
+            // (`x` of `self.f.all(x, ...)`) for unknown ones: cost only.
+            let found = analyze_rule(rule, &compiled, ScopeContext::CrdValidation);
+            warnings.extend(found.into_iter().filter(|w| w.kind != WarningKind::WrongScope).map(|w| w.message));
+        }
+    }
+    for child in node.get("properties").and_then(Value::as_object).into_iter().flat_map(|p| p.values()) {
+        analyze(child, warnings);
+    }
+    if let Some(items) = node.get("items") {
+        analyze(items, warnings);
+    }
 }
 
 fn cel(kind: &str, version: &str, object: &Value, old: Option<&Value>) -> Vec<String> {
@@ -357,5 +396,302 @@ fn sample_sets_every_field() {
                 "{api_version} {kind}: not in the sample {missing:?}, not in the schema {unknown:?}"
             );
         }
+    }
+}
+
+/// What an API server's OpenAPI validation (not CEL) says of `value`:
+/// types, `required`, unknown fields (as `kubectl`'s strict field
+/// validation), `enum`, `minimum`/`maximum`, `minLength`/`maxLength`,
+/// `pattern`, `minItems`/`maxItems`, and duplicates in `set` and `map` lists.
+fn openapi_problems(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+    if value.is_null() {
+        if schema.get("nullable") != Some(&Value::Bool(true)) {
+            out.push(format!("{path}: null"));
+        }
+        return;
+    }
+    let ty = schema.get("type").and_then(Value::as_str).unwrap_or("");
+    let type_ok = match ty {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "boolean" => value.is_boolean(),
+        _ => true,
+    };
+    if !type_ok {
+        out.push(format!("{path}: not {ty}"));
+        return;
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        out.push(format!("{path}: not one of {allowed:?}"));
+    }
+    if let Some(n) = value.as_f64() {
+        if schema.get("minimum").and_then(Value::as_f64).is_some_and(|min| n < min) {
+            out.push(format!("{path}: below minimum"));
+        }
+        if schema.get("maximum").and_then(Value::as_f64).is_some_and(|max| n > max) {
+            out.push(format!("{path}: above maximum"));
+        }
+    }
+    if let Some(text) = value.as_str() {
+        let len = text.chars().count() as u64;
+        if schema.get("minLength").and_then(Value::as_u64).is_some_and(|min| len < min) {
+            out.push(format!("{path}: shorter than minLength"));
+        }
+        if schema.get("maxLength").and_then(Value::as_u64).is_some_and(|max| len > max) {
+            out.push(format!("{path}: longer than maxLength"));
+        }
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+            && !regex::Regex::new(pattern).expect("valid pattern").is_match(text)
+        {
+            out.push(format!("{path}: does not match {pattern}"));
+        }
+    }
+    if let Some(items) = value.as_array() {
+        let n = items.len() as u64;
+        if schema.get("minItems").and_then(Value::as_u64).is_some_and(|min| n < min) {
+            out.push(format!("{path}: fewer than minItems"));
+        }
+        if schema.get("maxItems").and_then(Value::as_u64).is_some_and(|max| n > max) {
+            out.push(format!("{path}: more than maxItems"));
+        }
+        let keys: Vec<Value> = match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+            Some("set") => items.clone(),
+            Some("map") => {
+                let key_names: Vec<&str> = schema["x-kubernetes-list-map-keys"]
+                    .as_array()
+                    .map(|k| k.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                items.iter().map(|i| Value::Array(key_names.iter().map(|k| i[*k].clone()).collect())).collect()
+            }
+            _ => Vec::new(),
+        };
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].contains(key) {
+                out.push(format!("{path}[{i}]: duplicate {key}"));
+            }
+        }
+        for (i, item) in items.iter().enumerate() {
+            openapi_problems(&schema["items"], item, &format!("{path}[{i}]"), out);
+        }
+    }
+    if let Some(map) = value.as_object() {
+        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            let name = required.as_str().unwrap_or("");
+            if !map.contains_key(name) {
+                out.push(format!("{path}.{name}: required"));
+            }
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for (name, child) in map {
+            let child_path = format!("{path}.{name}");
+            // The API server knows these of every object.
+            if path.is_empty() && matches!(name.as_str(), "apiVersion" | "kind" | "metadata") {
+                continue;
+            }
+            match (properties.and_then(|p| p.get(name)), schema.get("additionalProperties")) {
+                (Some(s), _) => openapi_problems(s, child, &child_path, out),
+                (None, Some(s)) if s.is_object() => openapi_problems(s, child, &child_path, out),
+                _ => out.push(format!("{child_path}: unknown field")),
+            }
+        }
+    }
+}
+
+/// Everything the API server would say of an object: OpenAPI, then CEL.
+fn api_server_problems(object: &Value) -> Vec<String> {
+    let kind = object["kind"].as_str().unwrap_or("");
+    let version = object["apiVersion"].as_str().and_then(|v| v.strip_prefix("metallb.io/")).unwrap_or("");
+    let schema = schema(kind, version);
+    let mut out = Vec::new();
+    openapi_problems(&schema, object, "", &mut out);
+    out.extend(cel(kind, version, object, None));
+    out
+}
+
+/// The CRDs accept every object of the sample (a valid configuration):
+/// nothing `lb check-config` accepts is refused by `kubectl apply`.
+#[test]
+fn crds_accept_the_sample() {
+    for doc in lb_core::manifest::documents(SAMPLE).expect("YAML") {
+        assert_eq!(api_server_problems(&doc), Vec::<String>::new(), "{doc}");
+    }
+}
+
+/// Each object breaks one OpenAPI constraint: the schema refuses it, and so
+/// does lb-core (the constraints are lb-core's rules, moved forward).
+#[test]
+fn openapi_constraints_refuse_what_lb_core_refuses() {
+    let v1 = |kind: &str, spec: Value| object("metallb.io/v1beta1", kind, spec);
+    let peer = |extra: Value| {
+        let mut spec = json!({"myASN": 64500, "peerASN": 64501, "peerAddress": "192.0.2.1"});
+        spec.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+        object("metallb.io/v1beta2", "BGPPeer", spec)
+    };
+    let long = "x".repeat(81);
+    let bad = [
+        v1("IPAddressPool", json!({"addresses": []})),
+        json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": {"name": "x"}}),
+        v1("IPAddressPool", json!({"addresses": ["192.0.2.0/28"], "serviceAllocation": {"namespaces": ["a", "a"]}})),
+        v1("IPAddressPool", json!({"addresses": ["192.0.2.0/28"], "autoAssign": "yes"})),
+        v1("L2Advertisement", json!({"preferredNodeSelectors": [{"weight": 0}]})),
+        v1("L2Advertisement", json!({"preferredNodeSelectors": [{"weight": 101}]})),
+        v1("L2Advertisement", json!({"interfaces": ["eth0", "eth0"]})),
+        v1("L2Advertisement", json!({"interfaces": ["eth0\nx"]})),
+        v1("L2Advertisement", json!({"ipAddressPools": ["p", "p"]})),
+        v1("L2Advertisement", json!({"nodeSelectors": [{"matchExpressions": [{"key": "k", "operator": "Has"}]}]})),
+        v1("L2Advertisement", json!({"nodeSelectors": [{"matchExpressions": [{"key": "", "operator": "Exists"}]}]})),
+        v1("BGPAdvertisement", json!({"aggregationLength": 33})),
+        v1("BGPAdvertisement", json!({"aggregationLength": -1})),
+        v1("BGPAdvertisement", json!({"aggregationLengthV6": 129})),
+        v1("BGPAdvertisement", json!({"localPref": -1})),
+        v1("BGPAdvertisement", json!({"communities": ["64500:1", "64500:1"]})),
+        v1("BGPAdvertisement", json!({"peers": ["a", "a"]})),
+        v1("BGPAdvertisement", json!({"unknownField": 1})),
+        peer(json!({"myASN": 0})),
+        peer(json!({"peerASN": 0})),
+        peer(json!({"localASN": 0})),
+        peer(json!({"peerPort": 0})),
+        peer(json!({"peerPort": 65536})),
+        peer(json!({"holdTime": "90"})),
+        peer(json!({"keepaliveTime": "soon"})),
+        peer(json!({"password": long})),
+        peer(json!({"password": "a\nb"})),
+        peer(json!({"vrf": "a-very-long-vrf-name"})),
+        object(
+            "metallb.io/v1beta2",
+            "BGPPeer",
+            json!({"myASN": 1, "dynamicASN": "sometimes", "peerAddress": "192.0.2.1"}),
+        ),
+        object("metallb.io/v1beta2", "BGPPeer", json!({"myASN": 1, "peerASN": 2, "interface": "a-very-long-name0"})),
+        object("metallb.io/v1beta2", "BGPPeer", json!({"peerASN": 2, "peerAddress": "192.0.2.1"})),
+        object("metallb.io/v1beta1", "BGPPeer", json!({"myASN": 1, "peerASN": 2})),
+        object(
+            "metallb.io/v1beta1",
+            "BGPPeer",
+            json!({"myASN": 1, "peerASN": 2, "peerAddress": "192.0.2.1", "interface": "eth0"}),
+        ),
+        v1("Community", json!({"communities": [{"name": "a", "value": "not-a-community"}]})),
+        v1("Community", json!({"communities": [{"name": "a", "value": "1:2"}, {"name": "a", "value": "1:3"}]})),
+        v1("Community", json!({"communities": [{"name": "", "value": "1:2"}]})),
+        v1("BFDProfile", json!({"receiveInterval": 9})),
+        v1("BFDProfile", json!({"transmitInterval": 60001})),
+        v1("BFDProfile", json!({"detectMultiplier": 1})),
+        v1("BFDProfile", json!({"detectMultiplier": 256})),
+        v1("BFDProfile", json!({"echoInterval": 5})),
+        v1("BFDProfile", json!({"minimumTtl": 0})),
+        v1("BFDProfile", json!({"minimumTtl": 255})),
+    ];
+    for o in bad {
+        assert!(!api_server_problems(&o).is_empty(), "the CRD accepts {o}");
+        assert!(!core_accepts(&o), "lb-core accepts {o}");
+    }
+}
+
+/// lb-core's mirror of a spec with every field set, as written: the
+/// struct literals list every field (no `..Default::default()`), so a
+/// field added to lb-core breaks this test until the CRD types have it.
+fn lb_core_specs() -> Vec<(&'static str, &'static str, Value)> {
+    use lb_core::config::crd::*;
+    use lb_core::selector::LabelSelector;
+    let some = || Some("x".to_string());
+    let selectors = || vec![LabelSelector::default()];
+    let names = || vec!["x".to_string()];
+    let pool = IpAddressPoolSpec {
+        addresses: names(),
+        auto_assign: Some(true),
+        avoid_buggy_ips: Some(true),
+        service_allocation: Some(ServiceAllocationSpec {
+            priority: Some(1),
+            namespaces: names(),
+            namespace_selectors: selectors(),
+            service_selectors: selectors(),
+        }),
+    };
+    let l2 = L2AdvertisementSpec {
+        ip_address_pools: names(),
+        ip_address_pool_selectors: selectors(),
+        node_selectors: selectors(),
+        interfaces: names(),
+        service_selectors: selectors(),
+        preferred_node_selectors: vec![PreferredNodeSelectorSpec { weight: 1, preference: LabelSelector::default() }],
+    };
+    let bgp = BgpAdvertisementSpec {
+        aggregation_length: Some(32),
+        aggregation_length_v6: Some(128),
+        local_pref: Some(1),
+        communities: names(),
+        ip_address_pools: names(),
+        ip_address_pool_selectors: selectors(),
+        node_selectors: selectors(),
+        peers: names(),
+        service_selectors: selectors(),
+    };
+    let peer = BgpPeerSpec {
+        my_asn: Some(1),
+        local_asn: Some(1),
+        peer_asn: Some(1),
+        dynamic_asn: some(),
+        peer_address: some(),
+        interface: some(),
+        source_address: some(),
+        peer_port: Some(1),
+        hold_time: some(),
+        keepalive_time: some(),
+        connect_time: some(),
+        router_id: some(),
+        node_selectors: selectors(),
+        password: some(),
+        password_secret: Some(SecretReference { name: "x".into(), namespace: some() }),
+        bfd_profile: some(),
+        enable_graceful_restart: Some(true),
+        ebgp_multi_hop: Some(true),
+        vrf: some(),
+        disable_mp: Some(true),
+        dual_stack_address_family: Some(true),
+    };
+    let mut peer_v1 = serde_json::to_value(&peer).expect("json");
+    for field in BGP_PEER_V1BETA2_ONLY {
+        peer_v1.as_object_mut().expect("object").remove(*field);
+    }
+    let community = CommunitySpec { communities: vec![CommunityAlias { name: "x".into(), value: "1:1".into() }] };
+    let bfd = BfdProfileSpec {
+        receive_interval: Some(10),
+        transmit_interval: Some(10),
+        detect_multiplier: Some(2),
+        echo_interval: Some(10),
+        echo_mode: Some(true),
+        passive_mode: Some(true),
+        minimum_ttl: Some(1),
+    };
+    vec![
+        ("IPAddressPool", "v1beta1", json(&pool)),
+        ("L2Advertisement", "v1beta1", json(&l2)),
+        ("BGPAdvertisement", "v1beta1", json(&bgp)),
+        ("BGPPeer", "v1beta1", peer_v1),
+        ("BGPPeer", "v1beta2", json(&peer)),
+        ("Community", "v1beta1", json(&community)),
+        ("BFDProfile", "v1beta1", json(&bfd)),
+    ]
+}
+
+/// A spec as JSON.
+fn json<T: serde::Serialize>(spec: &T) -> Value {
+    serde_json::to_value(spec).expect("json")
+}
+
+/// The CRD types have exactly the fields lb-core reads, version by version
+/// (BGPPeer v1beta1 without the v1beta2-only ones).
+#[test]
+fn crd_fields_are_lb_core_fields() {
+    for (kind, version, spec) in lb_core_specs() {
+        let mut in_schema = BTreeSet::new();
+        schema_paths(&schema(kind, version)["properties"]["spec"], "spec", &mut in_schema);
+        let mut in_core = BTreeSet::new();
+        value_paths(&spec, "spec", &mut in_core);
+        assert_eq!(in_schema, in_core, "{kind} {version}");
     }
 }

@@ -37,7 +37,7 @@ pub struct L2AdvertisementSpec {
     /// Interfaces to answer ARP/NDP on (all when empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
-        inner(length(min = 1, max = 15), regex(pattern = SINGLE_LINE_PATTERN)),
+        inner(length(min = 1), regex(pattern = SINGLE_LINE_PATTERN)),
         extend("x-kubernetes-list-type" = "set")
     )]
     pub interfaces: Vec<String>,

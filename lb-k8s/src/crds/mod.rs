@@ -3,11 +3,11 @@
 //! lb-core's configuration.
 //!
 //! - [`pools`] holds `IPAddressPool`;
-//! - [`advertisements`]: `L2Advertisement`, `BGPAdvertisement`;
-//! - [`peers`]: `BGPPeer` ([`peers::v1beta1`], [`peers::v1beta2`], stored), `BFDProfile`;
+//! - [`advertisements`] holds `L2Advertisement`, `BGPAdvertisement`;
+//! - [`peers`] holds `BGPPeer` ([`peers::v1beta1`], [`peers::v1beta2`], stored), `BFDProfile`;
 //! - [`communities`] holds `Community`;
-//! - [`status`]: `ServiceL2Status`, `ServiceBGPStatus`, `ConfigurationState`;
-//! - [`schema`]: shared schema pieces and the structural checks.
+//! - [`status`] holds `ServiceL2Status`, `ServiceBGPStatus`, `ConfigurationState`;
+//! - [`schema`] holds the shared schema pieces and the structural checks.
 //!
 //! Field names, meanings and versions are MetalLB's. Field-level rules
 //! (ranges, patterns, mutually exclusive fields, hold and keepalive times)
@@ -81,13 +81,28 @@ fn spec_optional(mut crd: CustomResourceDefinition) -> CustomResourceDefinition 
 /// [`crds`] as one YAML stream, the text of `deploy/crds.yaml`.
 pub fn crds_yaml() -> String {
     let mut out = String::from(
-        "# Generated from lb-k8s/src/crds by `LB_UPDATE_CRDS=1 cargo test -p lb-k8s crds`; do not edit.\n",
+        "# Generated from lb-k8s/src/crds by `LB_UPDATE_CRDS=1 cargo test -p lb-k8s --test crds`; do not edit.\n",
     );
     for crd in crds() {
         out.push_str("---\n");
-        out.push_str(&serde_saphyr::to_string(&crd).expect("a CRD serialises"));
+        let value = whole_numbers(serde_json::to_value(&crd).expect("a CRD serialises"));
+        out.push_str(&serde_saphyr::to_string(&value).expect("a CRD serialises"));
     }
     out
+}
+
+/// `minimum: 1` rather than `minimum: 1.0`: the API types keep bounds as
+/// floating point, the YAML people read shows the integers they are.
+fn whole_numbers(value: Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(whole_numbers).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, whole_numbers(v))).collect()),
+        other => other,
+    }
 }
 
 /// A typed object as the API server would give it: JSON with `apiVersion`

@@ -89,6 +89,10 @@ pub mod v1beta1 {
         /// The peer is more than one hop away.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub ebgp_multi_hop: Option<bool>,
+        /// The VRF whose interface the session goes through.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(length(max = 15), regex(pattern = SINGLE_LINE_PATTERN))]
+        pub vrf: Option<String>,
     }
 
     /// `BGPPeer.status`: empty, as MetalLB's.

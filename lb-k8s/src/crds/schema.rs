@@ -90,7 +90,9 @@ pub struct SecretReference {
 /// node), no `$ref`, no `definitions`, no `additionalProperties: false`
 /// beside `properties`, `anyOf`/`oneOf`/`allOf` only below a typed node and
 /// without types or `properties` of their own, `nullable` never on the
-/// root; and that every list a CEL rule below it runs over has a `maxItems`.
+/// root; and, for the API server's CEL cost budget, that every list above a
+/// CEL rule, and every list or map a rule iterates (`self.f.all(...)`), has
+/// a `maxItems` (`maxProperties`).
 pub fn structural_problems(crd: &CustomResourceDefinition) -> Vec<String> {
     let mut problems = Vec::new();
     for version in &crd.spec.versions {
@@ -159,6 +161,16 @@ fn walk(node: &Value, path: &str, unbounded: &mut Vec<String>, problems: &mut Ve
     if map.contains_key("x-kubernetes-validations") && !unbounded.is_empty() {
         problems.push(format!("{path}: CEL rules below lists without maxItems: {}", unbounded.join(", ")));
     }
+    let rules = map.get("x-kubernetes-validations").and_then(Value::as_array);
+    for rule in rules.into_iter().flatten().filter_map(|r| r.get("rule").and_then(Value::as_str)) {
+        for field in iterated_fields(rule) {
+            let Some(child) = map.get("properties").and_then(|p| p.get(field)) else { continue };
+            let bounded = child.get("maxItems").is_some() || child.get("maxProperties").is_some();
+            if !bounded && (child.get("items").is_some() || child.get("additionalProperties").is_some()) {
+                problems.push(format!("{path}.{field}: iterated by a CEL rule without maxItems/maxProperties"));
+            }
+        }
+    }
     if let Some(props) = map.get("properties").and_then(Value::as_object) {
         for (name, child) in props {
             walk(child, &format!("{path}.{name}"), unbounded, problems);
@@ -179,6 +191,22 @@ fn walk(node: &Value, path: &str, unbounded: &mut Vec<String>, problems: &mut Ve
     } else if map.get("type").and_then(Value::as_str) == Some("array") {
         problems.push(format!("{path}: array without items"));
     }
+}
+
+/// Fields `self.<field>` that a rule runs a macro over (`all`, `exists`,
+/// `exists_one`, `map`, `filter`): their cost grows with their size.
+fn iterated_fields(rule: &str) -> Vec<&str> {
+    let mut fields = Vec::new();
+    for call in [".all(", ".exists(", ".exists_one(", ".map(", ".filter("] {
+        for (at, _) in rule.match_indices(call) {
+            let start =
+                rule[..at].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.')).map_or(0, |i| i + 1);
+            if let Some(field) = rule[start..at].strip_prefix("self.").filter(|f| !f.contains('.')) {
+                fields.push(field);
+            }
+        }
+    }
+    fields
 }
 
 /// Every CEL rule of a CRD: `(version, schema path, rule)`.
