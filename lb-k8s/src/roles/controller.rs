@@ -171,8 +171,20 @@ impl Sources {
     }
 }
 
-/// Runs until a watch ends for good.
-pub async fn run(client: Client, options: ControllerOptions) -> Result<(), ControllerError> {
+/// How far the controller got: `/readyz` is ready after the first pass,
+/// and tests wait for a pass rather than sleep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Passes completed (each after the sources were all listed).
+    pub passes: u64,
+}
+
+/// Runs until a watch ends for good, telling `progress` after each pass.
+pub async fn run(
+    client: Client,
+    options: ControllerOptions,
+    progress: tokio::sync::watch::Sender<Progress>,
+) -> Result<(), ControllerError> {
     let (tx, mut rx) = mpsc::channel::<Change>(1024);
     let mut sources =
         Sources { config: CONFIG_KINDS.iter().map(|_| Source::default()).collect(), ..Sources::default() };
@@ -206,6 +218,7 @@ pub async fn run(client: Client, options: ControllerOptions) -> Result<(), Contr
         }
         if sources.synced() {
             state.pass(&client, &recorder, &sources).await;
+            progress.send_modify(|p| p.passes += 1);
         }
     }
     Err(ControllerError::WatchEnded)

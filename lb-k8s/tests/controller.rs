@@ -1,0 +1,148 @@
+//! `lb controller` against the fake API server, through kube's real
+//! client: what ends in the server's store is asserted.
+
+use std::time::Duration;
+
+use fake_apiserver::{FakeApiServer, ResourceKind};
+use k8s_openapi::api::core::v1::Service;
+use lb_k8s::roles::controller::{self, ControllerOptions, Progress};
+use serde_json::json;
+use tokio::sync::watch;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn server() -> FakeApiServer {
+    let server = FakeApiServer::start().await.expect("fake API server");
+    for (version, kind, plural) in [
+        ("v1beta1", "IPAddressPool", "ipaddresspools"),
+        ("v1beta1", "L2Advertisement", "l2advertisements"),
+        ("v1beta1", "BGPAdvertisement", "bgpadvertisements"),
+        ("v1beta2", "BGPPeer", "bgppeers"),
+        ("v1beta1", "Community", "communities"),
+        ("v1beta1", "BFDProfile", "bfdprofiles"),
+    ] {
+        server.register(ResourceKind::namespaced("metallb.io", version, kind, plural).with_status());
+    }
+    server
+        .seed(&json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "default", "namespace": "metallb-system"},
+            "spec": {"addresses": ["192.0.2.0/30"]}
+        }))
+        .expect("pool");
+    server
+}
+
+fn service(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"type": "LoadBalancer", "clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"], "ipFamilies": ["IPv4"],
+                 "ports": [{"port": 80, "protocol": "TCP"}]}
+    })
+}
+
+/// Starts a controller; returns its progress and its task.
+fn start(server: &FakeApiServer, writer: &str) -> (watch::Receiver<Progress>, tokio::task::JoinHandle<()>) {
+    let client = server.client_as(writer).expect("client");
+    let (tx, rx) = watch::channel(Progress::default());
+    let options = ControllerOptions { namespace: "metallb-system".into(), load_balancer_class: None };
+    let task = tokio::spawn(async move {
+        let _ = controller::run(client, options, tx).await;
+    });
+    (rx, task)
+}
+
+fn pool_annotation(svc: &Service) -> Option<&str> {
+    svc.metadata.annotations.as_ref().and_then(|a| a.get("metallb.io/ip-allocated-from-pool")).map(String::as_str)
+}
+
+fn ingress(svc: &Service) -> Vec<String> {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|i| i.iter().filter_map(|e| e.ip.clone()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_new_service_gets_an_ip_its_annotation_and_metallbs_event_and_a_restart_writes_nothing() {
+    let server = server().await;
+    server.seed(&service("web")).expect("service");
+    let (mut progress, task) = start(&server, "controller-1");
+    let svc = server
+        .wait_for::<Service>("shop", "web", WAIT, |s| {
+            s.as_ref().is_some_and(|s| !ingress(s).is_empty() && pool_annotation(s).is_some())
+        })
+        .await
+        .expect("status and annotation written");
+    let svc = svc.expect("service");
+    assert_eq!(ingress(&svc), ["192.0.2.0"]);
+    assert_eq!(pool_annotation(&svc), Some("default"));
+    server
+        .wait_until(WAIT, |s| {
+            s.list::<k8s_openapi::api::events::v1::Event>().unwrap_or_default().iter().any(|e| {
+                e.reason.as_deref() == Some("IPAllocated")
+                    && e.note.as_deref() == Some("Assigned IP [\"192.0.2.0\"]")
+                    && e.reporting_controller.as_deref() == Some("metallb-controller")
+            })
+        })
+        .await
+        .expect("IPAllocated Event");
+    progress.wait_for(|p| p.passes > 0).await.expect("a pass");
+    task.abort();
+
+    // A restart: every Service is already right, nothing is written.
+    server.clear_writes();
+    let (mut progress, task) = start(&server, "controller-2");
+    progress.wait_for(|p| p.passes > 0).await.expect("a pass");
+    let writes: Vec<String> = server.writes().iter().map(|w| format!("{} {}", w.method, w.path)).collect();
+    assert!(writes.is_empty(), "a restart wrote {writes:?}");
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_service_that_stops_being_a_load_balancer_is_cleared_and_its_ip_reused() {
+    let server = server().await;
+    for name in ["a", "b", "c", "d"] {
+        server.seed(&service(name)).expect("service");
+    }
+    let (_progress, task) = start(&server, "controller");
+    server
+        .wait_for::<Service>("shop", "d", WAIT, |s| s.as_ref().is_some_and(|s| !ingress(s).is_empty()))
+        .await
+        .expect("the pool's four addresses given out");
+    // The pool is full: a fifth Service waits.
+    server.seed(&service("e")).expect("service");
+    server
+        .wait_until(WAIT, |s| {
+            s.list::<k8s_openapi::api::events::v1::Event>().unwrap_or_default().iter().any(|e| {
+                e.reason.as_deref() == Some("AllocationFailed")
+                    && e.note.as_deref().is_some_and(|n| n.starts_with("Failed to allocate IP for \"shop/e\": "))
+            })
+        })
+        .await
+        .expect("AllocationFailed Event");
+    // `a` becomes a ClusterIP Service: cleared, and `e` gets its address.
+    let mut a: serde_json::Value =
+        serde_json::to_value(server.get::<Service>("shop", "a").expect("get").expect("a")).expect("json");
+    let freed = a["status"]["loadBalancer"]["ingress"][0]["ip"].as_str().expect("ip").to_string();
+    a["spec"]["type"] = json!("ClusterIP");
+    server.seed(&a).expect("update");
+    let e = server
+        .wait_for::<Service>("shop", "e", WAIT, |s| s.as_ref().is_some_and(|s| !ingress(s).is_empty()))
+        .await
+        .expect("e gets the freed address")
+        .expect("e");
+    assert_eq!(ingress(&e), [freed]);
+    let a = server
+        .wait_for::<Service>("shop", "a", WAIT, |s| {
+            s.as_ref().is_some_and(|s| ingress(s).is_empty() && pool_annotation(s).is_none())
+        })
+        .await
+        .expect("a cleared: status and annotation")
+        .expect("a");
+    assert_eq!(a.spec.and_then(|s| s.type_).as_deref(), Some("ClusterIP"));
+    task.abort();
+}
