@@ -5,9 +5,11 @@
 //! - `lb plan --config FILE... --services FILE... [--nodes FILE...]`: which IP
 //!   each Service gets, and what each node announces;
 //! - `lb standalone --config FILE... --services FILE... --node NAME`: run the
-//!   allocator and this node's BGP speaker over files.
+//!   allocator and this node's BGP speaker over files;
+//! - `lb controller`: the allocator in a cluster.
 
 mod check;
+mod controller;
 mod convert;
 mod files;
 mod plan;
@@ -43,6 +45,8 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Run the allocator and this node's BGP speaker, with files as the source of truth.
     Standalone(standalone::StandaloneArgs),
+    /// Run the allocator in a Kubernetes cluster: Services get IPs, status, annotation and Events.
+    Controller(controller::ControllerArgs),
 }
 
 /// Output format of `plan`.
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Convert { file } => convert::run(&file),
         Command::Plan(args) => plan::run(&args),
         Command::Standalone(args) => standalone::run(args),
+        Command::Controller(args) => controller::run(args),
     };
     match result {
         Ok(code) => code,

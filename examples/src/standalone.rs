@@ -60,7 +60,8 @@ pub struct StandaloneArgs {
     exclude_interfaces: Option<Vec<String>>,
 }
 
-pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+/// JSON lines on stdout, level from `LB_LOG` (default `info`).
+pub fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -71,6 +72,10 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         .with_env_filter(filter)
         .with_writer(std::io::stdout)
         .init();
+}
+
+pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+    init_logs();
     let memberlist_key = match &args.memberlist_key_file {
         Some(path) => {
             let key =

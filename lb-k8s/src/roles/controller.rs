@@ -68,6 +68,15 @@ pub struct ControllerOptions {
 pub enum ControllerError {
     #[error("a watch ended")]
     WatchEnded,
+    /// No API server: neither in-cluster nor a kubeconfig.
+    #[error("cannot reach the Kubernetes API")]
+    Connect(#[source] kube::Error),
+}
+
+/// The API server as every client finds it: the in-cluster service
+/// account, else `KUBECONFIG` or `~/.kube/config`.
+pub async fn connect() -> Result<Client, ControllerError> {
+    Client::try_default().await.map_err(ControllerError::Connect)
 }
 
 /// One change from a source.

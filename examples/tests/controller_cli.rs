@@ -1,0 +1,65 @@
+//! `lb controller` as a user runs it: the binary finds the API server from
+//! `KUBECONFIG` (here the fake API server on loopback) and gives a Service
+//! its address.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use fake_apiserver::{FakeApiServer, ResourceKind};
+use k8s_openapi::api::core::v1::Service;
+use serde_json::json;
+
+#[tokio::test]
+async fn lb_controller_assigns_through_a_kubeconfig() {
+    let server = FakeApiServer::start().await.expect("fake API server");
+    for (version, kind, plural) in [
+        ("v1beta1", "IPAddressPool", "ipaddresspools"),
+        ("v1beta1", "L2Advertisement", "l2advertisements"),
+        ("v1beta1", "BGPAdvertisement", "bgpadvertisements"),
+        ("v1beta2", "BGPPeer", "bgppeers"),
+        ("v1beta1", "Community", "communities"),
+        ("v1beta1", "BFDProfile", "bfdprofiles"),
+    ] {
+        server.register(ResourceKind::namespaced("metallb.io", version, kind, plural).with_status());
+    }
+    server
+        .seed(&json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "default", "namespace": "metallb-system"},
+            "spec": {"addresses": ["198.51.100.0/31"]}}))
+        .expect("pool");
+    server
+        .seed(&json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.0.0.1", "ipFamilies": ["IPv4"], "ports": [{"port": 80}]}}))
+        .expect("service");
+    let dir = std::env::temp_dir().join(format!("lb-kubeconfig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let kubeconfig = dir.join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: fake, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\ncurrent-context: fake\n",
+            server.url()
+        ),
+    )
+    .expect("kubeconfig");
+    let mut lb = Command::new(env!("CARGO_BIN_EXE_lb"))
+        .arg("controller")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("LB_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("lb controller");
+    let found = server
+        .wait_for::<Service>("shop", "web", Duration::from_secs(20), |s| {
+            s.as_ref()
+                .and_then(|s| s.status.as_ref())
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .is_some_and(|i| i.iter().any(|e| e.ip.as_deref() == Some("198.51.100.0")))
+        })
+        .await;
+    let _ = lb.kill();
+    let _ = lb.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    found.expect("the Service's status names its address");
+}
