@@ -189,6 +189,8 @@ pub struct Allocator {
     by_sharing_key: Map<String, BTreeSet<IpAddr>>,
     namespaces: Map<String, Labels>,
     load_balancer_class: Option<String>,
+    /// Services without a class are not ours when a class is set.
+    only_class: bool,
     scratch: Vec<usize>,
 }
 
@@ -203,6 +205,7 @@ impl Allocator {
             by_sharing_key: Map::default(),
             namespaces: Map::default(),
             load_balancer_class: None,
+            only_class: false,
             scratch: Vec::new(),
         };
         allocator.install(config);
@@ -212,6 +215,15 @@ impl Allocator {
     /// Also handle Services whose `spec.loadBalancerClass` is `class`
     /// (Services without a class are always handled).
     pub fn with_load_balancer_class(mut self, class: Option<String>) -> Self {
+        self.load_balancer_class = class;
+        self
+    }
+
+    /// As a controller in a cluster (MetalLB's `--lb-class`): with a class,
+    /// only Services of that class; without, only Services without one.
+    /// (`with_load_balancer_class` handles Services without a class too.)
+    pub fn with_only_class(mut self, class: Option<String>) -> Self {
+        self.only_class = true;
         self.load_balancer_class = class;
         self
     }
@@ -261,7 +273,7 @@ impl Allocator {
     pub fn is_handled(&self, service: &Service) -> bool {
         service.service_type == ServiceType::LoadBalancer
             && match &service.load_balancer_class {
-                None => true,
+                None => !self.only_class || self.load_balancer_class.is_none(),
                 Some(class) => self.load_balancer_class.as_ref() == Some(class),
             }
     }

@@ -186,6 +186,13 @@ fn load_balancer_class_must_match_the_configured_one() {
     assert_eq!(give(&mut ours, &classed), "192.0.2.1");
     assert_eq!(ours.allocate(&foreign), Ok(None));
     assert!(ours.is_handled(&classed) && !ours.is_handled(&foreign));
+
+    // A controller's --lb-class: that class only.
+    let only =
+        Allocator::new(config(&[("a", "addresses: [192.0.2.0/30]")])).with_only_class(Some("example.com/lb".into()));
+    assert!(only.is_handled(&classed) && !only.is_handled(&foreign) && !only.is_handled(&lb("unclassed")));
+    let none = Allocator::new(config(&[("a", "addresses: [192.0.2.0/30]")])).with_only_class(None);
+    assert!(!none.is_handled(&classed) && none.is_handled(&lb("unclassed")));
 }
 
 #[test]

@@ -70,6 +70,9 @@ fn ingress(svc: &Service) -> Vec<String> {
 async fn a_new_service_gets_an_ip_its_annotation_and_metallbs_event_and_a_restart_writes_nothing() {
     let server = server().await;
     server.seed(&service("web")).expect("service");
+    let mut foreign = service("foreign");
+    foreign["spec"]["loadBalancerClass"] = json!("someone.else/lb");
+    server.seed(&foreign).expect("service");
     let (mut progress, task) = start(&server, "controller-1");
     let svc = server
         .wait_for::<Service>("shop", "web", WAIT, |s| {
@@ -91,6 +94,8 @@ async fn a_new_service_gets_an_ip_its_annotation_and_metallbs_event_and_a_restar
         .await
         .expect("IPAllocated Event");
     progress.wait_for(|p| p.passes > 0).await.expect("a pass");
+    let foreign = server.get::<Service>("shop", "foreign").expect("get").expect("foreign");
+    assert!(ingress(&foreign).is_empty(), "another class is not ours");
     task.abort();
 
     // A restart: every Service is already right, nothing is written.

@@ -293,9 +293,8 @@ impl State {
             .collect();
         let observed = Observed { config, services, namespaces, nodes: Vec::new(), endpoints: None };
         let class = self.options.load_balancer_class.clone();
-        let allocator = self
-            .allocator
-            .get_or_insert_with(|| Allocator::new(observed.config.clone()).with_load_balancer_class(class));
+        let allocator =
+            self.allocator.get_or_insert_with(|| Allocator::new(observed.config.clone()).with_only_class(class));
         let assignments = pipeline::allocate(allocator, &observed);
         let by_key: HashMap<&str, &lb_core::Service> = observed.services.iter().map(|s| (s.key.as_str(), s)).collect();
         let mut handled = std::collections::HashSet::new();
