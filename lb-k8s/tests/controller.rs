@@ -20,6 +20,7 @@ async fn server() -> FakeApiServer {
         ("v1beta2", "BGPPeer", "bgppeers"),
         ("v1beta1", "Community", "communities"),
         ("v1beta1", "BFDProfile", "bfdprofiles"),
+        ("v1beta1", "ConfigurationState", "configurationstates"),
     ] {
         server.register(ResourceKind::namespaced("metallb.io", version, kind, plural).with_status());
     }
@@ -149,5 +150,61 @@ async fn a_service_that_stops_being_a_load_balancer_is_cleared_and_its_ip_reused
         .expect("a cleared: status and annotation")
         .expect("a");
     assert_eq!(a.spec.and_then(|s| s.type_).as_deref(), Some("ClusterIP"));
+    task.abort();
+}
+
+#[tokio::test]
+async fn an_invalid_configuration_changes_nothing_and_says_so() {
+    let server = server().await;
+    server.seed(&service("web")).expect("service");
+    let (mut progress, task) = start(&server, "controller");
+    server
+        .wait_for::<Service>("shop", "web", WAIT, |s| {
+            s.as_ref().is_some_and(|s| !ingress(s).is_empty() && pool_annotation(s).is_some())
+        })
+        .await
+        .expect("an IP and its pool");
+    let state = |server: &FakeApiServer| -> serde_json::Value {
+        server.with_store(|store| {
+            let kind = store.registry().by_kind("metallb.io/v1beta1", "ConfigurationState").cloned();
+            kind.and_then(|k| store.get(&k, "metallb-system", "controller").cloned()).unwrap_or_default()
+        })
+    };
+    server.wait_until(WAIT, |s| state(s)["status"]["result"] == "Valid").await.expect("Valid");
+
+    // A typo in the pool: refused, reported, and the Service keeps its IP.
+    let passes = progress.borrow().passes;
+    server.clear_writes();
+    server
+        .seed(&json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "default", "namespace": "metallb-system"},
+            "spec": {"addresses": ["192.0.2.300/30"]}
+        }))
+        .expect("bad pool");
+    server
+        .wait_until(WAIT, |s| {
+            let st = state(s);
+            st["status"]["result"] == "Invalid"
+                && st["status"]["errorSummary"].as_str().is_some_and(|e| e.contains("IPAddressPool/default"))
+        })
+        .await
+        .expect("Invalid, naming the pool");
+    server
+        .wait_until(WAIT, |s| {
+            s.list::<k8s_openapi::api::events::v1::Event>().unwrap_or_default().iter().any(|e| {
+                e.reason.as_deref() == Some("InvalidConfiguration")
+                    && e.type_.as_deref() == Some("Warning")
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("IPAddressPool")
+            })
+        })
+        .await
+        .expect("a Warning Event on the pool");
+    progress.wait_for(|p| p.passes > passes).await.expect("a pass");
+    let svc = server.get::<Service>("shop", "web").expect("get").expect("web");
+    assert_eq!(ingress(&svc), ["192.0.2.0"], "no Service loses its IP because of a typo");
+    let service_writes: Vec<String> =
+        server.writes().iter().filter(|w| w.path.contains("/services/")).map(|w| w.path.clone()).collect();
+    assert!(service_writes.is_empty(), "{service_writes:?}");
     task.abort();
 }

@@ -41,6 +41,14 @@ use crate::view::error_chain;
 
 /// The reporting component of our Events, as MetalLB's.
 pub const COMPONENT: &str = "metallb-controller";
+/// The ConfigurationState object this component writes.
+pub const CONFIGURATION_STATE: &str = "controller";
+
+/// RFC 3339 now, as `lastTransitionTime` wants it.
+fn jiff_now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
 /// Field manager of our writes.
 pub const FIELD_MANAGER: &str = "lb-controller";
 
@@ -159,6 +167,22 @@ impl Sources {
         self.services.synced && self.namespaces.synced && self.configmaps.synced && self.config.iter().all(|s| s.synced)
     }
 
+    /// A reference to the configuration object `Kind/name`.
+    fn object_ref(&self, object: &str) -> Option<k8s_openapi::api::core::v1::ObjectReference> {
+        let (kind, name) = object.split_once('/')?;
+        let pick = |o: &DynamicObject| o.metadata.name.as_deref() == Some(name);
+        let (i, (version, kind, _)) = CONFIG_KINDS.iter().enumerate().find(|(_, (_, k, _))| *k == kind)?;
+        let o = self.config.get(i)?.objects.values().find(|o| pick(o))?;
+        Some(k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(format!("metallb.io/{version}")),
+            kind: Some((*kind).to_string()),
+            name: o.metadata.name.clone(),
+            namespace: o.metadata.namespace.clone(),
+            uid: o.metadata.uid.clone(),
+            ..Default::default()
+        })
+    }
+
     /// The configuration objects, as JSON documents for the loader.
     fn config_objects(&self) -> Vec<Value> {
         let mut out = Vec::new();
@@ -218,7 +242,8 @@ pub async fn run(
     drop(tx);
 
     let recorder = Recorder::new(client.clone(), Reporter { controller: COMPONENT.into(), instance: None });
-    let mut state = State { options, allocator: None, last_errors: HashMap::new() };
+    let mut state =
+        State { options, config_state: None, allocator: None, last_errors: HashMap::new(), written: HashMap::new() };
     while let Some(change) = rx.recv().await {
         sources.take(change);
         // Everything already queued goes into the same pass.
@@ -256,19 +281,74 @@ where
 
 struct State {
     options: ControllerOptions,
+    /// What the ConfigurationState says, as last written (errors: Invalid).
+    config_state: Option<Result<(), Vec<String>>>,
     allocator: Option<Allocator>,
     /// The allocation error last reported per Service.
     last_errors: HashMap<String, String>,
+    /// What we wrote and the watch has not shown yet, per Service: a pass
+    /// in between (the status came back, the annotation not yet) must not
+    /// write it again.
+    written: HashMap<String, Written>,
+}
+
+/// Writes not yet seen in the watch.
+#[derive(Default)]
+struct Written {
+    status: Option<Vec<IpAddr>>,
+    annotation: Option<PoolAnnotation>,
+}
+
+impl Written {
+    /// Lays what we wrote over the Service as watched; forgets what the
+    /// watch already shows. Whether anything is still pending.
+    fn overlay(&mut self, service: &mut lb_core::Service) -> bool {
+        let [stable, deprecated] = lb_core::service::annotation::IP_ALLOCATED_FROM_POOL;
+        if let Some(ips) = &self.status {
+            let (mut a, mut b) = (ips.clone(), service.ingress_ips.clone());
+            a.sort();
+            b.sort();
+            if a == b {
+                self.status = None;
+            } else {
+                service.ingress_ips.clone_from(ips);
+            }
+        }
+        match &self.annotation {
+            Some(PoolAnnotation::Set(pool)) => {
+                if service.annotations.get(stable) == Some(pool) && !service.annotations.contains_key(deprecated) {
+                    self.annotation = None;
+                } else {
+                    service.annotations.insert(stable.into(), pool.clone());
+                    service.annotations.remove(deprecated);
+                }
+            }
+            Some(PoolAnnotation::Remove) => {
+                if !service.annotations.contains_key(stable) && !service.annotations.contains_key(deprecated) {
+                    self.annotation = None;
+                } else {
+                    service.annotations.remove(stable);
+                    service.annotations.remove(deprecated);
+                }
+            }
+            None => {}
+        }
+        self.status.is_some() || self.annotation.is_some()
+    }
 }
 
 impl State {
     /// One pass over the whole world.
     async fn pass(&mut self, client: &Client, recorder: &Recorder, sources: &Sources) {
         let config = match crate::crds::load(&sources.config_objects()) {
-            Ok(loaded) => Some(loaded.config),
+            Ok(loaded) => {
+                self.report_config(client, recorder, sources, Ok(())).await;
+                Some(loaded.config)
+            }
             Err(errors) => {
                 let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 error!(event = "configStale", errors = %text.join("; "), "invalid configuration; the last good one stays in force");
+                self.report_config(client, recorder, sources, Err(errors)).await;
                 None
             }
         };
@@ -281,7 +361,14 @@ impl State {
         for svc in sources.services.objects.values() {
             let value = serde_json::to_value(svc).unwrap_or_default();
             match lb_core::manifest::service(&value) {
-                Ok(s) => services.push(s),
+                Ok(mut s) => {
+                    if let Some(w) = self.written.get_mut(s.key.as_str())
+                        && !w.overlay(&mut s)
+                    {
+                        self.written.remove(s.key.as_str());
+                    }
+                    services.push(s);
+                }
                 Err(e) => warn!(event = "serviceUnreadable", service = %key_of(svc), error = %e, "Service skipped"),
             }
         }
@@ -316,6 +403,7 @@ impl State {
             }
             self.carry_out(client, recorder, sources, service, &wb).await;
         }
+        self.written.retain(|k, _| by_key.contains_key(k.as_str()));
         // Services no longer handled (type or class changed) lose what we wrote.
         for service in observed.services.iter().filter(|s| !handled.contains(s.key.as_str())) {
             if service.annotation(lb_core::service::annotation::IP_ALLOCATED_FROM_POOL).is_some() {
@@ -330,8 +418,80 @@ impl State {
         }
     }
 
+    /// The ConfigurationState `controller` (MetalLB 0.15's) and, for each
+    /// new error, a Warning Event on the object it names; written only
+    /// when the outcome changed.
+    async fn report_config(
+        &mut self,
+        client: &Client,
+        recorder: &Recorder,
+        sources: &Sources,
+        outcome: Result<(), Vec<lb_core::config::ConfigError>>,
+    ) {
+        let texts = outcome.as_ref().copied().map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>());
+        if self.config_state.as_ref() == Some(&texts) {
+            return;
+        }
+        let before: Vec<String> = match &self.config_state {
+            Some(Err(old)) => old.clone(),
+            _ => Vec::new(),
+        };
+        self.config_state = Some(texts.clone());
+        let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "ConfigurationState");
+        let resource = ApiResource::from_gvk_with_plural(&gvk, "configurationstates");
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), &self.options.namespace, &resource);
+        let object = json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "ConfigurationState",
+            "metadata": {"name": CONFIGURATION_STATE, "namespace": self.options.namespace},
+        });
+        let summary = match &texts {
+            Ok(()) => String::new(),
+            Err(errors) => errors.join("\n"),
+        };
+        let result = if texts.is_ok() { "Valid" } else { "Invalid" };
+        if before.is_empty()
+            && let Ok(current) = api.get(CONFIGURATION_STATE).await
+        {
+            // A restart: what an earlier run wrote may be right already.
+            let status = current.data.get("status");
+            let same = status.and_then(|s| s.get("result")).and_then(Value::as_str) == Some(result)
+                && status.and_then(|s| s.get("errorSummary")).and_then(Value::as_str).unwrap_or_default() == summary;
+            if same {
+                return;
+            }
+        }
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        if let Err(e) = api.patch(CONFIGURATION_STATE, &params, &Patch::Apply(&object)).await {
+            warn!(event = "configurationStateNotWritten", error = %error_chain(&e), "cannot write the ConfigurationState");
+            return;
+        }
+        let now = jiff_now();
+        let status = match &texts {
+            Ok(()) => json!({"result": "Valid", "errorSummary": "", "conditions": [
+                {"type": "Valid", "status": "True", "reason": "ConfigurationValid", "message": "", "lastTransitionTime": now}]}),
+            Err(errors) => json!({"result": "Invalid", "errorSummary": errors.join("\n"), "conditions": [
+                {"type": "Valid", "status": "False", "reason": "ConfigurationInvalid", "message": errors.join("\n"), "lastTransitionTime": now}]}),
+        };
+        if let Err(e) = api
+            .patch_status(CONFIGURATION_STATE, &PatchParams::default(), &Patch::Merge(&json!({"status": status})))
+            .await
+        {
+            warn!(event = "configurationStateNotWritten", error = %error_chain(&e), "cannot write the ConfigurationState");
+        }
+        let Err(errors) = outcome else { return };
+        for error in errors.iter().filter(|e| !before.contains(&e.to_string())) {
+            let Some(reference) = sources.object_ref(&error.object) else { continue };
+            let event = ServiceEvent {
+                event_type: EventType::Warning,
+                reason: "InvalidConfiguration",
+                message: format!("{}: {} (the last valid configuration stays in force)", error.field, error.kind),
+            };
+            publish_to(recorder, &reference, &event).await;
+        }
+    }
+
     async fn carry_out(
-        &self,
+        &mut self,
         client: &Client,
         recorder: &Recorder,
         sources: &Sources,
@@ -344,8 +504,11 @@ impl State {
         if let Some(ips) = &wb.status {
             let ingress: Vec<Value> = ips.iter().map(|ip: &IpAddr| json!({"ip": ip.to_string()})).collect();
             let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
-            if let Err(e) = api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                warn!(event = "statusNotWritten", service = %service.key, error = %error_chain(&e), "cannot write the Service's status");
+            match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => self.written.entry(service.key.as_str().to_string()).or_default().status = Some(ips.clone()),
+                Err(e) => {
+                    warn!(event = "statusNotWritten", service = %service.key, error = %error_chain(&e), "cannot write the Service's status");
+                }
             }
         }
         if let Some(change) = &wb.annotation {
@@ -355,8 +518,13 @@ impl State {
                 PoolAnnotation::Remove => Value::Null,
             };
             let patch = json!({"metadata": {"annotations": {stable: value, deprecated: Value::Null}}});
-            if let Err(e) = api.patch(name, &params, &Patch::Merge(&patch)).await {
-                warn!(event = "annotationNotWritten", service = %service.key, error = %error_chain(&e), "cannot write the Service's annotation");
+            match api.patch(name, &params, &Patch::Merge(&patch)).await {
+                Ok(_) => {
+                    self.written.entry(service.key.as_str().to_string()).or_default().annotation = Some(change.clone());
+                }
+                Err(e) => {
+                    warn!(event = "annotationNotWritten", service = %service.key, error = %error_chain(&e), "cannot write the Service's annotation");
+                }
             }
         }
         let Some(k8s) = sources.services.objects.get(service.key.as_str()) else { return };
@@ -367,6 +535,14 @@ impl State {
 }
 
 async fn publish(recorder: &Recorder, service: &K8sService, event: &ServiceEvent) {
+    publish_to(recorder, &service.object_ref(&()), event).await;
+}
+
+async fn publish_to(
+    recorder: &Recorder,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    event: &ServiceEvent,
+) {
     let ev = Event {
         type_: match event.event_type {
             EventType::Normal => KubeEventType::Normal,
@@ -377,7 +553,7 @@ async fn publish(recorder: &Recorder, service: &K8sService, event: &ServiceEvent
         action: event.reason.to_string(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&ev, &service.object_ref(&())).await {
+    if let Err(e) = recorder.publish(&ev, reference).await {
         warn!(event = "eventNotRecorded", reason = event.reason, error = %error_chain(&e), "cannot record an Event");
     }
 }
