@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use lb_k8s::roles::controller::{self, ControllerOptions, Progress};
 
+/// The Lease the replicas elect their leader on.
+const LEASE: &str = "lb-controller";
+
 #[derive(clap::Args)]
 pub struct ControllerArgs {
     /// The namespace holding the configuration (metallb.io objects, the legacy ConfigMap `config`).
@@ -13,6 +16,9 @@ pub struct ControllerArgs {
     /// Only Services with this spec.loadBalancerClass; without it, only Services without a class.
     #[arg(long = "lb-class")]
     lb_class: Option<String>,
+    /// Run alone, without the Lease `lb-controller` that lets one of several replicas write.
+    #[arg(long = "no-leader-election")]
+    no_leader_election: bool,
 }
 
 pub fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
@@ -21,9 +27,28 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let client = controller::connect().await?;
         let (progress, _) = tokio::sync::watch::channel(Progress::default());
+        let namespace = args.namespace.clone();
         let options = ControllerOptions { namespace: args.namespace, load_balancer_class: args.lb_class };
+        let (leader_tx, leader) = tokio::sync::watch::channel(args.no_leader_election);
+        // Alone, the sender stays here so the leadership never ends.
+        let mut alone = None;
+        if args.no_leader_election {
+            alone = Some(leader_tx);
+        } else {
+            // The Pod's name (downward API) identifies the replica; else host and process.
+            let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+                let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+                format!("{}-{}", host.trim(), std::process::id())
+            });
+            let lease_client = client.clone();
+            tokio::spawn(async move {
+                lb_k8s::drivers::lease::run(lease_client, &namespace, LEASE, &identity, Default::default(), leader_tx)
+                    .await;
+            });
+        }
+        let _alone = alone;
         tokio::select! {
-            result = controller::run(client, options, progress) => result?,
+            result = controller::run_led(client, options, progress, leader) => result?,
             _ = tokio::signal::ctrl_c() => {}
         }
         Ok::<_, anyhow::Error>(())

@@ -11,6 +11,15 @@ use serde_json::json;
 
 #[tokio::test]
 async fn lb_controller_assigns_through_a_kubeconfig() {
+    assigns_with(&[]).await;
+}
+
+#[tokio::test]
+async fn lb_controller_without_leader_election_assigns_too() {
+    assigns_with(&["--no-leader-election"]).await;
+}
+
+async fn assigns_with(extra: &[&str]) {
     let server = FakeApiServer::start().await.expect("fake API server");
     for (version, kind, plural) in [
         ("v1beta1", "IPAddressPool", "ipaddresspools"),
@@ -31,7 +40,7 @@ async fn lb_controller_assigns_through_a_kubeconfig() {
         .seed(&json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
             "spec": {"type": "LoadBalancer", "clusterIP": "10.0.0.1", "ipFamilies": ["IPv4"], "ports": [{"port": 80}]}}))
         .expect("service");
-    let dir = std::env::temp_dir().join(format!("lb-kubeconfig-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("lb-kubeconfig-{}-{}", std::process::id(), extra.len()));
     std::fs::create_dir_all(&dir).expect("dir");
     let kubeconfig = dir.join("config");
     std::fs::write(
@@ -44,6 +53,7 @@ async fn lb_controller_assigns_through_a_kubeconfig() {
     .expect("kubeconfig");
     let mut lb = Command::new(env!("CARGO_BIN_EXE_lb"))
         .arg("controller")
+        .args(extra)
         .env("KUBECONFIG", &kubeconfig)
         .env("LB_LOG", "warn")
         .stdout(Stdio::null())

@@ -27,6 +27,7 @@ pub mod config;
 pub mod duration;
 pub mod endpoints;
 pub mod l2;
+pub mod lease;
 pub mod manifest;
 pub mod node;
 pub mod peering;

@@ -208,3 +208,88 @@ async fn an_invalid_configuration_changes_nothing_and_says_so() {
     assert!(service_writes.is_empty(), "{service_writes:?}");
     task.abort();
 }
+
+/// A replica: its controller and its lease task.
+struct Replica {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    leader: watch::Receiver<bool>,
+}
+
+fn replica(server: &FakeApiServer, name: &str) -> Replica {
+    use lb_core::lease::LeaseTiming;
+    let client = server.client_as(name).expect("client");
+    let (leader_tx, leader) = watch::channel(false);
+    let timing = LeaseTiming {
+        duration: Duration::from_secs(2),
+        renew_every: Duration::from_millis(200),
+        margin: Duration::from_millis(500),
+    };
+    let (lease_client, id) = (client.clone(), name.to_string());
+    let lease = tokio::spawn(async move {
+        lb_k8s::drivers::lease::run(lease_client, "metallb-system", "lb-controller", &id, timing, leader_tx).await;
+    });
+    let (progress, _) = watch::channel(Progress::default());
+    let options = ControllerOptions { namespace: "metallb-system".into(), load_balancer_class: None };
+    let rx = leader.clone();
+    let controller = tokio::spawn(async move {
+        let _ = controller::run_led(client, options, progress, rx).await;
+    });
+    Replica { tasks: vec![lease, controller], leader }
+}
+
+#[tokio::test]
+async fn two_replicas_one_writer_and_the_standby_takes_over() {
+    let server = server().await;
+    server.seed(&service("a")).expect("service");
+    let one = replica(&server, "one");
+    // The second starts once the first leads: out of step with its renewals,
+    // so a candidate that did not wait its turn would take the Lease.
+    one.leader.clone().wait_for(|l| *l).await.expect("one leads");
+    let two = replica(&server, "two");
+    server
+        .wait_for::<Service>("shop", "a", WAIT, |s| {
+            s.as_ref().is_some_and(|s| !ingress(s).is_empty() && pool_annotation(s).is_some())
+        })
+        .await
+        .expect("a served");
+    // Several renewals: the holder never changes while it lives.
+    let lease_writes = |s: &FakeApiServer| -> Vec<String> {
+        s.writes()
+            .into_iter()
+            .filter(|w| w.path.contains("/leases") && w.status < 300)
+            .filter_map(|w| w.body?.pointer("/spec/holderIdentity")?.as_str().map(String::from))
+            .collect()
+    };
+    server.wait_until(WAIT, |s| lease_writes(s).len() >= 10).await.expect("renewals");
+    let holders = lease_writes(&server);
+    assert!(holders.windows(2).all(|w| w[0] == w[1]), "the Lease changed hands: {holders:?}");
+    let leads = [*one.leader.borrow(), *two.leader.borrow()];
+    assert_eq!(leads.iter().filter(|l| **l).count(), 1, "exactly one leader: {leads:?}");
+    let (leader, standby, standby_name) = if leads[0] { (one, two, "two") } else { (two, one, "one") };
+    for t in &leader.tasks {
+        t.abort();
+    }
+    let killed = std::time::Instant::now();
+    server.seed(&service("b")).expect("service");
+    server
+        .wait_for::<Service>("shop", "b", Duration::from_secs(20), |s| {
+            s.as_ref().is_some_and(|s| !ingress(s).is_empty())
+        })
+        .await
+        .expect("the standby serves b");
+    println!("standby took over and served a new Service {:?} after the leader died", killed.elapsed());
+    assert!(*standby.leader.borrow());
+    // Never two writers: the Service and Event writes of each replica come
+    // in one run, the standby's after the leader's last.
+    let writes: Vec<(u64, String)> = server
+        .writes()
+        .into_iter()
+        .filter(|w| !w.path.contains("/leases"))
+        .map(|w| (w.seq, w.writer.unwrap_or_default()))
+        .collect();
+    let first_standby = writes.iter().find(|(_, w)| w == standby_name).map(|(s, _)| *s).expect("standby wrote");
+    assert!(writes.iter().all(|(seq, w)| w == standby_name || *seq < first_standby), "interleaved writers: {writes:?}");
+    for t in &standby.tasks {
+        t.abort();
+    }
+}

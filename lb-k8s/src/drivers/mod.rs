@@ -7,3 +7,4 @@
 
 pub mod bgp;
 pub mod l2;
+pub mod lease;

@@ -218,6 +218,19 @@ pub async fn run(
     options: ControllerOptions,
     progress: tokio::sync::watch::Sender<Progress>,
 ) -> Result<(), ControllerError> {
+    let (_always, leader) = tokio::sync::watch::channel(true);
+    run_led(client, options, progress, leader).await
+}
+
+/// [`run`] for one of several replicas: passes run, and writes go out,
+/// only while `leader` says so (see `drivers::lease`). Leadership gained
+/// starts from the Services' statuses again, as a restart does.
+pub async fn run_led(
+    client: Client,
+    options: ControllerOptions,
+    progress: tokio::sync::watch::Sender<Progress>,
+    mut leader: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ControllerError> {
     let (tx, mut rx) = mpsc::channel::<Change>(1024);
     let mut sources =
         Sources { config: CONFIG_KINDS.iter().map(|_| Source::default()).collect(), ..Sources::default() };
@@ -242,15 +255,43 @@ pub async fn run(
     drop(tx);
 
     let recorder = Recorder::new(client.clone(), Reporter { controller: COMPONENT.into(), instance: None });
-    let mut state =
-        State { options, config_state: None, allocator: None, last_errors: HashMap::new(), written: HashMap::new() };
-    while let Some(change) = rx.recv().await {
-        sources.take(change);
-        // Everything already queued goes into the same pass.
-        while let Ok(more) = rx.try_recv() {
-            sources.take(more);
+    let mut state = State {
+        options,
+        config_state: None,
+        allocator: None,
+        last_errors: HashMap::new(),
+        written: HashMap::new(),
+        leader: None,
+    };
+    let mut leading = *leader.borrow_and_update();
+    loop {
+        tokio::select! {
+            change = rx.recv() => {
+                let Some(change) = change else { break };
+                sources.take(change);
+                // Everything already queued goes into the same pass.
+                while let Ok(more) = rx.try_recv() {
+                    sources.take(more);
+                }
+            }
+            changed = leader.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let now = *leader.borrow_and_update();
+                if now == leading {
+                    continue;
+                }
+                leading = now;
+                if !leading {
+                    // Another replica writes now; what we knew may go stale.
+                    state.forget();
+                    continue;
+                }
+            }
         }
-        if sources.synced() {
+        if leading && sources.synced() {
+            state.leader = Some(leader.clone());
             state.pass(&client, &recorder, &sources).await;
             progress.send_modify(|p| p.passes += 1);
         }
@@ -290,6 +331,8 @@ struct State {
     /// in between (the status came back, the annotation not yet) must not
     /// write it again.
     written: HashMap<String, Written>,
+    /// Whether we may write (checked before every write).
+    leader: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// Writes not yet seen in the watch.
@@ -338,6 +381,18 @@ impl Written {
 }
 
 impl State {
+    /// Leadership lost: the next leadership starts from the cluster's state.
+    fn forget(&mut self) {
+        self.allocator = None;
+        self.last_errors.clear();
+        self.written.clear();
+        self.config_state = None;
+    }
+
+    fn may_write(&self) -> bool {
+        self.leader.as_ref().is_none_or(|l| *l.borrow())
+    }
+
     /// One pass over the whole world.
     async fn pass(&mut self, client: &Client, recorder: &Recorder, sources: &Sources) {
         let config = match crate::crds::load(&sources.config_objects()) {
@@ -428,6 +483,9 @@ impl State {
         sources: &Sources,
         outcome: Result<(), Vec<lb_core::config::ConfigError>>,
     ) {
+        if !self.may_write() {
+            return;
+        }
         let texts = outcome.as_ref().copied().map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>());
         if self.config_state.as_ref() == Some(&texts) {
             return;
@@ -498,6 +556,9 @@ impl State {
         service: &lb_core::Service,
         wb: &writeback::Writeback,
     ) {
+        if !self.may_write() {
+            return;
+        }
         let api: Api<K8sService> = Api::namespaced(client.clone(), service.namespace());
         let params = PatchParams::apply(FIELD_MANAGER);
         let name = service.name();
