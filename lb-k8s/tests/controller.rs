@@ -95,6 +95,18 @@ async fn a_new_service_gets_an_ip_its_annotation_and_metallbs_event_and_a_restar
         .await
         .expect("IPAllocated Event");
     progress.wait_for(|p| p.passes > 0).await.expect("a pass");
+    // The pool's counts: one of four IPv4 addresses in use.
+    server
+        .wait_until(WAIT, |s| {
+            s.with_store(|store| {
+                let kind = store.registry().by_kind("metallb.io/v1beta1", "IPAddressPool").cloned();
+                kind.and_then(|k| store.get(&k, "metallb-system", "default").cloned()).is_some_and(|p| {
+                    p["status"] == json!({"assignedIPv4": 1, "assignedIPv6": 0, "availableIPv4": 3, "availableIPv6": 0})
+                })
+            })
+        })
+        .await
+        .expect("pool status counts");
     let foreign = server.get::<Service>("shop", "foreign").expect("get").expect("foreign");
     assert!(ingress(&foreign).is_empty(), "another class is not ours");
     task.abort();

@@ -58,6 +58,19 @@ pub struct ServiceAllocation {
     pub service_selectors: Vec<LabelSelector>,
 }
 
-/// `IPAddressPool.status`: empty, as MetalLB's.
+/// `IPAddressPool.status`: how many addresses are in use and free, per
+/// family, as MetalLB 0.15 counts them (written by the controller; counts
+/// above 2^53 - 1, an IPv6 /64, are capped there, where JSON readers stay
+/// exact).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
-pub struct IpAddressPoolStatus {}
+#[serde(rename_all = "camelCase")]
+pub struct IpAddressPoolStatus {
+    #[serde(default, rename = "assignedIPv4", skip_serializing_if = "Option::is_none")]
+    pub assigned_ipv4: Option<i64>,
+    #[serde(default, rename = "assignedIPv6", skip_serializing_if = "Option::is_none")]
+    pub assigned_ipv6: Option<i64>,
+    #[serde(default, rename = "availableIPv4", skip_serializing_if = "Option::is_none")]
+    pub available_ipv4: Option<i64>,
+    #[serde(default, rename = "availableIPv6", skip_serializing_if = "Option::is_none")]
+    pub available_ipv6: Option<i64>,
+}

@@ -262,6 +262,7 @@ pub async fn run_led(
         last_errors: HashMap::new(),
         written: HashMap::new(),
         leader: None,
+        pools_written: HashMap::new(),
     };
     let mut leading = *leader.borrow_and_update();
     loop {
@@ -333,6 +334,8 @@ struct State {
     written: HashMap<String, Written>,
     /// Whether we may write (checked before every write).
     leader: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Pool status counts last written, until the watch shows them.
+    pools_written: HashMap<String, Value>,
 }
 
 /// Writes not yet seen in the watch.
@@ -386,6 +389,7 @@ impl State {
         self.allocator = None;
         self.last_errors.clear();
         self.written.clear();
+        self.pools_written.clear();
         self.config_state = None;
     }
 
@@ -459,6 +463,7 @@ impl State {
             self.carry_out(client, recorder, sources, service, &wb).await;
         }
         self.written.retain(|k, _| by_key.contains_key(k.as_str()));
+        self.pool_statuses(client, sources, &assignments.pools).await;
         // Services no longer handled (type or class changed) lose what we wrote.
         for service in observed.services.iter().filter(|s| !handled.contains(s.key.as_str())) {
             if service.annotation(lb_core::service::annotation::IP_ALLOCATED_FROM_POOL).is_some() {
@@ -545,6 +550,46 @@ impl State {
                 message: format!("{}: {} (the last valid configuration stays in force)", error.field, error.kind),
             };
             publish_to(recorder, &reference, &event).await;
+        }
+    }
+
+    /// Each IPAddressPool's `status` counts, written when they differ from
+    /// what the pool shows (so a restart writes none).
+    async fn pool_statuses(&mut self, client: &Client, sources: &Sources, pools: &[lb_core::plan::PoolStats]) {
+        if !self.may_write() {
+            return;
+        }
+        let Some(index) = CONFIG_KINDS.iter().position(|(_, kind, _)| *kind == "IPAddressPool") else { return };
+        let (version, kind, plural) = CONFIG_KINDS[index];
+        let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("metallb.io", version, kind), plural);
+        let Some(source) = sources.config.get(index) else { return };
+        for stats in pools {
+            let count = |n: u128| lb_core::plan::json_count(n);
+            let want = json!({
+                "assignedIPv4": count(stats.ipv4_in_use),
+                "assignedIPv6": count(stats.ipv6_in_use),
+                "availableIPv4": count(stats.ipv4_total.saturating_sub(stats.ipv4_in_use)),
+                "availableIPv6": count(stats.ipv6_total.saturating_sub(stats.ipv6_in_use)),
+            });
+            let Some(pool) = source.objects.values().find(|o| o.metadata.name.as_deref() == Some(stats.name.as_str()))
+            else {
+                continue;
+            };
+            let pending = self.pools_written.get(&stats.name);
+            if pool.data.get("status") == Some(&want) || pending == Some(&want) {
+                continue;
+            }
+            let namespace = pool.metadata.namespace.clone().unwrap_or_default();
+            let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &resource);
+            match api.patch_status(&stats.name, &PatchParams::default(), &Patch::Merge(&json!({"status": want}))).await
+            {
+                Ok(_) => {
+                    self.pools_written.insert(stats.name.clone(), want);
+                }
+                Err(e) => {
+                    warn!(event = "poolStatusNotWritten", pool = %stats.name, error = %error_chain(&e), "cannot write the pool's status");
+                }
+            }
         }
     }
 
