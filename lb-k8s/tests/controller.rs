@@ -305,3 +305,36 @@ async fn two_replicas_one_writer_and_the_standby_takes_over() {
         t.abort();
     }
 }
+
+#[tokio::test]
+async fn dropped_watches_and_expired_versions_converge_anyway() {
+    let server = server().await;
+    server.seed(&service("a")).expect("service");
+    let (_progress, task) = start(&server, "controller");
+    server
+        .wait_for::<Service>("shop", "a", WAIT, |s| s.as_ref().is_some_and(|s| !ingress(s).is_empty()))
+        .await
+        .expect("a served");
+    // Watches cut, then history gone (410 on resume): the watchers relist.
+    server.faults().drop_watches();
+    server.seed(&service("b")).expect("service");
+    server.faults().expire_history();
+    server.seed(&service("c")).expect("service");
+    for name in ["b", "c"] {
+        server
+            .wait_for::<Service>("shop", name, WAIT, |s| {
+                s.as_ref().is_some_and(|s| !ingress(s).is_empty() && pool_annotation(s).is_some())
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{name} served after the faults: {e:?}"));
+    }
+    // Three Services, three distinct addresses.
+    let mut ips: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .flat_map(|n| ingress(&server.get::<Service>("shop", n).expect("get").expect("svc")))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 3, "{ips:?}");
+    task.abort();
+}
