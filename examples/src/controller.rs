@@ -16,6 +16,9 @@ pub struct ControllerArgs {
     /// Only Services with this spec.loadBalancerClass; without it, only Services without a class.
     #[arg(long = "lb-class")]
     lb_class: Option<String>,
+    /// Address for /metrics, /status, /healthz and /readyz (MetalLB's metrics port).
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    listen: std::net::SocketAddr,
     /// Run alone, without the Lease `lb-controller` that lets one of several replicas write.
     #[arg(long = "no-leader-election")]
     no_leader_election: bool,
@@ -26,6 +29,14 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let client = controller::connect().await?;
+        let (published, snapshots) = tokio::sync::watch::channel(std::sync::Arc::new(lb_k8s::view::Snapshot::default()));
+        match lb_k8s::sinks::http::bind(args.listen).await {
+            Ok(listener) => {
+                tracing::info!(event = "listening", address = %args.listen, "serving /metrics, /status, /healthz and /readyz");
+                tokio::spawn(lb_k8s::sinks::http::serve(listener, snapshots));
+            }
+            Err(e) => tracing::error!(event = "listenFailed", address = %args.listen, error = %e, "no /metrics, /healthz or /readyz"),
+        }
         let (progress, _) = tokio::sync::watch::channel(Progress::default());
         let namespace = args.namespace.clone();
         let options = ControllerOptions { namespace: args.namespace, load_balancer_class: args.lb_class };
@@ -48,7 +59,7 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         }
         let _alone = alone;
         tokio::select! {
-            result = controller::run_led(client, options, progress, leader) => result?,
+            result = controller::run_led(client, options, progress, leader, published) => result?,
             _ = tokio::signal::ctrl_c() => {}
         }
         Ok::<_, anyhow::Error>(())

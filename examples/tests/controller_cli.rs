@@ -51,8 +51,10 @@ async fn assigns_with(extra: &[&str]) {
         ),
     )
     .expect("kubeconfig");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let mut lb = Command::new(env!("CARGO_BIN_EXE_lb"))
         .arg("controller")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
         .env("KUBECONFIG", &kubeconfig)
         .env("LB_LOG", "warn")
@@ -68,8 +70,30 @@ async fn assigns_with(extra: &[&str]) {
                 .is_some_and(|i| i.iter().any(|e| e.ip.as_deref() == Some("198.51.100.0")))
         })
         .await;
+    // Ready, and the pool's use in MetalLB's metric.
+    let get = |path: &str| -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+        let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = get("/metrics");
+        if metrics.contains("metallb_allocator_addresses_in_use_total{pool=\"default\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ready = get("/readyz");
+    let healthy = get("/healthz");
     let _ = lb.kill();
     let _ = lb.wait();
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(healthy.starts_with("HTTP/1.1 200"), "{healthy}");
+    assert!(metrics.contains("metallb_allocator_addresses_in_use_total{pool=\"default\"} 1"), "{metrics}");
     let _ = std::fs::remove_dir_all(&dir);
     found.expect("the Service's status names its address");
 }

@@ -243,8 +243,9 @@ fn replica(server: &FakeApiServer, name: &str) -> Replica {
     let (progress, _) = watch::channel(Progress::default());
     let options = ControllerOptions { namespace: "metallb-system".into(), load_balancer_class: None };
     let rx = leader.clone();
+    let (published, _) = watch::channel(std::sync::Arc::new(lb_k8s::view::Snapshot::default()));
     let controller = tokio::spawn(async move {
-        let _ = controller::run_led(client, options, progress, rx).await;
+        let _ = controller::run_led(client, options, progress, rx, published).await;
     });
     Replica { tasks: vec![lease, controller], leader }
 }

@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace as K8sNamespace, Service as K8sService};
@@ -37,7 +38,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::view::error_chain;
+use crate::view::{ConfigState, Snapshot, error_chain};
 
 /// The reporting component of our Events, as MetalLB's.
 pub const COMPONENT: &str = "metallb-controller";
@@ -219,7 +220,8 @@ pub async fn run(
     progress: tokio::sync::watch::Sender<Progress>,
 ) -> Result<(), ControllerError> {
     let (_always, leader) = tokio::sync::watch::channel(true);
-    run_led(client, options, progress, leader).await
+    let (published, _) = tokio::sync::watch::channel(Arc::new(Snapshot::default()));
+    run_led(client, options, progress, leader, published).await
 }
 
 /// [`run`] for one of several replicas: passes run, and writes go out,
@@ -230,6 +232,7 @@ pub async fn run_led(
     options: ControllerOptions,
     progress: tokio::sync::watch::Sender<Progress>,
     mut leader: tokio::sync::watch::Receiver<bool>,
+    published: tokio::sync::watch::Sender<Arc<Snapshot>>,
 ) -> Result<(), ControllerError> {
     let (tx, mut rx) = mpsc::channel::<Change>(1024);
     let mut sources =
@@ -263,6 +266,9 @@ pub async fn run_led(
         written: HashMap::new(),
         leader: None,
         pools_written: HashMap::new(),
+        shown: ConfigState::default(),
+        allocations: Vec::new(),
+        pools: Vec::new(),
     };
     let mut leading = *leader.borrow_and_update();
     loop {
@@ -291,9 +297,15 @@ pub async fn run_led(
                 }
             }
         }
+        if sources.synced() && !state.shown.loaded {
+            // Listed once: ready (leading or standing by).
+            state.shown.loaded = true;
+            state.publish(&published);
+        }
         if leading && sources.synced() {
             state.leader = Some(leader.clone());
             state.pass(&client, &recorder, &sources).await;
+            state.publish(&published);
             progress.send_modify(|p| p.passes += 1);
         }
     }
@@ -336,6 +348,10 @@ struct State {
     leader: Option<tokio::sync::watch::Receiver<bool>>,
     /// Pool status counts last written, until the watch shows them.
     pools_written: HashMap<String, Value>,
+    /// What `/metrics` and `/status` show.
+    shown: ConfigState,
+    allocations: Vec<lb_core::plan::ServiceAssignment>,
+    pools: Vec<lb_core::plan::PoolStats>,
 }
 
 /// Writes not yet seen in the watch.
@@ -384,6 +400,15 @@ impl Written {
 }
 
 impl State {
+    fn publish(&self, published: &tokio::sync::watch::Sender<Arc<Snapshot>>) {
+        published.send_replace(Arc::new(Snapshot {
+            config: self.shown.clone(),
+            allocations: self.allocations.clone(),
+            pools: self.pools.clone(),
+            ..Snapshot::default()
+        }));
+    }
+
     /// Leadership lost: the next leadership starts from the cluster's state.
     fn forget(&mut self) {
         self.allocator = None;
@@ -401,12 +426,18 @@ impl State {
     async fn pass(&mut self, client: &Client, recorder: &Recorder, sources: &Sources) {
         let config = match crate::crds::load(&sources.config_objects()) {
             Ok(loaded) => {
+                self.shown.stale = false;
+                self.shown.last_error = None;
+                self.shown.reloads += 1;
                 self.report_config(client, recorder, sources, Ok(())).await;
                 Some(loaded.config)
             }
             Err(errors) => {
                 let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 error!(event = "configStale", errors = %text.join("; "), "invalid configuration; the last good one stays in force");
+                self.shown.stale = true;
+                self.shown.last_error = Some(text.join("; "));
+                self.shown.reload_errors += 1;
                 self.report_config(client, recorder, sources, Err(errors)).await;
                 None
             }
@@ -464,6 +495,8 @@ impl State {
         }
         self.written.retain(|k, _| by_key.contains_key(k.as_str()));
         self.pool_statuses(client, sources, &assignments.pools).await;
+        self.allocations.clone_from(&assignments.services);
+        self.pools.clone_from(&assignments.pools);
         // Services no longer handled (type or class changed) lose what we wrote.
         for service in observed.services.iter().filter(|s| !handled.contains(s.key.as_str())) {
             if service.annotation(lb_core::service::annotation::IP_ALLOCATED_FROM_POOL).is_some() {

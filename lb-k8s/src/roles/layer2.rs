@@ -303,7 +303,8 @@ fn log_driver_event(event: L2Event) {
             warn!(event = "ipConflict", ip = %ip, interface = %interface, mac = %mac, "another host answers for this IP: not answering there");
         }
         L2Event::InterfaceUp { interface, mac } => {
-            info!(event = "interfaceUp", interface = %interface, mac = %mac, "interface can answer");
+            // Every usable interface is "up" at start: detail, not news.
+            tracing::debug!(event = "interfaceUp", interface = %interface, mac = %mac, "interface can answer");
         }
         L2Event::InterfaceDown { interface, reason } => {
             let reason = reason.map_or_else(|| "gone".to_string(), |r| r.to_string());

@@ -49,12 +49,25 @@ fn status_text(snapshot: Arc<Snapshot>) -> String {
     status::render_text(&snapshot)
 }
 
-/// The routes, over the published snapshots.
+/// The routes, over the published snapshots. `/healthz` answers while the
+/// process serves; `/readyz` once a configuration is loaded (for the
+/// controller: its sources all listed once).
 pub fn router(snapshots: Snapshots) -> Router {
     let for_metrics = snapshots.clone();
+    let for_ready = snapshots.clone();
     Router::new()
         .route("/metrics", get(move || rendered(for_metrics.clone(), metrics::render, metrics::CONTENT_TYPE)))
         .route("/status", get(move || rendered(snapshots.clone(), status_text, "application/json")))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = for_ready.borrow().config.loaded;
+                async move {
+                    if ready { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
+                }
+            }),
+        )
 }
 
 /// Binds `addr`; serve with [`serve`].
