@@ -219,6 +219,17 @@ pub fn handed_over(claims: &Claims, me: &str, ip: IpAddr, live: impl Fn(&str) ->
     claims.answering.get(&ip).is_some_and(|nodes| nodes.iter().any(|n| n != me && live(n)))
 }
 
+/// The longest a stopping node keeps answering while waiting for another
+/// to take its IPs over.
+pub const HANDOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a stopping node keeps answering for `ip`: until another live
+/// node claims it, and not at all when no other node is alive (nobody is
+/// there to take it).
+pub fn still_to_hand_over(claims: &Claims, me: &str, ip: IpAddr, live: &BTreeSet<String>) -> bool {
+    live.iter().any(|n| n != me) && !handed_over(claims, me, ip, |n| live.contains(n))
+}
+
 /// The summed weights of the terms `node` matches.
 pub fn preference(node: &Node, terms: &[PreferredNodeSelector]) -> u32 {
     terms.iter().filter(|t| t.preference.matches(&node.labels)).map(|t| u32::from(t.weight)).sum()
@@ -467,6 +478,13 @@ mod tests {
         claims.set_answering("node-b", [ip]);
         assert!(handed_over(&claims, "node-a", ip, |_| true));
         assert!(!handed_over(&claims, "node-a", ip, |n| n != "node-b"), "a taker must be live");
+        let both = BTreeSet::from(["node-a".to_string(), "node-b".to_string()]);
+        let alone = BTreeSet::from(["node-a".to_string()]);
+        assert!(!still_to_hand_over(&claims, "node-a", ip, &both), "node-b took it");
+        let mut only_me = Claims::new();
+        only_me.set_answering("node-a", [ip]);
+        assert!(still_to_hand_over(&only_me, "node-a", ip, &both), "node-b has not claimed it yet");
+        assert!(!still_to_hand_over(&only_me, "node-a", ip, &alone), "nobody to wait for");
     }
 
     proptest::proptest! {

@@ -19,11 +19,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use lb_arp::membership::{GossipKey, Membership, MembershipConfig, MembershipEvent, Timing};
 use lb_core::Node;
-use lb_core::l2::{Claims, Interfaces, handed_over, may_answer, plan_l2};
+use lb_core::l2::{Claims, HANDOVER_WAIT, Interfaces, may_answer, plan_l2, still_to_hand_over};
 use lb_core::plan::{Observed, ServiceAssignment, assigned_services};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
@@ -33,10 +33,6 @@ use crate::drivers::l2::{self as driver, L2Config, L2Event, L2Handle, Ownership}
 use crate::view::{L2IpStatus, L2Shared, L2Status, error_chain};
 use lb_arp::interfaces::Exclusions;
 use lb_arp::wire::MacAddr;
-
-/// The longest a stopping node keeps answering while waiting for another
-/// to take its IPs over.
-pub const HANDOVER_WAIT: Duration = Duration::from_secs(1);
 
 /// How to run layer 2.
 #[derive(Debug, Clone)]
@@ -437,11 +433,8 @@ impl Loop {
         let plan = plan_l2(&world.observed.world(&assigned), |n| live.contains(n), &claims);
         let mut wanted: BTreeMap<IpAddr, (String, BTreeSet<String>)> = BTreeMap::new();
         if self.stopping.is_some() {
-            // Keep answering until another live node claims the IP; with
-            // no other node alive there is nobody to wait for.
-            let alone = live.iter().all(|n| *n == me.name);
-            for (ip, held) in self.owned.iter().filter(|_| !alone) {
-                if !handed_over(&claims, &me.name, *ip, |n| live.contains(n)) {
+            for (ip, held) in &self.owned {
+                if still_to_hand_over(&claims, &me.name, *ip, &live) {
                     wanted.insert(*ip, held.clone());
                 }
             }
