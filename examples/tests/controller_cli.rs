@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use fake_apiserver::{FakeApiServer, ResourceKind};
 use k8s_openapi::api::core::v1::Service;
+use lb_k8s::roles::controller;
 use serde_json::json;
 
 #[tokio::test]
@@ -21,14 +22,9 @@ async fn lb_controller_without_leader_election_assigns_too() {
 
 async fn assigns_with(extra: &[&str]) {
     let server = FakeApiServer::start().await.expect("fake API server");
-    for (version, kind, plural) in [
-        ("v1beta1", "IPAddressPool", "ipaddresspools"),
-        ("v1beta1", "L2Advertisement", "l2advertisements"),
-        ("v1beta1", "BGPAdvertisement", "bgpadvertisements"),
-        ("v1beta2", "BGPPeer", "bgppeers"),
-        ("v1beta1", "Community", "communities"),
-        ("v1beta1", "BFDProfile", "bfdprofiles"),
-    ] {
+    for (version, kind, plural) in
+        controller::CONFIG_KINDS.iter().copied().chain([("v1beta1", "ConfigurationState", "configurationstates")])
+    {
         server.register(ResourceKind::namespaced("metallb.io", version, kind, plural).with_status());
     }
     server

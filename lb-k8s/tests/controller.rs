@@ -13,15 +13,9 @@ const WAIT: Duration = Duration::from_secs(10);
 
 async fn server() -> FakeApiServer {
     let server = FakeApiServer::start().await.expect("fake API server");
-    for (version, kind, plural) in [
-        ("v1beta1", "IPAddressPool", "ipaddresspools"),
-        ("v1beta1", "L2Advertisement", "l2advertisements"),
-        ("v1beta1", "BGPAdvertisement", "bgpadvertisements"),
-        ("v1beta2", "BGPPeer", "bgppeers"),
-        ("v1beta1", "Community", "communities"),
-        ("v1beta1", "BFDProfile", "bfdprofiles"),
-        ("v1beta1", "ConfigurationState", "configurationstates"),
-    ] {
+    for (version, kind, plural) in
+        controller::CONFIG_KINDS.iter().copied().chain([("v1beta1", "ConfigurationState", "configurationstates")])
+    {
         server.register(ResourceKind::namespaced("metallb.io", version, kind, plural).with_status());
     }
     server

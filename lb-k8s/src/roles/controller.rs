@@ -53,8 +53,9 @@ fn jiff_now() -> String {
 /// Field manager of our writes.
 pub const FIELD_MANAGER: &str = "lb-controller";
 
-/// The `metallb.io` kinds the configuration is read from.
-const CONFIG_KINDS: &[(&str, &str, &str)] = &[
+/// The `metallb.io` kinds the configuration is read from: version, kind,
+/// plural (the API server must serve each; tests register them).
+pub const CONFIG_KINDS: &[(&str, &str, &str)] = &[
     ("v1beta1", "IPAddressPool", "ipaddresspools"),
     ("v1beta1", "L2Advertisement", "l2advertisements"),
     ("v1beta1", "BGPAdvertisement", "bgpadvertisements"),
