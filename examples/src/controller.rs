@@ -58,8 +58,11 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
             });
         }
         let _alone = alone;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
         tokio::select! {
             result = controller::run_led(client, options, progress, leader, published) => result?,
+            _ = terminate.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         Ok::<_, anyhow::Error>(())

@@ -6,13 +6,15 @@
 //!   each Service gets, and what each node announces;
 //! - `lb standalone --config FILE... --services FILE... --node NAME`: run the
 //!   allocator and this node's BGP speaker over files;
-//! - `lb controller`: the allocator in a cluster.
+//! - `lb controller`: the allocator in a cluster;
+//! - `lb speaker`: one node's announcements in a cluster (BGP and layer 2).
 
 mod check;
 mod controller;
 mod convert;
 mod files;
 mod plan;
+mod speaker;
 mod standalone;
 
 use std::path::PathBuf;
@@ -47,6 +49,8 @@ enum Command {
     Standalone(standalone::StandaloneArgs),
     /// Run the allocator in a Kubernetes cluster: Services get IPs, status, annotation and Events.
     Controller(controller::ControllerArgs),
+    /// Announce this node's Services in a Kubernetes cluster (BGP and layer 2), as a DaemonSet.
+    Speaker(speaker::SpeakerArgs),
 }
 
 /// Output format of `plan`.
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Standalone(args) => standalone::run(args),
         Command::Controller(args) => controller::run(args),
+        Command::Speaker(args) => speaker::run(args),
     };
     match result {
         Ok(code) => code,

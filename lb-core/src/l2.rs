@@ -200,6 +200,30 @@ pub fn plan_l2(world: &World<'_>, live: impl Fn(&str) -> bool, claims: &Claims) 
     L2Plan { owners }
 }
 
+/// The layer 2 IPs `node` should announce but cannot, for lack of the
+/// interfaces its advertisements name (MetalLB's `announceFailed`): no
+/// node announces them, and were every node able to answer anywhere,
+/// `node` would. Only that node reports an IP, so a Service is reported
+/// once, not by every node that lacks the interface.
+pub fn announce_failures(
+    world: &World<'_>,
+    live: impl Fn(&str) -> bool,
+    claims: &Claims,
+    node: &str,
+) -> Vec<(ServiceKey, IpAddr)> {
+    if world.config.l2_advertisements.iter().all(|a| a.interfaces.is_empty()) {
+        return Vec::new();
+    }
+    let actual = plan_l2(world, &live, claims);
+    let anywhere = Claims { answering: claims.answering.clone(), interfaces: BTreeMap::new() };
+    plan_l2(world, &live, &anywhere)
+        .owners
+        .into_values()
+        .filter(|o| o.node == node && !actual.owners.contains_key(&o.ip))
+        .map(|o| (o.service, o.ip))
+        .collect()
+}
+
 /// Whether `node` could answer for some layer 2 IP with `interfaces`: an
 /// L2Advertisement selects it and can be answered there. Gossip runs only
 /// then, so a node with nothing to answer (or whose advertisements name
@@ -457,6 +481,29 @@ mod tests {
         let plain = world_config("");
         let world = World { config: &plain, ..world };
         assert_eq!(owner(&plan_l2(&world, |_| true, &Claims::new()), "192.0.2.2").as_deref(), Some("node-a"));
+    }
+
+    #[test]
+    fn an_ip_nobody_can_answer_for_lack_of_interfaces_is_reported_by_one_node() {
+        let config = world_config("  interfaces: [eth9]\n");
+        let svc = service("web");
+        let ips = ["192.0.2.1".parse::<IpAddr>().expect("IP")];
+        let assigned = [crate::planner::AssignedService { service: &svc, ips: &ips }];
+        let nodes = [node("a", &[]), node("b", &[])];
+        let world = World { config: &config, services: &assigned, endpoints: None, nodes: &nodes };
+        let mut claims = Claims::new();
+        let lacking = Interfaces { usable: ["eth0".to_string()].into(), default_usable: true };
+        claims.interfaces.insert("a".into(), lacking.clone());
+        claims.interfaces.insert("b".into(), lacking);
+        let first = rank(nodes.iter(), ips[0], &[])[0].name.clone();
+        let reports: Vec<_> = ["a", "b"].iter().map(|n| announce_failures(&world, |_| true, &claims, n)).collect();
+        let reporters: Vec<usize> = (0..2).filter(|&i| !reports[i].is_empty()).collect();
+        assert_eq!(reporters.len(), 1, "one node reports: {reports:?}");
+        assert_eq!(nodes[reporters[0]].name, first, "the node the ranking would pick");
+        assert_eq!(reports[reporters[0]], [(svc.key.clone(), ips[0])]);
+        // Once a node has the interface, it announces and nobody reports.
+        claims.interfaces.insert("b".into(), Interfaces { usable: ["eth9".to_string()].into(), default_usable: true });
+        assert!(["a", "b"].iter().all(|n| announce_failures(&world, |_| true, &claims, n).is_empty()));
     }
 
     #[test]

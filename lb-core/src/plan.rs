@@ -130,6 +130,12 @@ pub struct L2Announcement {
     pub interfaces: Vec<String>,
 }
 
+impl L2Announcement {
+    pub fn new(ip: IpAddr, service: ServiceKey, interfaces: Vec<String>) -> Self {
+        Self { ip, service, interfaces }
+    }
+}
+
 /// What one node announces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodePlan {
@@ -202,6 +208,39 @@ pub fn assigned_services<'a>(
     out
 }
 
+/// Whether a component started with `--lb-class` (`class`) handles a
+/// Service's `spec.loadBalancerClass`: with a class, only Services of that
+/// class; without one, only Services without a class (MetalLB's rule, the
+/// same for the controller and the speakers so they never disagree).
+pub fn handles_class(service: &Service, class: Option<&str>) -> bool {
+    service.load_balancer_class.as_deref() == class
+}
+
+/// What a speaker announces from, in a cluster: each handled Service of
+/// type LoadBalancer with the IPs its `status.loadBalancer.ingress` shows
+/// (the controller's decision, already written), the pool being the one
+/// that holds the first IP. Services without IPs are left out (nothing to
+/// announce); an IP in no pool keeps `pool: None` and the planners refuse
+/// to announce it, as MetalLB's speaker does when the configuration no
+/// longer covers an address.
+pub fn status_assignments(config: &Config, services: &[Service], class: Option<&str>) -> Vec<ServiceAssignment> {
+    services
+        .iter()
+        .filter(|s| s.service_type == crate::service::ServiceType::LoadBalancer && handles_class(s, class))
+        .filter(|s| !s.ingress_ips.is_empty())
+        .map(|s| {
+            let mut ips = s.ingress_ips.clone();
+            ips.dedup();
+            ServiceAssignment {
+                service: s.key.clone(),
+                pool: ips.first().and_then(|ip| config.pool_of(*ip)).map(|p| p.name.clone()),
+                ips,
+                error: None,
+            }
+        })
+        .collect()
+}
+
 /// One route as `lb plan` and `/status` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -254,6 +293,38 @@ fn peers<S: Serializer>(peers: &[PeerPlan], serializer: S) -> Result<S::Ok, S::E
 mod tests {
     use super::*;
     use crate::community::Community;
+
+    #[test]
+    fn a_speaker_announces_what_the_status_shows_for_its_class_only() {
+        let config = crate::config::load(&[(
+            "pool.yaml",
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: web, namespace: metallb-system}\nspec: {addresses: [192.0.2.0/28]}\n",
+        )])
+        .expect("config")
+        .config;
+        let lb = |name: &str, ips: &[&str], class: Option<&str>| {
+            let mut s = Service::new("shop", name);
+            s.service_type = crate::service::ServiceType::LoadBalancer;
+            s.ingress_ips = ips.iter().map(|i| i.parse().expect("IP")).collect();
+            s.load_balancer_class = class.map(Into::into);
+            s
+        };
+        let mut cluster_ip = lb("internal", &["192.0.2.9"], None);
+        cluster_ip.service_type = crate::service::ServiceType::ClusterIp;
+        let services = [
+            lb("web", &["192.0.2.1"], None),
+            lb("pending", &[], None),
+            lb("stray", &["198.51.100.1"], None),
+            lb("other", &["192.0.2.2"], Some("example.com/other")),
+            cluster_ip,
+        ];
+        let got = status_assignments(&config, &services, None);
+        let shown: Vec<(&str, Option<&str>)> = got.iter().map(|a| (a.service.name(), a.pool.as_deref())).collect();
+        assert_eq!(shown, [("web", Some("web")), ("stray", None)]);
+        assert_eq!(got[0].ips, ["192.0.2.1".parse::<IpAddr>().expect("IP")]);
+        let classed = status_assignments(&config, &services, Some("example.com/other"));
+        assert_eq!(classed.iter().map(|a| a.service.name()).collect::<Vec<_>>(), ["other"]);
+    }
 
     #[test]
     fn json_is_lb_plans() {

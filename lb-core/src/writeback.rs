@@ -176,6 +176,20 @@ pub struct AnnouncementStatus {
 }
 
 impl AnnouncementStatus {
+    /// The status object's name: one per node, Service and protocol, and
+    /// the same on every run, so a restarted speaker finds its objects and
+    /// two speakers never write the same one.
+    pub fn object_name(&self, node: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{node}/{}/{}", self.service.namespace(), self.service.name()));
+        let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+        let prefix = match self.protocol {
+            Protocol::Layer2 => "l2",
+            Protocol::Bgp => "bgp",
+        };
+        format!("{prefix}-{hex}")
+    }
+
     /// The `nodeAssigned` Event MetalLB's speaker records on the Service.
     pub fn event(&self, node: &str) -> ServiceEvent {
         ServiceEvent {
@@ -307,6 +321,22 @@ mod tests {
         let plain = Service::new("shop", "web");
         let none = ServiceAssignment { error: None, ..failed("") };
         assert_eq!(service_writeback(&plain, &none, None), Writeback::default());
+    }
+
+    #[test]
+    fn status_object_names_are_stable_and_distinct() {
+        let status = |ns: &str, protocol| AnnouncementStatus {
+            service: ServiceKey::new(ns, "web"),
+            protocol,
+            interfaces: vec![],
+            peers: vec![],
+        };
+        let a = status("shop", Protocol::Layer2).object_name("node-a");
+        assert_eq!(a, status("shop", Protocol::Layer2).object_name("node-a"));
+        assert!(a.starts_with("l2-") && a.len() == 23, "{a}");
+        assert_ne!(a, status("shop", Protocol::Layer2).object_name("node-b"));
+        assert_ne!(a, status("shop2", Protocol::Layer2).object_name("node-a"));
+        assert!(status("shop", Protocol::Bgp).object_name("node-a").starts_with("bgp-"));
     }
 
     #[test]

@@ -21,23 +21,25 @@
 //!   written to (a restart writes nothing for them).
 //! - `AllocationFailed` is recorded once per Service and distinct error.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace as K8sNamespace, Service as K8sService};
+use k8s_openapi::api::core::v1::{Namespace as K8sNamespace, Service as K8sService};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
-use kube::runtime::watcher::{self, watcher};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use lb_core::plan::Observed;
-use lb_core::writeback::{self, EventType, PoolAnnotation, ServiceEvent};
+use lb_core::writeback::{self, PoolAnnotation, ServiceEvent};
 use lb_ipam::{Allocator, pipeline};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::sinks::configuration_state::{self, ConfigurationState};
+pub use crate::sources::cluster::CONFIG_KINDS;
+use crate::sources::cluster::{ConfigChange, ConfigSources, Source, key_of, spawn_watch};
 use crate::view::{ConfigState, Snapshot, error_chain};
 
 /// The reporting component of our Events, as MetalLB's.
@@ -45,24 +47,8 @@ pub const COMPONENT: &str = "metallb-controller";
 /// The ConfigurationState object this component writes.
 pub const CONFIGURATION_STATE: &str = "controller";
 
-/// RFC 3339 now, as `lastTransitionTime` wants it.
-fn jiff_now() -> String {
-    k8s_openapi::jiff::Timestamp::now().to_string()
-}
-
 /// Field manager of our writes.
 pub const FIELD_MANAGER: &str = "lb-controller";
-
-/// The `metallb.io` kinds the configuration is read from: version, kind,
-/// plural (the API server must serve each; tests register them).
-pub const CONFIG_KINDS: &[(&str, &str, &str)] = &[
-    ("v1beta1", "IPAddressPool", "ipaddresspools"),
-    ("v1beta1", "L2Advertisement", "l2advertisements"),
-    ("v1beta1", "BGPAdvertisement", "bgpadvertisements"),
-    ("v1beta2", "BGPPeer", "bgppeers"),
-    ("v1beta1", "Community", "communities"),
-    ("v1beta1", "BFDProfile", "bfdprofiles"),
-];
 
 /// Options of `lb controller`.
 #[derive(Debug, Clone)]
@@ -93,51 +79,7 @@ pub async fn connect() -> Result<Client, ControllerError> {
 enum Change {
     Service(Box<watcher::Event<K8sService>>),
     Namespace(Box<watcher::Event<K8sNamespace>>),
-    ConfigMap(Box<watcher::Event<ConfigMap>>),
-    Config(usize, Box<watcher::Event<DynamicObject>>),
-}
-
-/// One watched kind: its objects by `namespace/name`, and a relist in
-/// progress (the watcher's `Init` .. `InitDone`).
-struct Source<K> {
-    objects: BTreeMap<String, K>,
-    relist: Option<BTreeMap<String, K>>,
-    synced: bool,
-}
-
-impl<K> Default for Source<K> {
-    fn default() -> Self {
-        Self { objects: BTreeMap::new(), relist: None, synced: false }
-    }
-}
-
-fn key_of<K: Resource>(o: &K) -> String {
-    format!("{}/{}", o.meta().namespace.as_deref().unwrap_or_default(), o.meta().name.as_deref().unwrap_or_default())
-}
-
-impl<K: Resource + Clone> Source<K> {
-    fn apply(&mut self, event: watcher::Event<K>) {
-        match event {
-            watcher::Event::Init => self.relist = Some(BTreeMap::new()),
-            watcher::Event::InitApply(o) => {
-                if let Some(r) = self.relist.as_mut() {
-                    r.insert(key_of(&o), o);
-                }
-            }
-            watcher::Event::InitDone => {
-                if let Some(r) = self.relist.take() {
-                    self.objects = r;
-                }
-                self.synced = true;
-            }
-            watcher::Event::Apply(o) => {
-                self.objects.insert(key_of(&o), o);
-            }
-            watcher::Event::Delete(o) => {
-                self.objects.remove(&key_of(&o));
-            }
-        }
-    }
+    Config(ConfigChange),
 }
 
 /// What the sources say now.
@@ -145,9 +87,7 @@ impl<K: Resource + Clone> Source<K> {
 struct Sources {
     services: Source<K8sService>,
     namespaces: Source<K8sNamespace>,
-    configmaps: Source<ConfigMap>,
-    /// One per [`CONFIG_KINDS`] entry.
-    config: Vec<Source<DynamicObject>>,
+    config: ConfigSources,
 }
 
 impl Sources {
@@ -155,54 +95,13 @@ impl Sources {
         match change {
             Change::Service(e) => self.services.apply(*e),
             Change::Namespace(e) => self.namespaces.apply(*e),
-            Change::ConfigMap(e) => self.configmaps.apply(*e),
-            Change::Config(i, e) => {
-                if let Some(source) = self.config.get_mut(i) {
-                    source.apply(*e);
-                }
-            }
+            Change::Config(c) => self.config.take(c),
         }
     }
 
     /// Every source has been listed once: a pass sees the whole world.
     fn synced(&self) -> bool {
-        self.services.synced && self.namespaces.synced && self.configmaps.synced && self.config.iter().all(|s| s.synced)
-    }
-
-    /// A reference to the configuration object `Kind/name`.
-    fn object_ref(&self, object: &str) -> Option<k8s_openapi::api::core::v1::ObjectReference> {
-        let (kind, name) = object.split_once('/')?;
-        let pick = |o: &DynamicObject| o.metadata.name.as_deref() == Some(name);
-        let (i, (version, kind, _)) = CONFIG_KINDS.iter().enumerate().find(|(_, (_, k, _))| *k == kind)?;
-        let o = self.config.get(i)?.objects.values().find(|o| pick(o))?;
-        Some(k8s_openapi::api::core::v1::ObjectReference {
-            api_version: Some(format!("metallb.io/{version}")),
-            kind: Some((*kind).to_string()),
-            name: o.metadata.name.clone(),
-            namespace: o.metadata.namespace.clone(),
-            uid: o.metadata.uid.clone(),
-            ..Default::default()
-        })
-    }
-
-    /// The configuration objects, as JSON documents for the loader.
-    fn config_objects(&self) -> Vec<Value> {
-        let mut out = Vec::new();
-        for cm in self.configmaps.objects.values() {
-            let mut v = serde_json::to_value(cm).unwrap_or_default();
-            v["apiVersion"] = json!("v1");
-            v["kind"] = json!("ConfigMap");
-            out.push(v);
-        }
-        for (source, (version, kind, _)) in self.config.iter().zip(CONFIG_KINDS) {
-            for o in source.objects.values() {
-                let mut v = serde_json::to_value(o).unwrap_or_default();
-                v["apiVersion"] = json!(format!("metallb.io/{version}"));
-                v["kind"] = json!(kind);
-                out.push(v);
-            }
-        }
-        out
+        self.services.synced && self.namespaces.synced && self.config.synced()
     }
 }
 
@@ -236,32 +135,20 @@ pub async fn run_led(
     published: tokio::sync::watch::Sender<Arc<Snapshot>>,
 ) -> Result<(), ControllerError> {
     let (tx, mut rx) = mpsc::channel::<Change>(1024);
-    let mut sources =
-        Sources { config: CONFIG_KINDS.iter().map(|_| Source::default()).collect(), ..Sources::default() };
+    let mut sources = Sources::default();
     spawn_watch(Api::<K8sService>::all(client.clone()), watcher::Config::default(), tx.clone(), |e| {
         Change::Service(Box::new(e))
     });
     spawn_watch(Api::<K8sNamespace>::all(client.clone()), watcher::Config::default(), tx.clone(), |e| {
         Change::Namespace(Box::new(e))
     });
-    spawn_watch(
-        Api::<ConfigMap>::namespaced(client.clone(), &options.namespace),
-        watcher::Config::default().fields("metadata.name=config"),
-        tx.clone(),
-        |e| Change::ConfigMap(Box::new(e)),
-    );
-    for (i, (version, kind, plural)) in CONFIG_KINDS.iter().enumerate() {
-        let gvk = GroupVersionKind::gvk("metallb.io", version, kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
-        let api = Api::<DynamicObject>::namespaced_with(client.clone(), &options.namespace, &resource);
-        spawn_watch(api, watcher::Config::default(), tx.clone(), move |e| Change::Config(i, Box::new(e)));
-    }
+    ConfigSources::spawn(&client, &options.namespace, &tx, Change::Config);
     drop(tx);
 
     let recorder = Recorder::new(client.clone(), Reporter { controller: COMPONENT.into(), instance: None });
     let mut state = State {
+        config_state: ConfigurationState::new(&options.namespace, CONFIGURATION_STATE, &[], FIELD_MANAGER),
         options,
-        config_state: None,
         allocator: None,
         last_errors: HashMap::new(),
         written: HashMap::new(),
@@ -313,31 +200,9 @@ pub async fn run_led(
     Err(ControllerError::WatchEnded)
 }
 
-fn spawn_watch<K, F>(api: Api<K>, config: watcher::Config, tx: mpsc::Sender<Change>, wrap: F)
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    F: Fn(watcher::Event<K>) -> Change + Send + 'static,
-{
-    tokio::spawn(async move {
-        let mut stream = watcher(api, config).boxed();
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(event) => {
-                    if tx.send(wrap(event)).await.is_err() {
-                        return;
-                    }
-                }
-                // The watcher retries by itself; say so and go on.
-                Err(e) => warn!(event = "watchFailed", error = %error_chain(&e), "watch failed; retrying"),
-            }
-        }
-    });
-}
-
 struct State {
     options: ControllerOptions,
-    /// What the ConfigurationState says, as last written (errors: Invalid).
-    config_state: Option<Result<(), Vec<String>>>,
+    config_state: ConfigurationState,
     allocator: Option<Allocator>,
     /// The allocation error last reported per Service.
     last_errors: HashMap<String, String>,
@@ -416,7 +281,7 @@ impl State {
         self.last_errors.clear();
         self.written.clear();
         self.pools_written.clear();
-        self.config_state = None;
+        self.config_state.forget();
     }
 
     fn may_write(&self) -> bool {
@@ -425,12 +290,14 @@ impl State {
 
     /// One pass over the whole world.
     async fn pass(&mut self, client: &Client, recorder: &Recorder, sources: &Sources) {
-        let config = match crate::crds::load(&sources.config_objects()) {
+        let config = match crate::crds::load(&sources.config.objects()) {
             Ok(loaded) => {
                 self.shown.stale = false;
                 self.shown.last_error = None;
                 self.shown.reloads += 1;
-                self.report_config(client, recorder, sources, Ok(())).await;
+                if self.may_write() {
+                    self.config_state.report(client, recorder, &sources.config, Ok(())).await;
+                }
                 Some(loaded.config)
             }
             Err(errors) => {
@@ -439,7 +306,9 @@ impl State {
                 self.shown.stale = true;
                 self.shown.last_error = Some(text.join("; "));
                 self.shown.reload_errors += 1;
-                self.report_config(client, recorder, sources, Err(errors)).await;
+                if self.may_write() {
+                    self.config_state.report(client, recorder, &sources.config, Err(&errors)).await;
+                }
                 None
             }
         };
@@ -512,91 +381,14 @@ impl State {
         }
     }
 
-    /// The ConfigurationState `controller` (MetalLB 0.15's) and, for each
-    /// new error, a Warning Event on the object it names; written only
-    /// when the outcome changed.
-    async fn report_config(
-        &mut self,
-        client: &Client,
-        recorder: &Recorder,
-        sources: &Sources,
-        outcome: Result<(), Vec<lb_core::config::ConfigError>>,
-    ) {
-        if !self.may_write() {
-            return;
-        }
-        let texts = outcome.as_ref().copied().map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>());
-        if self.config_state.as_ref() == Some(&texts) {
-            return;
-        }
-        let before: Vec<String> = match &self.config_state {
-            Some(Err(old)) => old.clone(),
-            _ => Vec::new(),
-        };
-        self.config_state = Some(texts.clone());
-        let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "ConfigurationState");
-        let resource = ApiResource::from_gvk_with_plural(&gvk, "configurationstates");
-        let api = Api::<DynamicObject>::namespaced_with(client.clone(), &self.options.namespace, &resource);
-        let object = json!({
-            "apiVersion": "metallb.io/v1beta1", "kind": "ConfigurationState",
-            "metadata": {"name": CONFIGURATION_STATE, "namespace": self.options.namespace},
-        });
-        let summary = match &texts {
-            Ok(()) => String::new(),
-            Err(errors) => errors.join("\n"),
-        };
-        let result = if texts.is_ok() { "Valid" } else { "Invalid" };
-        if before.is_empty()
-            && let Ok(current) = api.get(CONFIGURATION_STATE).await
-        {
-            // A restart: what an earlier run wrote may be right already.
-            let status = current.data.get("status");
-            let same = status.and_then(|s| s.get("result")).and_then(Value::as_str) == Some(result)
-                && status.and_then(|s| s.get("errorSummary")).and_then(Value::as_str).unwrap_or_default() == summary;
-            if same {
-                return;
-            }
-        }
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        if let Err(e) = api.patch(CONFIGURATION_STATE, &params, &Patch::Apply(&object)).await {
-            warn!(event = "configurationStateNotWritten", error = %error_chain(&e), "cannot write the ConfigurationState");
-            return;
-        }
-        let now = jiff_now();
-        let status = match &texts {
-            Ok(()) => json!({"result": "Valid", "errorSummary": "", "conditions": [
-                {"type": "Valid", "status": "True", "reason": "ConfigurationValid", "message": "", "lastTransitionTime": now}]}),
-            Err(errors) => json!({"result": "Invalid", "errorSummary": errors.join("\n"), "conditions": [
-                {"type": "Valid", "status": "False", "reason": "ConfigurationInvalid", "message": errors.join("\n"), "lastTransitionTime": now}]}),
-        };
-        if let Err(e) = api
-            .patch_status(CONFIGURATION_STATE, &PatchParams::default(), &Patch::Merge(&json!({"status": status})))
-            .await
-        {
-            warn!(event = "configurationStateNotWritten", error = %error_chain(&e), "cannot write the ConfigurationState");
-        }
-        let Err(errors) = outcome else { return };
-        for error in errors.iter().filter(|e| !before.contains(&e.to_string())) {
-            let Some(reference) = sources.object_ref(&error.object) else { continue };
-            let event = ServiceEvent {
-                event_type: EventType::Warning,
-                reason: "InvalidConfiguration",
-                message: format!("{}: {} (the last valid configuration stays in force)", error.field, error.kind),
-            };
-            publish_to(recorder, &reference, &event).await;
-        }
-    }
-
     /// Each IPAddressPool's `status` counts, written when they differ from
     /// what the pool shows (so a restart writes none).
     async fn pool_statuses(&mut self, client: &Client, sources: &Sources, pools: &[lb_core::plan::PoolStats]) {
         if !self.may_write() {
             return;
         }
-        let Some(index) = CONFIG_KINDS.iter().position(|(_, kind, _)| *kind == "IPAddressPool") else { return };
-        let (version, kind, plural) = CONFIG_KINDS[index];
+        let Some(((version, kind, plural), source)) = sources.config.of_kind("IPAddressPool") else { return };
         let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("metallb.io", version, kind), plural);
-        let Some(source) = sources.config.get(index) else { return };
         for stats in pools {
             let count = |n: u128| lb_core::plan::json_count(n);
             let want = json!({
@@ -675,25 +467,5 @@ impl State {
 }
 
 async fn publish(recorder: &Recorder, service: &K8sService, event: &ServiceEvent) {
-    publish_to(recorder, &service.object_ref(&()), event).await;
-}
-
-async fn publish_to(
-    recorder: &Recorder,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-    event: &ServiceEvent,
-) {
-    let ev = Event {
-        type_: match event.event_type {
-            EventType::Normal => KubeEventType::Normal,
-            EventType::Warning => KubeEventType::Warning,
-        },
-        reason: event.reason.to_string(),
-        note: Some(event.message.clone()),
-        action: event.reason.to_string(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&ev, reference).await {
-        warn!(event = "eventNotRecorded", reason = event.reason, error = %error_chain(&e), "cannot record an Event");
-    }
+    configuration_state::record(recorder, &service.object_ref(&()), event).await;
 }

@@ -23,7 +23,7 @@ use std::time::{Instant, SystemTime};
 
 use lb_arp::membership::{GossipKey, Membership, MembershipConfig, MembershipEvent, Timing};
 use lb_core::Node;
-use lb_core::l2::{Claims, HANDOVER_WAIT, Interfaces, may_answer, plan_l2, still_to_hand_over};
+use lb_core::l2::{Claims, HANDOVER_WAIT, Interfaces, announce_failures, may_answer, plan_l2, still_to_hand_over};
 use lb_core::plan::{Observed, ServiceAssignment, assigned_services};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
@@ -52,6 +52,21 @@ pub struct Layer2Options {
 pub struct L2World {
     pub observed: Observed,
     pub assignments: Vec<ServiceAssignment>,
+    /// Where the other members' gossip is reached (the speaker Pods' IPs);
+    /// `None`: every node's InternalIP (standalone's `--nodes`).
+    pub seeds: Option<Vec<IpAddr>>,
+}
+
+/// What this node does on layer 2 now, for the speaker's status objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct L2Local {
+    /// The IPs answered for: the Service and the interfaces.
+    pub owned: BTreeMap<IpAddr, (String, BTreeSet<String>)>,
+    /// The interfaces this node can answer on.
+    pub interfaces: Interfaces,
+    /// IPs this node should answer for but cannot: the interfaces its
+    /// advertisements name are missing here (`announceFailed`).
+    pub failed: BTreeSet<(lb_core::ServiceKey, IpAddr)>,
 }
 
 /// The layer 2 thread, from the outside.
@@ -59,6 +74,7 @@ pub struct L2World {
 pub struct Layer2 {
     world: watch::Sender<Option<Arc<L2World>>>,
     shared: Arc<L2Shared>,
+    local: watch::Receiver<Arc<L2Local>>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -69,6 +85,7 @@ impl Layer2 {
         let (world, world_rx) = watch::channel(None);
         let shared = Arc::new(L2Shared::default());
         let (stop, stop_rx) = oneshot::channel();
+        let (local_tx, local) = watch::channel(Arc::new(L2Local::default()));
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new().name("lb-layer2".into()).spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -78,9 +95,9 @@ impl Layer2 {
                     return;
                 }
             };
-            runtime.block_on(run(options, world_rx, thread_shared, stop_rx));
+            runtime.block_on(run(options, world_rx, thread_shared, local_tx, stop_rx));
         })?;
-        Ok(Self { world, shared, stop: Some(stop), thread: Some(thread) })
+        Ok(Self { world, shared, local, stop: Some(stop), thread: Some(thread) })
     }
 
     /// A new observed world (after every applied reload).
@@ -91,6 +108,11 @@ impl Layer2 {
     /// What `/status` and `/metrics` show of layer 2.
     pub fn shared(&self) -> Arc<L2Shared> {
         self.shared.clone()
+    }
+
+    /// What this node answers for and where it can, as it changes.
+    pub fn local(&self) -> watch::Receiver<Arc<L2Local>> {
+        self.local.clone()
     }
 
     /// Hands this node's IPs over (the next owner announces before this
@@ -185,6 +207,7 @@ struct Loop {
     driver: Driver,
     key: Option<GossipKey>,
     shared: Arc<L2Shared>,
+    local: watch::Sender<Arc<L2Local>>,
     world: Option<Arc<L2World>>,
     gossip: Option<Gossip>,
     /// What we answer for now, by IP: the Service and interfaces.
@@ -208,6 +231,7 @@ async fn run(
     options: Layer2Options,
     mut world_rx: watch::Receiver<Option<Arc<L2World>>>,
     shared: Arc<L2Shared>,
+    local: watch::Sender<Arc<L2Local>>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut driver = match Driver::start(&options) {
@@ -225,6 +249,7 @@ async fn run(
         driver,
         key,
         shared,
+        local,
         world: None,
         gossip: None,
         owned: BTreeMap::new(),
@@ -451,7 +476,12 @@ impl Loop {
             self.driver.set_owned(Arc::new(owned));
         }
         if let Some(g) = self.gossip.as_mut() {
-            g.membership.set_local(Instant::now(), self.owned.keys().copied().collect(), local, links.macs.clone());
+            g.membership.set_local(
+                Instant::now(),
+                self.owned.keys().copied().collect(),
+                local.clone(),
+                links.macs.clone(),
+            );
             self.driver.set_peer_macs(g.membership.peer_macs());
         }
         // Two live members answering for one IP (a healed partition): the
@@ -466,6 +496,21 @@ impl Loop {
                 self.conflicts.remove(ip);
             }
         }
+        let failed = if ready && self.stopping.is_none() {
+            announce_failures(&world.observed.world(&assigned), |n| live.contains(n), &claims, &me.name)
+                .into_iter()
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        let now = L2Local { owned: self.owned.clone(), interfaces: local, failed };
+        self.local.send_if_modified(|shown| {
+            let changed = **shown != now;
+            if changed {
+                *shown = Arc::new(now);
+            }
+            changed
+        });
         self.publish(&plan, &claims, &live, &links);
     }
 
@@ -474,8 +519,10 @@ impl Loop {
             warn!(event = "memberlistDisabled", node = %me.name, "this node has no address in the nodes file: layer 2 without gossip, as if alone");
             return;
         };
-        let seeds: Vec<SocketAddr> =
-            world.observed.nodes.iter().filter_map(|n| gossip_address(n, self.options.port)).collect();
+        let seeds: Vec<SocketAddr> = match &world.seeds {
+            Some(ips) => ips.iter().map(|ip| SocketAddr::new(*ip, self.options.port)).collect(),
+            None => world.observed.nodes.iter().filter_map(|n| gossip_address(n, self.options.port)).collect(),
+        };
         let socket = match std::net::UdpSocket::bind(addr).and_then(|s| {
             s.set_nonblocking(true)?;
             UdpSocket::from_std(s)

@@ -9,4 +9,5 @@
 
 pub mod controller;
 pub mod layer2;
+pub mod speaker;
 pub mod standalone;

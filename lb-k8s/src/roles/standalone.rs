@@ -16,7 +16,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lb_core::peering;
 use lb_core::plan;
 use lb_core::{Node, ServiceKey};
 use lb_ipam::{Allocator, pipeline};
@@ -205,31 +204,13 @@ impl Standalone {
             .find(|n| n.name == self.options.node)
             .cloned()
             .unwrap_or_else(|| Node::new(&self.options.node));
-        let node_addresses: Vec<IpAddr> = node.addresses.iter().map(|a| a.address).collect();
-        // Default router IDs are chosen once per peer: a new one would
-        // restart the session.
-        let router_ids = &mut self.router_ids;
-        let planned = peering::node_sessions(&observed.config, &node, &secrets, |peer| {
-            *router_ids.entry(peer.name.clone()).or_insert_with(|| {
-                let probed = peering::router_id_probe(peer, &node_addresses).and_then(speaker::probe_local_address);
-                peering::default_router_id(peer, &node.name, &node_addresses, probed)
-            })
-        });
-        let mut specs = BTreeMap::new();
-        let mut invalid = Vec::new();
-        for result in planned {
-            match result {
-                Ok(session) => {
-                    specs.insert(session.name.clone(), speaker::spec_of(session));
-                }
-                Err(e) if e.is_invalid_config() => invalid.push(e.to_string()),
-                Err(e) => warn!(event = "peerUnsupported", peer = %e.peer(), error = %e, "peer not started"),
+        let mut specs = match speaker::peer_specs(&observed.config, &node, &secrets, &mut self.router_ids) {
+            Ok(specs) => specs,
+            Err(invalid) => {
+                self.refuse(invalid.join("; "));
+                return true;
             }
-        }
-        if !invalid.is_empty() {
-            self.refuse(invalid.join("; "));
-            return true;
-        }
+        };
         // What a previous run assigned counts as the Service's status, so
         // a restart gives every Service its address back, whatever the
         // order of the files now.
@@ -280,7 +261,7 @@ impl Standalone {
             }
         }
         if let Some(l2) = &self.layer2 {
-            l2.set_world(Arc::new(L2World { observed, assignments: assignments.services.clone() }));
+            l2.set_world(Arc::new(L2World { observed, assignments: assignments.services.clone(), seeds: None }));
         }
         let after = self.assignments();
         announcements::log_assignments(&before, &after);

@@ -2,6 +2,7 @@
 //! announcement log. Sinks read [`crate::view`] values; they decide nothing.
 
 pub mod announcements;
+pub mod configuration_state;
 pub mod http;
 pub mod metrics;
 pub mod state;

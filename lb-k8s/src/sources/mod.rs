@@ -2,5 +2,6 @@
 //! `lb plan`), the Kubernetes API next. A source produces whole snapshots;
 //! it decides nothing about them.
 
+pub mod cluster;
 pub mod files;
 pub mod watch;

@@ -62,6 +62,39 @@ pub fn probe_local_address(to: SocketAddr) -> Option<Ipv4Addr> {
     }
 }
 
+/// Every BGP session of `node` as configured, keyed by peer name, or the
+/// configuration errors that make the whole change invalid (a missing
+/// Secret, say). Default router IDs are chosen once per peer and kept in
+/// `router_ids`: a new one would restart the session. Peers this build
+/// cannot run are logged (`peerUnsupported`) and left out.
+pub fn peer_specs(
+    config: &lb_core::Config,
+    node: &lb_core::Node,
+    secrets: &lb_core::config::Secrets,
+    router_ids: &mut std::collections::HashMap<String, Ipv4Addr>,
+) -> Result<BTreeMap<String, PeerSpec>, Vec<String>> {
+    use lb_core::peering;
+    let node_addresses: Vec<IpAddr> = node.addresses.iter().map(|a| a.address).collect();
+    let planned = peering::node_sessions(config, node, secrets, |peer| {
+        *router_ids.entry(peer.name.clone()).or_insert_with(|| {
+            let probed = peering::router_id_probe(peer, &node_addresses).and_then(probe_local_address);
+            peering::default_router_id(peer, &node.name, &node_addresses, probed)
+        })
+    });
+    let mut specs = BTreeMap::new();
+    let mut invalid = Vec::new();
+    for result in planned {
+        match result {
+            Ok(session) => {
+                specs.insert(session.name.clone(), spec_of(session));
+            }
+            Err(e) if e.is_invalid_config() => invalid.push(e.to_string()),
+            Err(e) => tracing::warn!(event = "peerUnsupported", peer = %e.peer(), error = %e, "peer not started"),
+        }
+    }
+    if invalid.is_empty() { Ok(specs) } else { Err(invalid) }
+}
+
 /// The planner's routes in the BGP library's terms.
 pub fn routes_of(plan: &PeerPlan) -> Routes {
     plan.routes

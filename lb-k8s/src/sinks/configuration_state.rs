@@ -1,0 +1,140 @@
+//! The `ConfigurationState` object of a component (MetalLB 0.15's): whether
+//! the configuration it runs with is valid, with the errors, plus a
+//! Warning Event (`InvalidConfiguration`) on each object an error names.
+//! Written only when the outcome changes, and not at all on a restart
+//! that finds it already right.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
+use lb_core::config::ConfigError;
+use lb_core::writeback::{EventType, ServiceEvent};
+use serde_json::{Value, json};
+use tracing::warn;
+
+use crate::sources::cluster::ConfigSources;
+use crate::view::error_chain;
+
+/// One component's ConfigurationState.
+#[derive(Debug)]
+pub struct ConfigurationState {
+    namespace: String,
+    name: String,
+    labels: serde_json::Map<String, Value>,
+    field_manager: String,
+    /// What the object says, as last written (errors: Invalid).
+    last: Option<Result<(), Vec<String>>>,
+}
+
+impl ConfigurationState {
+    /// `name` in `namespace`, with `labels` (a speaker's names its node).
+    pub fn new(namespace: &str, name: &str, labels: &[(&str, &str)], field_manager: &str) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+            labels: labels.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect(),
+            field_manager: field_manager.into(),
+            last: None,
+        }
+    }
+
+    /// Another writer may have changed it: the next report checks again.
+    pub fn forget(&mut self) {
+        self.last = None;
+    }
+
+    /// Says `outcome`: the object when it changed, an Event per new error.
+    pub async fn report(
+        &mut self,
+        client: &Client,
+        recorder: &Recorder,
+        sources: &ConfigSources,
+        outcome: Result<(), &[ConfigError]>,
+    ) {
+        let texts = outcome.map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>());
+        if self.last.as_ref() == Some(&texts) {
+            return;
+        }
+        let before: Vec<String> = match &self.last {
+            Some(Err(old)) => old.clone(),
+            _ => Vec::new(),
+        };
+        self.last = Some(texts.clone());
+        let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "ConfigurationState");
+        let resource = ApiResource::from_gvk_with_plural(&gvk, "configurationstates");
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), &self.namespace, &resource);
+        let summary = match &texts {
+            Ok(()) => String::new(),
+            Err(errors) => errors.join("\n"),
+        };
+        let result = if texts.is_ok() { "Valid" } else { "Invalid" };
+        if before.is_empty()
+            && let Ok(current) = api.get(&self.name).await
+        {
+            // A restart: what an earlier run wrote may be right already.
+            let status = current.data.get("status");
+            let same = status.and_then(|s| s.get("result")).and_then(Value::as_str) == Some(result)
+                && status.and_then(|s| s.get("errorSummary")).and_then(Value::as_str).unwrap_or_default() == summary;
+            if same {
+                return;
+            }
+        }
+        let object = json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "ConfigurationState",
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": self.labels},
+        });
+        let params = PatchParams::apply(&self.field_manager).force();
+        if let Err(e) = api.patch(&self.name, &params, &Patch::Apply(&object)).await {
+            warn!(event = "configurationStateNotWritten", error = %error_chain(&e), "cannot write the ConfigurationState");
+            self.last = None;
+            return;
+        }
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let (valid, reason) =
+            if texts.is_ok() { ("True", "ConfigurationValid") } else { ("False", "ConfigurationInvalid") };
+        let status = json!({"result": result, "errorSummary": summary, "conditions": [
+            {"type": "Valid", "status": valid, "reason": reason, "message": summary, "lastTransitionTime": now}]});
+        if let Err(e) =
+            api.patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&json!({"status": status}))).await
+        {
+            warn!(event = "configurationStateNotWritten", error = %error_chain(&e), "cannot write the ConfigurationState");
+            self.last = None;
+        }
+        let Err(errors) = outcome else { return };
+        for error in errors.iter().filter(|e| !before.contains(&e.to_string())) {
+            let Some(reference) = sources.object_ref(&error.object) else { continue };
+            let event = ServiceEvent {
+                event_type: EventType::Warning,
+                reason: "InvalidConfiguration",
+                message: format!("{}: {} (the last valid configuration stays in force)", error.field, error.kind),
+            };
+            record(recorder, &reference, &event).await;
+        }
+    }
+}
+
+/// Records `event` on the object `reference` names; a failure is logged.
+///
+/// kube's recorder counts a repeated Event as a series of the first, keyed
+/// by reason and action but not message: the action carries a digest of
+/// the message, so "Assigned IP [a]" then "Assigned IP [b]" are two
+/// Events, each saying what happened, and only true repeats are counted.
+pub async fn record(recorder: &Recorder, reference: &ObjectReference, event: &ServiceEvent) {
+    use std::hash::{Hash, Hasher};
+    let mut digest = std::collections::hash_map::DefaultHasher::new();
+    event.message.hash(&mut digest);
+    let ev = Event {
+        type_: match event.event_type {
+            EventType::Normal => KubeEventType::Normal,
+            EventType::Warning => KubeEventType::Warning,
+        },
+        reason: event.reason.to_string(),
+        note: Some(event.message.clone()),
+        action: format!("{}-{:08x}", event.reason, digest.finish() as u32),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, reference).await {
+        warn!(event = "eventNotRecorded", reason = event.reason, error = %error_chain(&e), "cannot record an Event");
+    }
+}
