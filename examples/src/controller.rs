@@ -19,6 +19,9 @@ pub struct ControllerArgs {
     /// Address for /metrics, /status, /healthz and /readyz (MetalLB's metrics port).
     #[arg(long, default_value = "0.0.0.0:7472")]
     listen: std::net::SocketAddr,
+    /// The Secret the speakers' gossip key is kept in (`secretkey`): given a random key when it has none.
+    #[arg(long = "memberlist-secret", default_value = "memberlist")]
+    memberlist_secret: String,
     /// Run alone, without the Lease `lb-controller` that lets one of several replicas write.
     #[arg(long = "no-leader-election")]
     no_leader_election: bool,
@@ -39,7 +42,11 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         }
         let (progress, _) = tokio::sync::watch::channel(Progress::default());
         let namespace = args.namespace.clone();
-        let options = ControllerOptions { namespace: args.namespace, load_balancer_class: args.lb_class };
+        let options = ControllerOptions {
+            namespace: args.namespace,
+            load_balancer_class: args.lb_class,
+            memberlist_secret: Some(args.memberlist_secret),
+        };
         let (leader_tx, leader) = tokio::sync::watch::channel(args.no_leader_election);
         // Alone, the sender stays here so the leadership never ends.
         let mut alone = None;

@@ -443,3 +443,26 @@ fn plan_with_nodes_places_each_layer_2_address_on_exactly_one_node() {
     // node-c is excluded from load balancers: it owns nothing.
     assert!(nodes[2]["l2"].as_array().is_none_or(|l| l.is_empty()), "{}", nodes[2]);
 }
+
+/// The arguments `deploy/` runs each component with are ones `lb` takes:
+/// an unknown flag fails before `--help` is reached.
+#[test]
+fn the_manifests_run_lb_with_arguments_it_accepts() {
+    for (file, component) in [("deploy/controller.yaml", "controller"), ("deploy/speaker.yaml", "speaker")] {
+        let text = std::fs::read_to_string(root().join("..").join(file)).expect("manifest");
+        let docs = lb_core::manifest::documents(&text).expect("YAML");
+        let args: Vec<String> = docs[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .filter_map(|a| a.as_str().map(String::from))
+            .collect();
+        assert_eq!(args[0], component);
+        let mut with_help: Vec<&str> = args.iter().map(String::as_str).collect();
+        with_help.push("--help");
+        let out = lb(&with_help);
+        assert!(out.status.success(), "{file}: lb {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let bad = lb(&["speaker", "--no-such-flag", "--help"]);
+    assert!(!bad.status.success(), "an unknown flag is refused");
+}

@@ -47,5 +47,5 @@ mod watch;
 pub use error::Error;
 pub use faults::Faults;
 pub use kinds::ResourceKind;
-pub use record::{WRITER_HEADER, WriteRecord};
+pub use record::{Access, WRITER_HEADER, WriteRecord};
 pub use server::{Builder, FakeApiServer};

@@ -40,3 +40,22 @@ impl WriteRecord {
         (200..300).contains(&self.status)
     }
 }
+
+/// One request as an authorizer sees it: who asked for which verb on
+/// which resource, for checking RBAC manifests against what a component
+/// really does.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Access {
+    /// The `x-writer` header, if the client set one.
+    pub writer: Option<String>,
+    /// RBAC's verb: get, list, watch, create, update, patch, delete.
+    pub verb: String,
+    /// API group (`""` for the core group).
+    pub group: String,
+    /// Plural, with `/status` for the status subresource.
+    pub resource: String,
+    /// `None` for cluster-wide requests and cluster-scoped kinds.
+    pub namespace: Option<String>,
+    /// The object, for requests on one.
+    pub name: Option<String>,
+}

@@ -65,6 +65,10 @@ async fn handle(
         tokio::time::sleep(delay).await;
     }
     let request = Request { method: &method, query: &query, headers: &headers, body: &body };
+    if let Ok(target) = parse_path(&shared, uri.path()) {
+        let access = access_of(&target, &request);
+        shared.lock().accesses.push(access);
+    }
     let response = match failure {
         Some(code) => error_response(&Error::Injected { code }),
         None => route(&shared, uri.path(), &request).unwrap_or_else(|e| error_response(&e)),
@@ -134,6 +138,34 @@ fn route(shared: &Arc<Shared>, path: &str, request: &Request<'_>) -> Result<Resp
     let (code, object) = result?;
     shared.notify();
     Ok(json_response(code, &object))
+}
+
+/// The request as RBAC names it.
+fn access_of(target: &Target, request: &Request<'_>) -> crate::record::Access {
+    let is_watch = request.query.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let verb = match (request.method.clone(), target.name.is_some()) {
+        (Method::GET, true) => "get",
+        (Method::GET, false) if is_watch => "watch",
+        (Method::GET, false) => "list",
+        (Method::POST, _) => "create",
+        (Method::PUT, _) => "update",
+        (Method::PATCH, _) => "patch",
+        (Method::DELETE, true) => "delete",
+        (Method::DELETE, false) => "deletecollection",
+        _ => "unknown",
+    };
+    let resource = match target.part {
+        Part::Main => target.kind.plural.clone(),
+        Part::Status => format!("{}/status", target.kind.plural),
+    };
+    crate::record::Access {
+        writer: request.headers.get(WRITER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        verb: verb.to_owned(),
+        group: target.kind.group.clone(),
+        resource,
+        namespace: target.namespace.clone(),
+        name: target.name.clone(),
+    }
 }
 
 /// Resolves `/api/...` and `/apis/...` against the registry.

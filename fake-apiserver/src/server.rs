@@ -25,6 +25,8 @@ pub(crate) struct State {
     pub(crate) store: Store,
     pub(crate) faults: FaultState,
     pub(crate) writes: Vec<WriteRecord>,
+    /// Every request that named a known resource, as an authorizer sees it.
+    pub(crate) accesses: Vec<crate::record::Access>,
     pub(crate) open_watches: usize,
 }
 
@@ -96,7 +98,13 @@ impl Builder {
             store.register(kind);
         }
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { store, faults: FaultState::default(), writes: Vec::new(), open_watches: 0 }),
+            state: Mutex::new(State {
+                store,
+                faults: FaultState::default(),
+                writes: Vec::new(),
+                accesses: Vec::new(),
+                open_watches: 0,
+            }),
             changes: watch::Sender::new(0),
             control: watch::Sender::new(Control::default()),
             bookmark_interval: self.bookmark_interval,
@@ -289,6 +297,11 @@ impl FakeApiServer {
     }
 
     /// Forgets the write record.
+    pub fn accesses(&self) -> Vec<crate::record::Access> {
+        self.shared.lock().accesses.clone()
+    }
+
+    /// Forgets every write recorded so far.
     pub fn clear_writes(&self) {
         self.shared.lock().writes.clear();
     }

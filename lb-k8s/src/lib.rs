@@ -19,6 +19,7 @@
 
 pub mod crds;
 pub mod drivers;
+pub mod rbac;
 pub mod roles;
 pub mod sinks;
 pub mod sources;

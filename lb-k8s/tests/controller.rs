@@ -41,11 +41,34 @@ fn service(name: &str) -> serde_json::Value {
 fn start(server: &FakeApiServer, writer: &str) -> (watch::Receiver<Progress>, tokio::task::JoinHandle<()>) {
     let client = server.client_as(writer).expect("client");
     let (tx, rx) = watch::channel(Progress::default());
-    let options = ControllerOptions { namespace: "metallb-system".into(), load_balancer_class: None };
+    let options = ControllerOptions {
+        namespace: "metallb-system".into(),
+        load_balancer_class: None,
+        memberlist_secret: Some("memberlist".into()),
+    };
     let task = tokio::spawn(async move {
         let _ = controller::run(client, options, tx).await;
     });
     (rx, task)
+}
+
+/// Every request the controller made is granted by its RBAC (deploy/rbac.yaml).
+fn assert_granted(server: &FakeApiServer) {
+    let refused: Vec<_> = server
+        .accesses()
+        .into_iter()
+        .filter(|a| {
+            !lb_k8s::rbac::CONTROLLER.allows(
+                &a.verb,
+                &a.group,
+                &a.resource,
+                a.namespace.as_deref(),
+                a.name.as_deref(),
+                "metallb-system",
+            )
+        })
+        .collect();
+    assert!(refused.is_empty(), "not granted to the controller: {refused:#?}");
 }
 
 fn pool_annotation(svc: &Service) -> Option<&str> {
@@ -68,6 +91,11 @@ async fn a_new_service_gets_an_ip_its_annotation_and_metallbs_event_and_a_restar
     let mut foreign = service("foreign");
     foreign["spec"]["loadBalancerClass"] = json!("someone.else/lb");
     server.seed(&foreign).expect("service");
+    // As the manifests ship it: no key yet.
+    server
+        .seed(&json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "memberlist", "namespace": "metallb-system"}}))
+        .expect("memberlist Secret");
     let (mut progress, task) = start(&server, "controller-1");
     let svc = server
         .wait_for::<Service>("shop", "web", WAIT, |s| {
@@ -101,6 +129,16 @@ async fn a_new_service_gets_an_ip_its_annotation_and_metallbs_event_and_a_restar
         })
         .await
         .expect("pool status counts");
+    let key = server
+        .wait_for::<k8s_openapi::api::core::v1::Secret>("metallb-system", "memberlist", WAIT, |s| {
+            s.and_then(|s| s.data.as_ref()).is_some_and(|d| d.contains_key("secretkey"))
+        })
+        .await
+        .expect("a gossip key")
+        .and_then(|s| s.data)
+        .and_then(|mut d| d.remove("secretkey"))
+        .expect("secretkey");
+    assert_eq!(key.0.len(), 44, "32 random bytes, base64");
     let foreign = server.get::<Service>("shop", "foreign").expect("get").expect("foreign");
     assert!(ingress(&foreign).is_empty(), "another class is not ours");
     task.abort();
@@ -112,6 +150,7 @@ async fn a_new_service_gets_an_ip_its_annotation_and_metallbs_event_and_a_restar
     let writes: Vec<String> = server.writes().iter().map(|w| format!("{} {}", w.method, w.path)).collect();
     assert!(writes.is_empty(), "a restart wrote {writes:?}");
     task.abort();
+    assert_granted(&server);
 }
 
 #[tokio::test]
@@ -157,6 +196,7 @@ async fn a_service_that_stops_being_a_load_balancer_is_cleared_and_its_ip_reused
         .expect("a");
     assert_eq!(a.spec.and_then(|s| s.type_).as_deref(), Some("ClusterIP"));
     task.abort();
+    assert_granted(&server);
 }
 
 #[tokio::test]
@@ -213,6 +253,7 @@ async fn an_invalid_configuration_changes_nothing_and_says_so() {
         server.writes().iter().filter(|w| w.path.contains("/services/")).map(|w| w.path.clone()).collect();
     assert!(service_writes.is_empty(), "{service_writes:?}");
     task.abort();
+    assert_granted(&server);
 }
 
 /// A replica: its controller and its lease task.
@@ -235,7 +276,11 @@ fn replica(server: &FakeApiServer, name: &str) -> Replica {
         lb_k8s::drivers::lease::run(lease_client, "metallb-system", "lb-controller", &id, timing, leader_tx).await;
     });
     let (progress, _) = watch::channel(Progress::default());
-    let options = ControllerOptions { namespace: "metallb-system".into(), load_balancer_class: None };
+    let options = ControllerOptions {
+        namespace: "metallb-system".into(),
+        load_balancer_class: None,
+        memberlist_secret: Some("memberlist".into()),
+    };
     let rx = leader.clone();
     let (published, _) = watch::channel(std::sync::Arc::new(lb_k8s::view::Snapshot::default()));
     let controller = tokio::spawn(async move {
@@ -299,6 +344,7 @@ async fn two_replicas_one_writer_and_the_standby_takes_over() {
     for t in &standby.tasks {
         t.abort();
     }
+    assert_granted(&server);
 }
 
 #[tokio::test]
@@ -332,4 +378,5 @@ async fn dropped_watches_and_expired_versions_converge_anyway() {
     ips.dedup();
     assert_eq!(ips.len(), 3, "{ips:?}");
     task.abort();
+    assert_granted(&server);
 }

@@ -236,4 +236,13 @@ async fn scenario() {
         .unwrap_or_else(|_| panic!("withdrawn, got {:?} {:?}", l2_nodes(&server), bgp_statuses(&server)));
     a.abort();
     b.abort();
+    // Every request the speakers made is granted by their RBAC (deploy/rbac.yaml).
+    let refused: Vec<_> = server
+        .accesses()
+        .into_iter()
+        .filter(|a| {
+            !lb_k8s::rbac::SPEAKER.allows(&a.verb, &a.group, &a.resource, a.namespace.as_deref(), a.name.as_deref(), NS)
+        })
+        .collect();
+    assert!(refused.is_empty(), "not granted to the speaker: {refused:#?}");
 }

@@ -57,6 +57,9 @@ pub struct ControllerOptions {
     pub namespace: String,
     /// Only Services of this `loadBalancerClass`; `None`: only Services without one.
     pub load_balancer_class: Option<String>,
+    /// The Secret whose `secretkey` the speakers authenticate their gossip
+    /// with: filled with a random key when it has none (`None`: leave it).
+    pub memberlist_secret: Option<String>,
 }
 
 /// Why the controller stopped.
@@ -157,6 +160,7 @@ pub async fn run_led(
         shown: ConfigState::default(),
         allocations: Vec::new(),
         pools: Vec::new(),
+        memberlist_checked: false,
     };
     let mut leading = *leader.borrow_and_update();
     loop {
@@ -192,6 +196,12 @@ pub async fn run_led(
         }
         if leading && sources.synced() {
             state.leader = Some(leader.clone());
+            if !state.memberlist_checked {
+                state.memberlist_checked = true;
+                if let Some(name) = state.options.memberlist_secret.clone() {
+                    ensure_memberlist_key(&client, &state.options.namespace, &name).await;
+                }
+            }
             state.pass(&client, &recorder, &sources).await;
             state.publish(&published);
             progress.send_modify(|p| p.passes += 1);
@@ -218,6 +228,8 @@ struct State {
     shown: ConfigState,
     allocations: Vec<lb_core::plan::ServiceAssignment>,
     pools: Vec<lb_core::plan::PoolStats>,
+    /// The memberlist Secret was looked at since leadership was gained.
+    memberlist_checked: bool,
 }
 
 /// Writes not yet seen in the watch.
@@ -282,6 +294,7 @@ impl State {
         self.written.clear();
         self.pools_written.clear();
         self.config_state.forget();
+        self.memberlist_checked = false;
     }
 
     fn may_write(&self) -> bool {
@@ -464,6 +477,65 @@ impl State {
             publish(recorder, k8s, event).await;
         }
     }
+}
+
+/// Gives the memberlist Secret a random `secretkey` if it has none, as
+/// MetalLB's controller does, so the speakers' gossip is authenticated
+/// without an operator generating a key. The Secret itself comes with the
+/// manifests (the controller may read and patch it, not create Secrets);
+/// the patch carries the resourceVersion read, so two writers cannot both
+/// set a key.
+async fn ensure_memberlist_key(client: &Client, namespace: &str, name: &str) {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = match api.get_opt(name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            warn!(event = "memberlistSecretMissing", secret = %name, "no memberlist Secret: layer 2 speakers wait for it (apply deploy/ again)");
+            return;
+        }
+        Err(e) => {
+            warn!(event = "memberlistSecretUnreadable", secret = %name, error = %error_chain(&e), "cannot read the memberlist Secret");
+            return;
+        }
+    };
+    if secret
+        .data
+        .as_ref()
+        .is_some_and(|d| d.get(crate::roles::speaker::MEMBERLIST_KEY).is_some_and(|k| !k.0.is_empty()))
+    {
+        return;
+    }
+    let key = match random_key() {
+        Ok(k) => k,
+        Err(e) => {
+            error!(event = "memberlistKeyFailed", error = %e, "cannot draw a random gossip key");
+            return;
+        }
+    };
+    use base64::Engine as _;
+    let patch = json!({
+        "metadata": {"resourceVersion": secret.metadata.resource_version},
+        "data": {crate::roles::speaker::MEMBERLIST_KEY: base64::engine::general_purpose::STANDARD.encode(key)},
+    });
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => {
+            info!(event = "memberlistKeyCreated", secret = %name, "gave the memberlist Secret a random gossip key")
+        }
+        Err(e) => {
+            warn!(event = "memberlistKeyFailed", secret = %name, error = %error_chain(&e), "cannot write the gossip key")
+        }
+    }
+}
+
+/// 32 bytes from the kernel's random source, as text (the key is read
+/// back as bytes; MetalLB's is base64 text too).
+fn random_key() -> std::io::Result<String> {
+    use base64::Engine as _;
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 async fn publish(recorder: &Recorder, service: &K8sService, event: &ServiceEvent) {

@@ -293,6 +293,7 @@ pub async fn run(
         written: HashMap::new(),
         failed_reported: BTreeSet::new(),
         shown: ConfigState::default(),
+        waiting_for_key: false,
     };
     tokio::pin!(stop);
     loop {
@@ -348,6 +349,8 @@ struct State {
     /// `announceFailed` already recorded.
     failed_reported: BTreeSet<(ServiceKey, IpAddr)>,
     shown: ConfigState,
+    /// Said once: layer 2 waits for the gossip key.
+    waiting_for_key: bool,
 }
 
 impl State {
@@ -463,6 +466,15 @@ impl State {
         }
         let settings = &self.options.layer2;
         let key = settings.memberlist_key.clone().or_else(|| sources.memberlist.objects.values().next().cloned());
+        if key.as_ref().is_none_or(Vec::is_empty) {
+            // Gossip without the key the others use would be dropped by
+            // them and lock this node out: wait for the controller to fill it in.
+            if !self.waiting_for_key {
+                self.waiting_for_key = true;
+                warn!(event = "memberlistKeyMissing", secret = %self.options.memberlist_secret, "layer 2 waits for the memberlist Secret's secretkey");
+            }
+            return;
+        }
         match Layer2::spawn(Layer2Options {
             node: self.options.node.clone(),
             port: settings.memberlist_port,
