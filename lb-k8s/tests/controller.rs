@@ -380,3 +380,135 @@ async fn dropped_watches_and_expired_versions_converge_anyway() {
     task.abort();
     assert_granted(&server);
 }
+
+fn service6(name: &str, ip: Option<&str>) -> serde_json::Value {
+    let mut s = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"type": "LoadBalancer", "clusterIP": "fd00::1", "clusterIPs": ["fd00::1"], "ipFamilies": ["IPv6"],
+                 "ports": [{"port": 80, "protocol": "TCP"}]}
+    });
+    if let Some(ip) = ip {
+        s["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
+        s["metadata"]["annotations"] = json!({"metallb.io/ip-allocated-from-pool": "big"});
+    }
+    s
+}
+
+/// A restart with 10,000 Services in a pool of 10,000 addresses, 9,995 of
+/// them assigned by an earlier run and 10 new ones competing for the 5
+/// free addresses (named so that they are listed first): every assigned
+/// Service keeps its address and is not written to; 5 newcomers get the
+/// free addresses, 5 are told the pool is full.
+#[tokio::test]
+async fn a_restart_with_ten_thousand_services_moves_none_and_writes_only_for_newcomers() {
+    let server = server().await;
+    server
+        .seed(&json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "big", "namespace": "metallb-system"},
+            "spec": {"addresses": ["2001:db8::1-2001:db8::2710"]}
+        }))
+        .expect("pool");
+    // 9,995 assigned: every address but five spread through the range.
+    let free: Vec<u32> = vec![1, 2000, 4000, 6000, 10_000];
+    let mut assigned = std::collections::BTreeMap::new();
+    for n in (1..=10_000u32).filter(|n| !free.contains(n)) {
+        let (name, ip) = (format!("svc-{n:05}"), format!("2001:db8::{n:x}"));
+        server.seed(&service6(&name, Some(&ip))).expect("service");
+        assigned.insert(name, ip);
+    }
+    for n in 0..10 {
+        server.seed(&service6(&format!("a-new-{n}"), None)).expect("service");
+    }
+    server.clear_writes();
+    let (mut progress, task) = start(&server, "controller");
+    progress.wait_for(|p| p.passes > 0).await.expect("a pass");
+    let services = server.list::<Service>().expect("list");
+    let mut moved = Vec::new();
+    let mut newcomers = Vec::new();
+    for s in &services {
+        let name = s.metadata.name.clone().unwrap_or_default();
+        match assigned.get(&name) {
+            Some(ip) if ingress(s) != [ip.clone()] => moved.push(name),
+            Some(_) => {}
+            None => newcomers.extend(ingress(s)),
+        }
+    }
+    assert!(moved.is_empty(), "moved: {moved:?}");
+    newcomers.sort();
+    let mut expected: Vec<String> = free.iter().map(|n| format!("2001:db8::{n:x}")).collect();
+    expected.sort();
+    assert_eq!(newcomers, expected, "the newcomers get exactly the free addresses");
+    let touched: Vec<String> = server.writes().into_iter().map(|w| w.path).filter(|p| p.contains("svc-")).collect();
+    assert!(touched.is_empty(), "assigned Services written to: {:?}", &touched[..touched.len().min(5)]);
+    let full = server
+        .list::<k8s_openapi::api::events::v1::Event>()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("AllocationFailed"))
+        .count();
+    assert_eq!(full, 5, "five newcomers told the pool is full");
+    task.abort();
+    assert_granted(&server);
+}
+
+/// A pool removed from the configuration: its Services are cleared and
+/// get addresses from the pool that remains; the others are not touched.
+#[tokio::test]
+async fn removing_a_pool_reallocates_only_its_services() {
+    let server = server().await;
+    server
+        .seed(&json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "extra", "namespace": "metallb-system"},
+            "spec": {"addresses": ["203.0.113.0/30"], "autoAssign": false}
+        }))
+        .expect("pool");
+    for name in ["a", "b"] {
+        server.seed(&service(name)).expect("service");
+    }
+    for name in ["x", "y"] {
+        let mut s = service(name);
+        s["metadata"]["annotations"] = json!({"metallb.io/address-pool": "extra"});
+        server.seed(&s).expect("service");
+    }
+    let (_progress, task) = start(&server, "controller");
+    for name in ["a", "b", "x", "y"] {
+        server
+            .wait_for::<Service>("shop", name, WAIT, |s| s.as_ref().is_some_and(|s| !ingress(s).is_empty()))
+            .await
+            .expect("assigned");
+    }
+    let before: Vec<Vec<String>> =
+        ["a", "b"].iter().map(|n| ingress(&server.get::<Service>("shop", n).expect("get").expect("svc"))).collect();
+    // x and y no longer ask for a pool, and the pool goes.
+    for name in ["x", "y"] {
+        server.seed(&service(name)).expect("service");
+    }
+    server.clear_writes();
+    let kind =
+        server.with_store(|s| s.registry().by_kind("metallb.io/v1beta1", "IPAddressPool").cloned()).expect("kind");
+    server.with_store(|s| s.remove_object(&kind, "metallb-system", "extra")).expect("remove pool");
+    for name in ["x", "y"] {
+        server
+            .wait_for::<Service>("shop", name, WAIT, |s| {
+                s.as_ref().is_some_and(|s| ingress(s).first().is_some_and(|ip| ip.starts_with("192.0.2.")))
+                    && s.as_ref().is_some_and(|s| pool_annotation(s) == Some("default"))
+            })
+            .await
+            .expect("reallocated from the remaining pool");
+    }
+    let after: Vec<Vec<String>> =
+        ["a", "b"].iter().map(|n| ingress(&server.get::<Service>("shop", n).expect("get").expect("svc"))).collect();
+    assert_eq!(before, after);
+    let touched: Vec<String> = server
+        .writes()
+        .into_iter()
+        .map(|w| w.path)
+        .filter(|p| p.contains("/services/a") || p.contains("/services/b"))
+        .collect();
+    assert!(touched.is_empty(), "unaffected Services written to: {touched:?}");
+    task.abort();
+    assert_granted(&server);
+}
