@@ -194,6 +194,10 @@ async fn scenario() {
     let l2 = server.list::<ServiceL2Status>().expect("list").remove(0);
     let status = l2.status.as_ref().expect("status");
     assert_eq!((status.service_name.as_deref(), status.service_namespace.as_deref()), (Some("web"), Some("shop")));
+    // Its advertisement names no interface: every one that passes the owner's exclusions.
+    let own_if = if owner == "node-a" { "sa0" } else { "sb0" };
+    let interfaces: Vec<Option<&str>> = status.interfaces.iter().map(|i| i.name.as_deref()).collect();
+    assert_eq!(interfaces, [Some(own_if)]);
     let owners = l2.metadata.owner_references.clone().unwrap_or_default();
     let speaker_pod = if owner == "node-a" { "speaker-a" } else { "speaker-b" };
     assert_eq!(owners.iter().map(|o| (o.kind.as_str(), o.name.as_str())).collect::<Vec<_>>(), [("Pod", speaker_pod)]);

@@ -64,6 +64,8 @@ pub struct L2Local {
     pub owned: BTreeMap<IpAddr, (String, BTreeSet<String>)>,
     /// The interfaces this node can answer on.
     pub interfaces: Interfaces,
+    /// Those an IP whose advertisement names no interface is answered on.
+    pub default_interfaces: BTreeSet<String>,
     /// IPs this node should answer for but cannot: the interfaces its
     /// advertisements name are missing here (`announceFailed`).
     pub failed: BTreeSet<(lb_core::ServiceKey, IpAddr)>,
@@ -157,6 +159,8 @@ struct Driver {
 /// This node's interfaces as the driver sees them.
 struct Usable {
     interfaces: Interfaces,
+    /// Those an IP whose advertisement names none is answered on.
+    default: BTreeSet<String>,
     macs: BTreeSet<[u8; 6]>,
 }
 
@@ -175,9 +179,10 @@ impl Driver {
     fn usable(&self) -> Usable {
         let status = self.handle.status();
         let usable: BTreeSet<String> = status.interfaces.keys().cloned().collect();
-        let default_usable = status.interfaces.values().any(|i| !i.excluded);
+        let default: BTreeSet<String> =
+            status.interfaces.iter().filter(|(_, i)| !i.excluded).map(|(name, _)| name.clone()).collect();
         let macs = status.interfaces.values().map(|i| i.mac.0).collect();
-        Usable { interfaces: Interfaces { usable, default_usable }, macs }
+        Usable { interfaces: Interfaces { usable, default_usable: !default.is_empty() }, default, macs }
     }
 
     fn set_owned(&self, owned: Arc<Ownership>) {
@@ -503,7 +508,8 @@ impl Loop {
         } else {
             BTreeSet::new()
         };
-        let now = L2Local { owned: self.owned.clone(), interfaces: local, failed };
+        let default_interfaces = if local.default_usable { links.default.clone() } else { BTreeSet::new() };
+        let now = L2Local { owned: self.owned.clone(), interfaces: local, default_interfaces, failed };
         self.local.send_if_modified(|shown| {
             let changed = **shown != now;
             if changed {

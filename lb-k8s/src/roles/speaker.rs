@@ -499,7 +499,9 @@ impl State {
             .iter()
             .filter_map(|(ip, (service, interfaces))| {
                 let (ns, name) = service.split_once('/')?;
-                Some(L2Announcement::new(*ip, ServiceKey::new(ns, name), interfaces.iter().cloned().collect()))
+                // Named by no advertisement: every interface that passes the exclusions.
+                let on = if interfaces.is_empty() { &local.default_interfaces } else { interfaces };
+                Some(L2Announcement::new(*ip, ServiceKey::new(ns, name), on.iter().cloned().collect()))
             })
             .collect();
         let (peers, announced) = self.bgp_plan.clone().unwrap_or_default();

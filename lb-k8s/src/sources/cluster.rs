@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource};
 use serde_json::{Value, json};
@@ -108,16 +109,23 @@ where
     F: Fn(watcher::Event<K>) -> C + Send + 'static,
 {
     tokio::spawn(async move {
-        let mut stream = watcher(api, config).boxed();
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(event) => {
-                    if tx.send(wrap(event)).await.is_err() {
-                        return;
+        // kube's watcher retries at once after an error: without a backoff
+        // an unreachable API server would be asked again in a tight loop.
+        let mut stream = watcher(api, config).default_backoff().boxed();
+        loop {
+            tokio::select! {
+                // The role stopped: so does its watch.
+                () = tx.closed() => return,
+                item = stream.next() => match item {
+                    None => return,
+                    Some(Ok(event)) => {
+                        if tx.send(wrap(event)).await.is_err() {
+                            return;
+                        }
                     }
-                }
-                // The watcher retries by itself; say so and go on.
-                Err(e) => warn!(event = "watchFailed", error = %error_chain(&e), "watch failed; retrying"),
+                    // The watcher retries by itself; say so and go on.
+                    Some(Err(e)) => warn!(event = "watchFailed", error = %error_chain(&e), "watch failed; retrying"),
+                },
             }
         }
     })
