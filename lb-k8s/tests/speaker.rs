@@ -116,7 +116,12 @@ fn events(server: &FakeApiServer, reason: &str) -> Vec<String> {
         .collect()
 }
 
-fn start(server: &FakeApiServer, node: &str, pod: &str, other_if: &str) -> tokio::task::JoinHandle<()> {
+fn start(
+    server: &FakeApiServer,
+    node: &str,
+    pod: &str,
+    other_if: &str,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Sender<()>) {
     let client = server.client_as(node).expect("client");
     let options = SpeakerOptions {
         node: node.into(),
@@ -133,9 +138,14 @@ fn start(server: &FakeApiServer, node: &str, pod: &str, other_if: &str) -> tokio
     };
     let (progress, _) = watch::channel(Progress::default());
     let (published, _) = watch::channel(Default::default());
-    tokio::spawn(async move {
-        let _ = speaker::run(client, options, progress, published, std::future::pending()).await;
-    })
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let stop = async {
+            let _ = stopped.await;
+        };
+        let _ = speaker::run(client, options, progress, published, stop).await;
+    });
+    (task, stop)
 }
 
 #[test]
@@ -165,8 +175,9 @@ async fn scenario() {
     for object in objects() {
         server.seed(&object).expect("seed");
     }
-    let a = start(&server, "node-a", "speaker-a", "sb");
-    let b = start(&server, "node-b", "speaker-b", "sa");
+    let (a, stop_a) = start(&server, "node-a", "speaker-a", "sb");
+    let (b, stop_b) = start(&server, "node-b", "speaker-b", "sa");
+    let mut stops = std::collections::BTreeMap::from([("node-a", stop_a), ("node-b", stop_b)]);
 
     // One node answers on layer 2; both announce over BGP to the peer.
     if server.wait_until(WAIT, |s| l2_nodes(s).len() == 1).await.is_err() {
@@ -231,6 +242,16 @@ async fn scenario() {
         .expect("announceFailed Event");
     server.seed(&l2_advertisement(&[])).expect("interfaces");
     server.wait_until(WAIT, |s| l2_nodes(s).len() == 1).await.expect("announced again");
+
+    // The owner stops (SIGTERM): it hands over, the other announces, and
+    // the stopped one's status objects go.
+    let owner = l2_nodes(&server).remove(0);
+    let other = if owner == "node-a" { "node-b" } else { "node-a" };
+    let _ = stops.remove(owner.as_str()).expect("stop").send(());
+    server
+        .wait_until(WAIT, |s| l2_nodes(s) == [other.to_string()] && bgp_statuses(s).len() == 1)
+        .await
+        .unwrap_or_else(|_| panic!("{other} took over alone, got {:?} {:?}", l2_nodes(&server), bgp_statuses(&server)));
 
     // The endpoints go away: every announcement is withdrawn.
     server.seed(&endpoints(&[])).expect("no endpoints");

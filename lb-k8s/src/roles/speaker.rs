@@ -313,7 +313,7 @@ pub async fn run(
                 l2_changed = true;
             }
             () = &mut stop => {
-                state.shutdown(&client).await;
+                state.shutdown(&client, &sources).await;
                 return Ok(());
             }
         }
@@ -623,8 +623,10 @@ impl State {
         }));
     }
 
-    /// Hands layer 2 over and sends every peer a Cease, at the same time.
-    async fn shutdown(&mut self, _client: &Client) {
+    /// Hands layer 2 over and sends every peer a Cease, at the same time;
+    /// then removes this node's status objects, since it announces nothing
+    /// any more (bounded: the Pod's deletion removes them anyway).
+    async fn shutdown(&mut self, client: &Client, sources: &Sources) {
         info!(event = "shutdown", "stopping: Cease to every BGP peer, layer 2 IPs handed over");
         let layer2 = self.layer2.take();
         let bgp = std::mem::replace(&mut self.bgp, BgpSpeaker::new());
@@ -633,6 +635,28 @@ impl State {
                 l2.shutdown().await;
             }
         });
+        // What the watches show, and what was written since.
+        let mut ours: BTreeSet<(Protocol, String)> = BTreeSet::new();
+        for (protocol, existing) in [(Protocol::Layer2, &sources.l2_statuses), (Protocol::Bgp, &sources.bgp_statuses)] {
+            ours.extend(
+                existing.objects.keys().filter_map(|k| k.rsplit('/').next()).map(|n| (protocol, n.to_string())),
+            );
+        }
+        for (name, written) in &self.written {
+            let protocol = if name.starts_with("l2-") { Protocol::Layer2 } else { Protocol::Bgp };
+            if written.is_some() {
+                ours.insert((protocol, name.clone()));
+            }
+        }
+        let deletes = async {
+            for (protocol, name) in &ours {
+                let _ =
+                    status_api(client, &self.options.namespace, *protocol).delete(name, &DeleteParams::default()).await;
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(2), deletes).await.is_err() {
+            warn!(event = "statusNotDeleted", "status objects left for the Pod's deletion to remove");
+        }
     }
 }
 
