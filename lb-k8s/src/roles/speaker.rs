@@ -526,7 +526,7 @@ impl State {
             }
             let api = status_api(client, &self.options.namespace, status.protocol);
             if shown.is_none() {
-                let object = json!({
+                let mut object = json!({
                     "apiVersion": "metallb.io/v1beta1",
                     "kind": status_kind(status.protocol),
                     "metadata": {
@@ -537,10 +537,14 @@ impl State {
                             SERVICE_NAME_LABEL: status.service.name(),
                             SERVICE_NAMESPACE_LABEL: status.service.namespace(),
                         },
-                        "ownerReferences": owner.clone().unwrap_or(Value::Null),
                     },
                     "spec": {},
                 });
+                // No owner known (no --pod): the object is left without one
+                // rather than with a null an API server would refuse.
+                if let Some(owner) = &owner {
+                    object["metadata"]["ownerReferences"] = owner.clone();
+                }
                 if let Err(e) =
                     api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await
                 {
