@@ -10,6 +10,7 @@
 //! - `lb speaker`: one node's announcements in a cluster (BGP and layer 2).
 
 mod check;
+mod cluster;
 mod controller;
 mod convert;
 mod files;

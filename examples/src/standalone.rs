@@ -45,12 +45,21 @@ pub struct StandaloneArgs {
     /// (e.g. `0.0.0.0:179` or `[::]:179`), besides connecting to them.
     #[arg(long = "bgp-listen")]
     bgp_listen: Option<SocketAddr>,
-    /// UDP port of the layer 2 gossip among the nodes (each node's
-    /// InternalIP in --nodes), MetalLB's memberlist port.
+    #[command(flatten)]
+    layer2: Layer2Args,
+}
+
+/// How layer 2 runs (`lb standalone`, `lb speaker`).
+#[derive(clap::Args)]
+pub struct Layer2Args {
+    /// UDP port of the layer 2 gossip among the nodes (standalone: each
+    /// node's InternalIP in --nodes; speaker: the speaker Pods), MetalLB's
+    /// memberlist port.
     #[arg(long = "memberlist-port", default_value_t = 7946)]
     memberlist_port: u16,
     /// A file holding the shared gossip key (as MetalLB's `memberlist`
-    /// Secret): gossip without it is dropped and counted.
+    /// Secret, which the speaker reads without it): gossip without it is
+    /// dropped and counted.
     #[arg(long = "memberlist-key-file")]
     memberlist_key_file: Option<PathBuf>,
     /// Interface name prefixes layer 2 does not answer on unless an
@@ -58,6 +67,18 @@ pub struct StandaloneArgs {
     /// docker, cni, veth, lo, flannel, cali, cilium, lxc, kube-ipvs, ...].
     #[arg(long = "exclude-interfaces", value_delimiter = ',')]
     exclude_interfaces: Option<Vec<String>>,
+}
+
+impl Layer2Args {
+    /// The settings, with the key file read.
+    pub fn settings(self) -> anyhow::Result<standalone::Layer2Settings> {
+        let memberlist_key = self.memberlist_key_file.as_deref().map(read_memberlist_key).transpose()?;
+        Ok(standalone::Layer2Settings {
+            memberlist_port: self.memberlist_port,
+            memberlist_key,
+            exclude_interfaces: self.exclude_interfaces,
+        })
+    }
 }
 
 /// JSON lines on stdout, level from `LB_LOG` (default `info`).
@@ -74,18 +95,17 @@ pub fn init_logs() {
         .init();
 }
 
+/// The gossip key in `path` (surrounding white space dropped), not empty.
+fn read_memberlist_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let key = std::fs::read(path).with_context(|| format!("reading --memberlist-key-file {}", path.display()))?;
+    let key = key.trim_ascii().to_vec();
+    anyhow::ensure!(!key.is_empty(), "--memberlist-key-file {} is empty", path.display());
+    Ok(key)
+}
+
 pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     init_logs();
-    let memberlist_key = match &args.memberlist_key_file {
-        Some(path) => {
-            let key =
-                std::fs::read(path).with_context(|| format!("reading --memberlist-key-file {}", path.display()))?;
-            let key = key.trim_ascii().to_vec();
-            anyhow::ensure!(!key.is_empty(), "--memberlist-key-file {} is empty", path.display());
-            Some(key)
-        }
-        None => None,
-    };
+    let layer2 = args.layer2.settings()?;
     let options = Options {
         sources: FileSources {
             config: args.config,
@@ -98,11 +118,7 @@ pub fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         load_balancer_class: args.lb_class,
         state: args.state,
         bgp_listen: args.bgp_listen,
-        layer2: standalone::Layer2Settings {
-            memberlist_port: args.memberlist_port,
-            memberlist_key,
-            exclude_interfaces: args.exclude_interfaces,
-        },
+        layer2,
     };
     // Two workers: a reload or a large /status occupies one while the BGP
     // sessions' keepalives go on on the other.

@@ -303,28 +303,12 @@ impl State {
 
     /// One pass over the whole world.
     async fn pass(&mut self, client: &Client, recorder: &Recorder, sources: &Sources) {
-        let config = match crate::crds::load(&sources.config.objects()) {
-            Ok(loaded) => {
-                self.shown.stale = false;
-                self.shown.last_error = None;
-                self.shown.reloads += 1;
-                if self.may_write() {
-                    self.config_state.report(client, recorder, &sources.config, Ok(())).await;
-                }
-                Some(loaded.config)
-            }
-            Err(errors) => {
-                let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                error!(event = "configStale", errors = %text.join("; "), "invalid configuration; the last good one stays in force");
-                self.shown.stale = true;
-                self.shown.last_error = Some(text.join("; "));
-                self.shown.reload_errors += 1;
-                if self.may_write() {
-                    self.config_state.report(client, recorder, &sources.config, Err(&errors)).await;
-                }
-                None
-            }
-        };
+        let loaded = sources.config.load(&mut self.shown);
+        if self.may_write() {
+            let outcome = loaded.as_ref().map(drop).map_err(Vec::as_slice);
+            self.config_state.report(client, recorder, &sources.config, outcome).await;
+        }
+        let config = loaded.ok().map(|l| l.config);
         let config = match (config, &self.allocator) {
             (Some(c), _) => c,
             (None, Some(a)) => a.config().clone(),

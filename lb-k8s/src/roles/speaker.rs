@@ -401,22 +401,11 @@ impl State {
 
     /// One pass over the whole world.
     async fn pass(&mut self, client: &Client, recorder: &Recorder, sources: &Sources) {
-        match crate::crds::load(&sources.config.objects()) {
-            Ok(loaded) => {
-                self.config = Some(loaded.config);
-                self.shown.stale = false;
-                self.shown.last_error = None;
-                self.shown.reloads += 1;
-                self.config_state.report(client, recorder, &sources.config, Ok(())).await;
-            }
-            Err(errors) => {
-                let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                error!(event = "configStale", errors = %text.join("; "), "invalid configuration; the last good one stays in force");
-                self.shown.stale = true;
-                self.shown.last_error = Some(text.join("; "));
-                self.shown.reload_errors += 1;
-                self.config_state.report(client, recorder, &sources.config, Err(&errors)).await;
-            }
+        let loaded = sources.config.load(&mut self.shown);
+        let outcome = loaded.as_ref().map(drop).map_err(Vec::as_slice);
+        self.config_state.report(client, recorder, &sources.config, outcome).await;
+        if let Ok(loaded) = loaded {
+            self.config = Some(loaded.config);
         }
         let Some(config) = self.config.clone() else { return };
         self.shown.loaded = true;

@@ -214,6 +214,32 @@ impl ConfigSources {
         })
     }
 
+    /// Loads the configuration the cluster holds, noting the outcome in
+    /// `shown` (what `/metrics` and `/status` say) and, when it is
+    /// invalid, in the logs (`configStale`): the caller keeps its last
+    /// good configuration.
+    pub fn load(
+        &self,
+        shown: &mut crate::view::ConfigState,
+    ) -> Result<lb_core::config::Loaded, Vec<lb_core::config::ConfigError>> {
+        let loaded = crate::crds::load(&self.objects());
+        match &loaded {
+            Ok(_) => {
+                shown.stale = false;
+                shown.last_error = None;
+                shown.reloads += 1;
+            }
+            Err(errors) => {
+                let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                tracing::error!(event = "configStale", errors = %text.join("; "), "invalid configuration; the last good one stays in force");
+                shown.stale = true;
+                shown.last_error = Some(text.join("; "));
+                shown.reload_errors += 1;
+            }
+        }
+        loaded
+    }
+
     /// The configuration objects, as JSON documents for the loader.
     pub fn objects(&self) -> Vec<Value> {
         let mut out = Vec::new();
