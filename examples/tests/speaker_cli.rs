@@ -1,7 +1,8 @@
 //! `lb speaker` as a DaemonSet runs it: the binary finds the API server
 //! from `KUBECONFIG` (the fake API server on loopback), announces a
-//! Service over BGP (to a peer on loopback where nothing listens: the plan
-//! stands, the session retries), says so in a ServiceBGPStatus, serves
+//! Service over BGP (to a peer on loopback where nothing listens, its TCP
+//! MD5 password from the Secret it names: the plan stands, the session
+//! retries), says so in a ServiceBGPStatus, serves
 //! `/readyz` and `/metrics`, and on SIGTERM stops cleanly and removes its
 //! status object. No layer 2 here: it would answer on the host's own
 //! interfaces (the namespace test in lb-k8s covers it).
@@ -44,7 +45,11 @@ async fn lb_speaker_announces_through_a_kubeconfig_and_cleans_up_on_sigterm() {
         json!({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": {"name": "bgp", "namespace": NS},
             "spec": {"ipAddressPools": ["web"]}}),
         json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": {"name": "tor", "namespace": NS},
-            "spec": {"myASN": 64512, "peerASN": 64513, "peerAddress": "127.0.0.1", "peerPort": closed}}),
+            "spec": {"myASN": 64512, "peerASN": 64513, "peerAddress": "127.0.0.1", "peerPort": closed,
+                     "passwordSecret": {"name": "tor-password", "namespace": NS}}}),
+        // The one Secret the speaker reads besides the memberlist one: without it the peer is not set up.
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/basic-auth",
+            "metadata": {"name": "tor-password", "namespace": NS}, "data": {"password": "c2VjcmV0"}}),
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
             "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}),
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},

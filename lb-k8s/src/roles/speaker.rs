@@ -298,11 +298,14 @@ pub async fn run(
     tokio::pin!(stop);
     loop {
         let mut l2_changed = false;
+        let mut config_changed = false;
         tokio::select! {
             change = rx.recv() => {
                 let Some(change) = change else { break };
+                config_changed |= matches!(change, Change::Config(_));
                 sources.take(change);
                 while let Ok(more) = rx.try_recv() {
+                    config_changed |= matches!(more, Change::Config(_));
                     sources.take(more);
                 }
             }
@@ -317,7 +320,10 @@ pub async fn run(
                 return Ok(());
             }
         }
-        state.sync_secret_watches(&client, &mut sources, &tx);
+        // The Secrets to watch follow the peers: only a configuration change moves them.
+        if config_changed {
+            state.sync_secret_watches(&client, &mut sources, &tx);
+        }
         if !sources.synced() {
             continue;
         }
