@@ -1,6 +1,7 @@
 //! Kubernetes role measurements against the in-process fake API server
 //! (ignored by default; `scripts/measure_k8s.sh` runs them in release and
-//! the README quotes them). Each prints one result line; none asserts a
+//! the README quotes them). Each prints one result line (the controller
+//! start a second: where its time goes); none asserts a
 //! time. Everything talks over loopback only.
 //!
 //! - controller start: `SERVICES` (default 10,000) Services without
