@@ -338,14 +338,7 @@ impl Lb {
         let dir = std::env::temp_dir().join(format!("lb-measure-k8s-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let kubeconfig = dir.join("config");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: fake, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\ncurrent-context: fake\n",
-                server.url()
-            ),
-        )
-        .expect("kubeconfig");
+        std::fs::write(&kubeconfig, server.kubeconfig()).expect("kubeconfig");
         let log = std::fs::File::create(dir.join("lb.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_lb"))
             .args(args)

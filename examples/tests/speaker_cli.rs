@@ -64,14 +64,7 @@ async fn lb_speaker_announces_through_a_kubeconfig_and_cleans_up_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("lb-speaker-kubeconfig-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let kubeconfig = dir.join("config");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: fake, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\ncurrent-context: fake\n",
-            server.url()
-        ),
-    )
-    .expect("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig()).expect("kubeconfig");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
     let mut lb = Command::new(env!("CARGO_BIN_EXE_lb"))
         .args(["speaker", "--listen", &format!("127.0.0.1:{port}")])

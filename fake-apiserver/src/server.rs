@@ -179,6 +179,16 @@ impl FakeApiServer {
         format!("http://{}", self.addr)
     }
 
+    /// A kubeconfig file's text naming this server (plain HTTP, no auth),
+    /// for a process that finds its API server through `KUBECONFIG`.
+    #[must_use]
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\nusers: [{{name: fake, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\ncurrent-context: fake\n",
+            self.url()
+        )
+    }
+
     /// A kube config for this server: plain HTTP, no auth, namespace `default`.
     ///
     /// # Errors
