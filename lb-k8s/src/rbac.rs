@@ -50,6 +50,17 @@ const EVENTS: Grant = Grant {
     why: "Events on Services and configuration objects (a repeat patches the first)",
 };
 
+const CONFIG: Grant =
+    Grant { group: "metallb.io", resources: CONFIG_RESOURCES, verbs: WATCH, names: &[], why: "the configuration" };
+
+const LEGACY_CONFIGMAP: Grant = Grant {
+    group: "",
+    resources: &["configmaps"],
+    verbs: WATCH,
+    names: &[],
+    why: "the legacy ConfigMap `config` (field selector)",
+};
+
 /// `lb controller`.
 pub const CONTROLLER: Permissions = Permissions {
     component: "controller",
@@ -78,14 +89,8 @@ pub const CONTROLLER: Permissions = Permissions {
         EVENTS,
     ],
     namespace: &[
-        Grant { group: "metallb.io", resources: CONFIG_RESOURCES, verbs: WATCH, names: &[], why: "the configuration" },
-        Grant {
-            group: "",
-            resources: &["configmaps"],
-            verbs: WATCH,
-            names: &[],
-            why: "the legacy ConfigMap `config` (field selector)",
-        },
+        CONFIG,
+        LEGACY_CONFIGMAP,
         Grant {
             group: "metallb.io",
             resources: &["ipaddresspools/status"],
@@ -145,14 +150,8 @@ pub const SPEAKER: Permissions = Permissions {
         EVENTS,
     ],
     namespace: &[
-        Grant { group: "metallb.io", resources: CONFIG_RESOURCES, verbs: WATCH, names: &[], why: "the configuration" },
-        Grant {
-            group: "",
-            resources: &["configmaps"],
-            verbs: WATCH,
-            names: &[],
-            why: "the legacy ConfigMap `config` (field selector)",
-        },
+        CONFIG,
+        LEGACY_CONFIGMAP,
         Grant {
             group: "",
             resources: &["pods"],
