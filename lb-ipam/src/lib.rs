@@ -13,11 +13,13 @@
 //! - `services`: the per-Service table, each key stored with its hash;
 //! - [`request`]: what a Service asks for;
 //! - [`error`]: why a Service got no address;
+//! - [`incremental`]: a controller's passes at the cost of what changed;
 //! - [`pipeline`]: the controller's half of the plan, and the whole
 //!   [`lb_core::plan::ClusterPlan`] (allocation, then every node's plan).
 
 pub mod allocator;
 pub mod error;
+pub mod incremental;
 pub mod pipeline;
 pub mod request;
 mod runs;
