@@ -476,7 +476,9 @@ async fn removing_a_pool_reallocates_only_its_services() {
     let (_progress, task) = start(&server, "controller");
     for name in ["a", "b", "x", "y"] {
         server
-            .wait_for::<Service>("shop", name, WAIT, |s| s.as_ref().is_some_and(|s| !ingress(s).is_empty()))
+            .wait_for::<Service>("shop", name, WAIT, |s| {
+                s.as_ref().is_some_and(|s| !ingress(s).is_empty() && pool_annotation(s).is_some())
+            })
             .await
             .expect("assigned");
     }
@@ -511,4 +513,24 @@ async fn removing_a_pool_reallocates_only_its_services() {
     assert!(touched.is_empty(), "unaffected Services written to: {touched:?}");
     task.abort();
     assert_granted(&server);
+}
+
+/// A status write the API server refuses (500) is tried again by itself:
+/// no other change comes to start a pass.
+#[tokio::test]
+async fn a_failed_status_write_is_retried_without_another_change() {
+    let server = server().await;
+    let (mut progress, task) = start(&server, "controller");
+    progress.wait_for(|p| p.passes > 0).await.expect("first pass");
+    server.faults().fail_next_matching(3, "/services/a/status", 500);
+    server.seed(&service("a")).expect("service");
+    server
+        .wait_for::<Service>("shop", "a", WAIT, |s| {
+            s.as_ref().is_some_and(|s| !ingress(s).is_empty() && pool_annotation(s).is_some())
+        })
+        .await
+        .expect("a served after the refusals");
+    let refused = server.writes().iter().filter(|w| w.path.contains("/services/a/status") && w.status >= 500).count();
+    assert_eq!(refused, 3, "every refusal seen");
+    task.abort();
 }

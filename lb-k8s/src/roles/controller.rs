@@ -25,19 +25,21 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace as K8sNamespace, Service as K8sService};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace as K8sNamespace, ObjectReference, Service as K8sService};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use lb_core::plan::Observed;
-use lb_core::writeback::{self, PoolAnnotation, ServiceEvent};
-use lb_ipam::{Allocator, pipeline};
+use lb_core::ServiceKey;
+use lb_core::writeback::{self, PoolAnnotation};
+use lb_ipam::Allocator;
+use lb_ipam::incremental::Incremental;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use crate::sinks::configuration_state::{self, ConfigurationState};
+use crate::sinks::configuration_state::ConfigurationState;
+use crate::sinks::events::{self, Events};
 pub use crate::sources::cluster::CONFIG_KINDS;
 use crate::sources::cluster::{ConfigChange, ConfigSources, Source, key_of, spawn_watch};
 use crate::view::{ConfigState, Snapshot, error_chain};
@@ -85,20 +87,62 @@ enum Change {
     Config(ConfigChange),
 }
 
+/// A Service as the controller keeps it: converted once, when it
+/// changes, and what an Event about it refers to.
+#[derive(Debug)]
+struct Watched {
+    service: lb_core::Service,
+    reference: ObjectReference,
+}
+
+impl Watched {
+    fn of(svc: K8sService) -> Option<Self> {
+        let reference = svc.object_ref(&());
+        let value = serde_json::to_value(&svc).unwrap_or_default();
+        match lb_core::manifest::service(&value) {
+            Ok(service) => Some(Self { service, reference }),
+            Err(e) => {
+                warn!(event = "serviceUnreadable", service = %key_of(&svc), error = %e, "Service skipped");
+                None
+            }
+        }
+    }
+}
+
 /// What the sources say now.
-#[derive(Default)]
 struct Sources {
-    services: Source<K8sService>,
+    services: Source<Watched>,
     namespaces: Source<K8sNamespace>,
     config: ConfigSources,
+    /// The configuration or the namespaces changed since the last pass.
+    config_changed: bool,
+    namespaces_changed: bool,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Self {
+            services: Source::tracking(),
+            namespaces: Source::default(),
+            config: ConfigSources::default(),
+            config_changed: true,
+            namespaces_changed: true,
+        }
+    }
 }
 
 impl Sources {
     fn take(&mut self, change: Change) {
         match change {
-            Change::Service(e) => self.services.apply(*e),
-            Change::Namespace(e) => self.namespaces.apply(*e),
-            Change::Config(c) => self.config.take(c),
+            Change::Service(e) => self.services.apply_with(*e, Watched::of),
+            Change::Namespace(e) => {
+                self.namespaces.apply(*e);
+                self.namespaces_changed = true;
+            }
+            Change::Config(c) => {
+                self.config.take(c);
+                self.config_changed = true;
+            }
         }
     }
 
@@ -115,6 +159,11 @@ pub struct Progress {
     /// Passes completed (each after the sources were all listed).
     pub passes: u64,
 }
+
+/// Service writes in flight at once. Each Service's own writes stay in
+/// order (status, then annotation); different Services' are independent,
+/// and a start with 10,000 Services is bound by round trips, not work.
+pub const WRITES_IN_FLIGHT: usize = 32;
 
 /// Runs until a watch ends for good, telling `progress` after each pass.
 pub async fn run(
@@ -134,8 +183,24 @@ pub async fn run_led(
     client: Client,
     options: ControllerOptions,
     progress: tokio::sync::watch::Sender<Progress>,
+    leader: tokio::sync::watch::Receiver<bool>,
+    published: tokio::sync::watch::Sender<Arc<Snapshot>>,
+) -> Result<(), ControllerError> {
+    let (events, publisher) = events::channel(client.clone(), COMPONENT, Some(leader.clone()));
+    // The Events go out from this task too: they stop with the role.
+    tokio::select! {
+        result = run_passes(client, options, progress, leader, published, events) => result,
+        () = publisher.run() => Err(ControllerError::WatchEnded),
+    }
+}
+
+async fn run_passes(
+    client: Client,
+    options: ControllerOptions,
+    progress: tokio::sync::watch::Sender<Progress>,
     mut leader: tokio::sync::watch::Receiver<bool>,
     published: tokio::sync::watch::Sender<Arc<Snapshot>>,
+    events: Events,
 ) -> Result<(), ControllerError> {
     let (tx, mut rx) = mpsc::channel::<Change>(1024);
     let mut sources = Sources::default();
@@ -148,22 +213,22 @@ pub async fn run_led(
     ConfigSources::spawn(&client, &options.namespace, &tx, Change::Config);
     drop(tx);
 
-    let recorder = Recorder::new(client.clone(), Reporter { controller: COMPONENT.into(), instance: None });
     let mut state = State {
         config_state: ConfigurationState::new(&options.namespace, CONFIGURATION_STATE, &[], FIELD_MANAGER),
         options,
-        allocator: None,
+        allocation: None,
         last_errors: HashMap::new(),
         written: HashMap::new(),
         leader: None,
         pools_written: HashMap::new(),
         shown: ConfigState::default(),
-        allocations: Vec::new(),
-        pools: Vec::new(),
         memberlist_checked: false,
+        retry: None,
+        events,
     };
     let mut leading = *leader.borrow_and_update();
     loop {
+        let retry = state.retry.map(|r| r.at);
         tokio::select! {
             change = rx.recv() => {
                 let Some(change) = change else { break };
@@ -184,10 +249,11 @@ pub async fn run_led(
                 leading = now;
                 if !leading {
                     // Another replica writes now; what we knew may go stale.
-                    state.forget();
+                    state.forget(&mut sources);
                     continue;
                 }
             }
+            () = sleep_until(retry), if retry.is_some() => {}
         }
         if sources.synced() && !state.shown.loaded {
             // Listed once: ready (leading or standing by).
@@ -202,7 +268,7 @@ pub async fn run_led(
                     ensure_memberlist_key(&client, &state.options.namespace, &name).await;
                 }
             }
-            state.pass(&client, &recorder, &sources).await;
+            state.pass(&client, &mut sources).await;
             state.publish(&published);
             progress.send_modify(|p| p.passes += 1);
         }
@@ -210,10 +276,28 @@ pub async fn run_led(
     Err(ControllerError::WatchEnded)
 }
 
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Failed writes are tried again after this, doubling up to [`RETRY_MAX`].
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    at: tokio::time::Instant,
+    delay: std::time::Duration,
+}
+
 struct State {
     options: ControllerOptions,
     config_state: ConfigurationState,
-    allocator: Option<Allocator>,
+    /// Allocation across passes; `None` until a configuration loads.
+    allocation: Option<Incremental>,
     /// The allocation error last reported per Service.
     last_errors: HashMap<String, String>,
     /// What we wrote and the watch has not shown yet, per Service: a pass
@@ -226,10 +310,11 @@ struct State {
     pools_written: HashMap<String, Value>,
     /// What `/metrics` and `/status` show.
     shown: ConfigState,
-    allocations: Vec<lb_core::plan::ServiceAssignment>,
-    pools: Vec<lb_core::plan::PoolStats>,
     /// The memberlist Secret was looked at since leadership was gained.
     memberlist_checked: bool,
+    /// Writes failed: a pass at this time tries them again.
+    retry: Option<Retry>,
+    events: Events,
 }
 
 /// Writes not yet seen in the watch.
@@ -277,105 +362,205 @@ impl Written {
     }
 }
 
+/// The writes one Service needs.
+struct Job {
+    key: ServiceKey,
+    status: Option<Vec<IpAddr>>,
+    annotation: Option<PoolAnnotation>,
+}
+
+/// What a [`Job`] achieved (`None`: not attempted).
+struct Done {
+    key: ServiceKey,
+    status: Option<Result<Vec<IpAddr>, kube::Error>>,
+    annotation: Option<Result<PoolAnnotation, kube::Error>>,
+}
+
 impl State {
     fn publish(&self, published: &tokio::sync::watch::Sender<Arc<Snapshot>>) {
+        let allocation = self.allocation.as_ref();
         published.send_replace(Arc::new(Snapshot {
             config: self.shown.clone(),
-            allocations: self.allocations.clone(),
-            pools: self.pools.clone(),
+            allocations: allocation.map(|a| a.results().cloned().collect()).unwrap_or_default(),
+            pools: allocation.map(Incremental::pool_stats).unwrap_or_default(),
             ..Snapshot::default()
         }));
     }
 
-    /// Leadership lost: the next leadership starts from the cluster's state.
-    fn forget(&mut self) {
-        self.allocator = None;
+    /// Leadership lost: the next leadership starts from the cluster's
+    /// state, with a whole pass over what the sources hold.
+    fn forget(&mut self, sources: &mut Sources) {
+        self.allocation = None;
         self.last_errors.clear();
         self.written.clear();
         self.pools_written.clear();
         self.config_state.forget();
         self.memberlist_checked = false;
+        self.retry = None;
+        sources.config_changed = true;
+        sources.namespaces_changed = true;
     }
 
     fn may_write(&self) -> bool {
         self.leader.as_ref().is_none_or(|l| *l.borrow())
     }
 
-    /// One pass over the whole world.
-    async fn pass(&mut self, client: &Client, recorder: &Recorder, sources: &Sources) {
-        let loaded = sources.config.load(&mut self.shown);
-        if self.may_write() {
-            let outcome = loaded.as_ref().map(drop).map_err(Vec::as_slice);
-            self.config_state.report(client, recorder, &sources.config, outcome).await;
+    /// One pass: what changed since the last one (everything, the first
+    /// time and after a change of configuration or namespaces).
+    async fn pass(&mut self, client: &Client, sources: &mut Sources) {
+        let mut config = None;
+        if std::mem::take(&mut sources.config_changed) {
+            let loaded = sources.config.load(&mut self.shown);
+            if self.may_write() {
+                let outcome = loaded.as_ref().map(drop).map_err(Vec::as_slice);
+                self.config_state.report(client, &self.events, &sources.config, outcome).await;
+            }
+            config = loaded.ok().map(|l| l.config);
         }
-        let config = loaded.ok().map(|l| l.config);
-        let config = match (config, &self.allocator) {
-            (Some(c), _) => c,
-            (None, Some(a)) => a.config().clone(),
+        let fresh = self.allocation.is_none();
+        let may_write = self.may_write();
+        let allocation = match (&mut self.allocation, config) {
+            (Some(a), Some(config)) => {
+                a.set_config(config);
+                a
+            }
+            (Some(a), None) => a,
+            (None, Some(config)) => {
+                let class = self.options.load_balancer_class.clone();
+                self.allocation.insert(Incremental::new(Allocator::new(config).with_only_class(class)))
+            }
             (None, None) => return,
         };
-        let mut services = Vec::new();
-        for svc in sources.services.objects.values() {
-            let value = serde_json::to_value(svc).unwrap_or_default();
-            match lb_core::manifest::service(&value) {
-                Ok(mut s) => {
-                    if let Some(w) = self.written.get_mut(s.key.as_str())
-                        && !w.overlay(&mut s)
-                    {
-                        self.written.remove(s.key.as_str());
-                    }
-                    services.push(s);
-                }
-                Err(e) => warn!(event = "serviceUnreadable", service = %key_of(svc), error = %e, "Service skipped"),
-            }
+        if std::mem::take(&mut sources.namespaces_changed) || fresh {
+            let namespaces = sources
+                .namespaces
+                .objects
+                .values()
+                .map(|n| lb_core::Namespace::new(&n.name_any(), n.labels().clone().into_iter().collect()))
+                .collect();
+            allocation.set_namespaces(namespaces);
         }
-        let namespaces = sources
-            .namespaces
-            .objects
-            .values()
-            .map(|n| lb_core::Namespace::new(&n.name_any(), n.labels().clone().into_iter().collect()))
-            .collect();
-        let observed = Observed { config, services, namespaces, nodes: Vec::new(), endpoints: None };
-        let class = self.options.load_balancer_class.clone();
-        let allocator =
-            self.allocator.get_or_insert_with(|| Allocator::new(observed.config.clone()).with_only_class(class));
-        let assignments = pipeline::allocate(allocator, &observed);
-        let by_key: HashMap<&str, &lb_core::Service> = observed.services.iter().map(|s| (s.key.as_str(), s)).collect();
-        let mut handled = std::collections::HashSet::new();
-        for a in &assignments.services {
-            handled.insert(a.service.as_str().to_string());
-            let Some(service) = by_key.get(a.service.as_str()) else { continue };
-            let last = self.last_errors.get(a.service.as_str()).map(String::as_str);
-            let wb = writeback::service_writeback(service, a, last);
-            match &a.error {
-                Some(e) => {
-                    self.last_errors.insert(a.service.as_str().to_string(), e.clone());
+        let changed = sources.services.take_changed();
+        let changed: Box<dyn Iterator<Item = &String>> =
+            if fresh { Box::new(sources.services.objects.keys()) } else { Box::new(changed.iter()) };
+        for key in changed {
+            match sources.services.objects.get(key) {
+                Some(watched) => {
+                    let mut service = watched.service.clone();
+                    if let Some(w) = self.written.get_mut(key.as_str())
+                        && !w.overlay(&mut service)
+                    {
+                        self.written.remove(key.as_str());
+                    }
+                    allocation.upsert(service);
                 }
                 None => {
-                    self.last_errors.remove(a.service.as_str());
+                    self.written.remove(key.as_str());
+                    let (namespace, name) = key.split_once('/').unwrap_or_default();
+                    allocation.remove(&ServiceKey::new(namespace, name));
                 }
             }
-            if let Some(ips) = &wb.status {
-                info!(event = "ipAllocated", service = %a.service, ips = ?ips, "IP address assigned by controller");
-            }
-            self.carry_out(client, recorder, sources, service, &wb).await;
         }
-        self.written.retain(|k, _| by_key.contains_key(k.as_str()));
-        self.pool_statuses(client, sources, &assignments.pools).await;
-        self.allocations.clone_from(&assignments.services);
-        self.pools.clone_from(&assignments.pools);
-        // Services no longer handled (type or class changed) lose what we wrote.
-        for service in observed.services.iter().filter(|s| !handled.contains(s.key.as_str())) {
-            if service.annotation(lb_core::service::annotation::IP_ALLOCATED_FROM_POOL).is_some() {
-                let wb = writeback::Writeback {
-                    status: (!service.ingress_ips.is_empty()).then(Vec::new),
-                    annotation: Some(PoolAnnotation::Remove),
-                    events: Vec::new(),
-                };
-                info!(event = "clearAssignment", service = %service.key, "not handled any more: status cleared");
-                self.carry_out(client, recorder, sources, service, &wb).await;
+        let touched = allocation.pass();
+        let mut jobs = Vec::new();
+        for key in &touched {
+            let Some(service) = allocation.service(key) else {
+                self.last_errors.remove(key.as_str());
+                continue;
+            };
+            let wb = match allocation.result(key) {
+                Some(a) => {
+                    let last = self.last_errors.get(key.as_str()).map(String::as_str);
+                    let wb = writeback::service_writeback(service, a, last);
+                    match &a.error {
+                        Some(e) => self.last_errors.insert(key.as_str().to_string(), e.clone()),
+                        None => self.last_errors.remove(key.as_str()),
+                    };
+                    if let Some(ips) = &wb.status {
+                        info!(event = "ipAllocated", service = %key, ips = ?ips, "IP address assigned by controller");
+                    }
+                    wb
+                }
+                // Not handled any more (type or class changed): what we
+                // wrote goes.
+                None => {
+                    self.last_errors.remove(key.as_str());
+                    if service.annotation(lb_core::service::annotation::IP_ALLOCATED_FROM_POOL).is_none() {
+                        continue;
+                    }
+                    info!(event = "clearAssignment", service = %key, "not handled any more: status cleared");
+                    writeback::Writeback {
+                        status: (!service.ingress_ips.is_empty()).then(Vec::new),
+                        annotation: Some(PoolAnnotation::Remove),
+                        events: Vec::new(),
+                    }
+                }
+            };
+            if !may_write {
+                continue;
+            }
+            if let Some(watched) = sources.services.objects.get(key.as_str()) {
+                for event in &wb.events {
+                    self.events.record(watched.reference.clone(), event);
+                }
+            }
+            if wb.status.is_some() || wb.annotation.is_some() {
+                jobs.push(Job { key: key.clone(), status: wb.status, annotation: wb.annotation });
             }
         }
+        let pools = allocation.pool_stats();
+        self.carry_out(client, jobs).await;
+        self.pool_statuses(client, sources, &pools).await;
+    }
+
+    /// The Services' writes, [`WRITES_IN_FLIGHT`] at a time; what was
+    /// written is laid over the Services kept (so it is not written again
+    /// before the watch shows it), what failed is tried again later.
+    async fn carry_out(&mut self, client: &Client, jobs: Vec<Job>) {
+        let leader = self.leader.clone();
+        let done: Vec<Done> = futures_util::stream::iter(jobs)
+            .map(|job| write_service(client.clone(), leader.clone(), job))
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .collect()
+            .await;
+        let mut any_failed = false;
+        for d in done {
+            let key = d.key.as_str();
+            let mut failed = false;
+            match d.status {
+                Some(Ok(ips)) => self.written.entry(key.to_string()).or_default().status = Some(ips),
+                Some(Err(e)) => {
+                    failed = true;
+                    warn!(event = "statusNotWritten", service = %d.key, error = %error_chain(&e), "cannot write the Service's status");
+                }
+                None => {}
+            }
+            match d.annotation {
+                Some(Ok(change)) => self.written.entry(key.to_string()).or_default().annotation = Some(change),
+                Some(Err(e)) => {
+                    failed = true;
+                    warn!(event = "annotationNotWritten", service = %d.key, error = %error_chain(&e), "cannot write the Service's annotation");
+                }
+                None => {}
+            }
+            let Some(allocation) = self.allocation.as_mut() else { continue };
+            if let (Some(w), Some(service)) = (self.written.get_mut(key), allocation.service(&d.key)) {
+                let mut service = service.clone();
+                w.overlay(&mut service);
+                allocation.upsert(service);
+            }
+            if failed {
+                any_failed = true;
+                allocation.touch(&d.key);
+            }
+        }
+        self.retry = match (any_failed, self.retry) {
+            (false, _) => None,
+            (true, previous) => {
+                let delay = previous.map_or(RETRY_FIRST, |r| (r.delay * 2).min(RETRY_MAX));
+                Some(Retry { at: tokio::time::Instant::now() + delay, delay })
+            }
+        };
     }
 
     /// Each IPAddressPool's `status` counts, written when they differ from
@@ -415,52 +600,36 @@ impl State {
             }
         }
     }
+}
 
-    async fn carry_out(
-        &mut self,
-        client: &Client,
-        recorder: &Recorder,
-        sources: &Sources,
-        service: &lb_core::Service,
-        wb: &writeback::Writeback,
-    ) {
-        if !self.may_write() {
-            return;
-        }
-        let api: Api<K8sService> = Api::namespaced(client.clone(), service.namespace());
-        let params = PatchParams::apply(FIELD_MANAGER);
-        let name = service.name();
-        if let Some(ips) = &wb.status {
-            let ingress: Vec<Value> = ips.iter().map(|ip: &IpAddr| json!({"ip": ip.to_string()})).collect();
-            let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
-            match api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                Ok(_) => self.written.entry(service.key.as_str().to_string()).or_default().status = Some(ips.clone()),
-                Err(e) => {
-                    warn!(event = "statusNotWritten", service = %service.key, error = %error_chain(&e), "cannot write the Service's status");
-                }
-            }
-        }
-        if let Some(change) = &wb.annotation {
-            let [stable, deprecated] = lb_core::service::annotation::IP_ALLOCATED_FROM_POOL;
-            let value = match change {
-                PoolAnnotation::Set(pool) => json!(pool),
-                PoolAnnotation::Remove => Value::Null,
-            };
-            let patch = json!({"metadata": {"annotations": {stable: value, deprecated: Value::Null}}});
-            match api.patch(name, &params, &Patch::Merge(&patch)).await {
-                Ok(_) => {
-                    self.written.entry(service.key.as_str().to_string()).or_default().annotation = Some(change.clone());
-                }
-                Err(e) => {
-                    warn!(event = "annotationNotWritten", service = %service.key, error = %error_chain(&e), "cannot write the Service's annotation");
-                }
-            }
-        }
-        let Some(k8s) = sources.services.objects.get(service.key.as_str()) else { return };
-        for event in &wb.events {
-            publish(recorder, k8s, event).await;
-        }
+/// One Service's writes, in order: the status, then the pool annotation;
+/// none once leadership is lost.
+async fn write_service(client: Client, leader: Option<tokio::sync::watch::Receiver<bool>>, job: Job) -> Done {
+    let may_write = || leader.as_ref().is_none_or(|l| *l.borrow());
+    let mut done = Done { key: job.key, status: None, annotation: None };
+    let api: Api<K8sService> = Api::namespaced(client, done.key.namespace());
+    let name = done.key.name().to_string();
+    if let Some(ips) = job.status
+        && may_write()
+    {
+        let ingress: Vec<Value> = ips.iter().map(|ip: &IpAddr| json!({"ip": ip.to_string()})).collect();
+        let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
+        let result = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
+        done.status = Some(result.map(|_| ips));
     }
+    if let Some(change) = job.annotation
+        && may_write()
+    {
+        let [stable, deprecated] = lb_core::service::annotation::IP_ALLOCATED_FROM_POOL;
+        let value = match &change {
+            PoolAnnotation::Set(pool) => json!(pool),
+            PoolAnnotation::Remove => Value::Null,
+        };
+        let patch = json!({"metadata": {"annotations": {stable: value, deprecated: Value::Null}}});
+        let result = api.patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await;
+        done.annotation = Some(result.map(|_| change));
+    }
+    done
 }
 
 /// Gives the memberlist Secret a random `secretkey` if it has none, as
@@ -520,8 +689,4 @@ fn random_key() -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
-async fn publish(recorder: &Recorder, service: &K8sService, event: &ServiceEvent) {
-    configuration_state::record(recorder, &service.object_ref(&()), event).await;
 }

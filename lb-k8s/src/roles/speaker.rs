@@ -32,7 +32,6 @@ use k8s_openapi::api::core::v1::{Node as K8sNode, ObjectReference, Pod, Secret, 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use lb_core::config::{Config, Password, Secrets};
 use lb_core::endpoints::Endpoints;
@@ -49,7 +48,8 @@ use crate::drivers::bgp::speaker::{self, Speaker as BgpSpeaker};
 use crate::roles::controller::Progress;
 use crate::roles::layer2::{L2Local, L2World, Layer2, Layer2Options};
 use crate::roles::standalone::Layer2Settings;
-use crate::sinks::configuration_state::{ConfigurationState, record};
+use crate::sinks::configuration_state::ConfigurationState;
+use crate::sinks::events::{self, Events};
 use crate::sources::cluster::{ConfigChange, ConfigSources, Source, spawn_watch};
 use crate::view::{ConfigState, Snapshot, error_chain};
 
@@ -243,6 +243,22 @@ pub async fn run(
     published: watch::Sender<Arc<Snapshot>>,
     stop: impl Future<Output = ()>,
 ) -> Result<(), SpeakerError> {
+    let (events, publisher) = events::channel(client.clone(), COMPONENT, None);
+    // The Events go out from this task too: they stop with the role.
+    tokio::select! {
+        result = run_with(client, options, progress, published, stop, events) => result,
+        () = publisher.run() => Err(SpeakerError::WatchEnded),
+    }
+}
+
+async fn run_with(
+    client: Client,
+    options: SpeakerOptions,
+    progress: watch::Sender<Progress>,
+    published: watch::Sender<Arc<Snapshot>>,
+    stop: impl Future<Output = ()>,
+    events: Events,
+) -> Result<(), SpeakerError> {
     let (tx, mut rx) = mpsc::channel::<Change>(1024);
     let mut sources = Sources::default();
     let all = watcher::Config::default();
@@ -275,8 +291,8 @@ pub async fn run(
         );
     }
 
-    let recorder = Recorder::new(client.clone(), Reporter { controller: COMPONENT.into(), instance: None });
     let mut state = State {
+        events,
         config_state: ConfigurationState::new(
             &options.namespace,
             &format!("speaker-{}", options.node),
@@ -328,9 +344,9 @@ pub async fn run(
             continue;
         }
         if l2_changed {
-            state.sync_statuses(&client, &recorder, &sources).await;
+            state.sync_statuses(&client, &sources).await;
         } else {
-            state.pass(&client, &recorder, &sources).await;
+            state.pass(&client, &sources).await;
         }
         state.publish(&published);
         progress.send_modify(|p| p.passes += 1);
@@ -339,6 +355,7 @@ pub async fn run(
 }
 
 struct State {
+    events: Events,
     options: SpeakerOptions,
     config_state: ConfigurationState,
     /// The last good configuration.
@@ -406,10 +423,10 @@ impl State {
     }
 
     /// One pass over the whole world.
-    async fn pass(&mut self, client: &Client, recorder: &Recorder, sources: &Sources) {
+    async fn pass(&mut self, client: &Client, sources: &Sources) {
         let loaded = sources.config.load(&mut self.shown);
         let outcome = loaded.as_ref().map(drop).map_err(Vec::as_slice);
-        self.config_state.report(client, recorder, &sources.config, outcome).await;
+        self.config_state.report(client, &self.events, &sources.config, outcome).await;
         if let Ok(loaded) = loaded {
             self.config = Some(loaded.config);
         }
@@ -451,7 +468,7 @@ impl State {
                 seeds: Some(sources.pods.objects.values().filter_map(|p| p.ip).collect()),
             }));
         }
-        self.sync_statuses(client, recorder, sources).await;
+        self.sync_statuses(client, sources).await;
     }
 
     /// Starts layer 2 with the first configuration that has an L2Advertisement.
@@ -487,7 +504,7 @@ impl State {
     /// Makes this node's status objects say what it announces, records
     /// `nodeAssigned` for each new one and `announceFailed` for each IP it
     /// should but cannot answer for.
-    async fn sync_statuses(&mut self, client: &Client, recorder: &Recorder, sources: &Sources) {
+    async fn sync_statuses(&mut self, client: &Client, sources: &Sources) {
         let local = self.l2_local.as_ref().map(|l| l.borrow().clone()).unwrap_or_default();
         let l2: Vec<L2Announcement> = local
             .owned
@@ -547,7 +564,7 @@ impl State {
                     continue;
                 }
                 let event = status.event(&node);
-                record(recorder, &service_ref(&status.service), &event).await;
+                self.events.record(service_ref(&status.service), &event);
                 info!(event = "serviceAnnounced", protocol = status.protocol.as_str(), service = %status.service, "announcing");
             }
             match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": want}))).await {
@@ -595,7 +612,7 @@ impl State {
                 ),
             };
             warn!(event = "announceFailed", service = %service, ip = %ip, "the interfaces the L2Advertisement names are not on this node");
-            record(recorder, &service_ref(service), &event).await;
+            self.events.record(service_ref(service), &event);
         }
         self.failed_reported = local.failed.clone();
     }

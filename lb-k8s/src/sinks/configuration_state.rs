@@ -4,12 +4,12 @@
 //! Written only when the outcome changes, and not at all on a restart
 //! that finds it already right.
 
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
 use lb_core::config::ConfigError;
 use lb_core::writeback::{EventType, ServiceEvent};
+
+use crate::sinks::events::Events;
 use serde_json::{Value, json};
 use tracing::warn;
 
@@ -48,7 +48,7 @@ impl ConfigurationState {
     pub async fn report(
         &mut self,
         client: &Client,
-        recorder: &Recorder,
+        events: &Events,
         sources: &ConfigSources,
         outcome: Result<(), &[ConfigError]>,
     ) {
@@ -109,32 +109,7 @@ impl ConfigurationState {
                 reason: "InvalidConfiguration",
                 message: format!("{}: {} (the last valid configuration stays in force)", error.field, error.kind),
             };
-            record(recorder, &reference, &event).await;
+            events.record(reference, &event);
         }
-    }
-}
-
-/// Records `event` on the object `reference` names; a failure is logged.
-///
-/// kube's recorder counts a repeated Event as a series of the first, keyed
-/// by reason and action but not message: the action carries a digest of
-/// the message, so "Assigned IP [a]" then "Assigned IP [b]" are two
-/// Events, each saying what happened, and only true repeats are counted.
-pub async fn record(recorder: &Recorder, reference: &ObjectReference, event: &ServiceEvent) {
-    use std::hash::{Hash, Hasher};
-    let mut digest = std::collections::hash_map::DefaultHasher::new();
-    event.message.hash(&mut digest);
-    let ev = Event {
-        type_: match event.event_type {
-            EventType::Normal => KubeEventType::Normal,
-            EventType::Warning => KubeEventType::Warning,
-        },
-        reason: event.reason.to_string(),
-        note: Some(event.message.clone()),
-        action: format!("{}-{:08x}", event.reason, digest.finish() as u32),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&ev, reference).await {
-        warn!(event = "eventNotRecorded", reason = event.reason, error = %error_chain(&e), "cannot record an Event");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod announcements;
 pub mod configuration_state;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod state;

@@ -7,7 +7,7 @@
 //! role's one channel; the role applies them to a [`Source`] and runs a
 //! pass once every source it needs has been listed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
@@ -52,15 +52,35 @@ pub struct Source<K> {
     relist: Option<BTreeMap<String, K>>,
     /// Listed at least once.
     pub synced: bool,
+    /// Keys changed since [`Source::take_changed`], when tracked.
+    changed: Option<BTreeSet<String>>,
 }
 
 impl<K> Default for Source<K> {
     fn default() -> Self {
-        Self { objects: BTreeMap::new(), relist: None, synced: false }
+        Self { objects: BTreeMap::new(), relist: None, synced: false, changed: None }
     }
 }
 
 impl<T> Source<T> {
+    /// A source that keeps the keys of what changed, for a role whose
+    /// passes take only what changed.
+    pub fn tracking() -> Self {
+        Self { changed: Some(BTreeSet::new()), ..Self::default() }
+    }
+
+    /// The keys added, changed or removed since the last call (all of
+    /// them after a relist). Empty when not [`Source::tracking`].
+    pub fn take_changed(&mut self) -> BTreeSet<String> {
+        self.changed.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn note(&mut self, key: &str) {
+        if let Some(changed) = &mut self.changed {
+            changed.insert(key.to_string());
+        }
+    }
+
     /// Takes one watcher event, keeping of each object what `convert`
     /// makes of it (`None`: leave it out). A relist replaces every object
     /// at once when it is complete, so objects deleted while the watch was
@@ -76,19 +96,26 @@ impl<T> Source<T> {
             }
             watcher::Event::InitDone => {
                 if let Some(r) = self.relist.take() {
-                    self.objects = r;
+                    let old = std::mem::replace(&mut self.objects, r);
+                    if let Some(changed) = &mut self.changed {
+                        changed.extend(old.into_keys());
+                        changed.extend(self.objects.keys().cloned());
+                    }
                 }
                 self.synced = true;
             }
             watcher::Event::Apply(o) => {
                 let key = key_of(&o);
+                self.note(&key);
                 match convert(o) {
                     Some(kept) => self.objects.insert(key, kept),
                     None => self.objects.remove(&key),
                 };
             }
             watcher::Event::Delete(o) => {
-                self.objects.remove(&key_of(&o));
+                let key = key_of(&o);
+                self.note(&key);
+                self.objects.remove(&key);
             }
         }
     }
