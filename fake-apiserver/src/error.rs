@@ -68,6 +68,11 @@ pub enum Error {
         /// The oldest version a watch can still start from.
         oldest: u64,
     },
+    /// A `continue` token the server does not know (any more).
+    #[error(
+        "the provided continue parameter is too old to display a consistent list result; start a new list without it"
+    )]
+    ContinueExpired,
     /// A failure injected through [`crate::Faults`].
     #[error("injected failure ({code})")]
     Injected {
@@ -107,7 +112,7 @@ impl Error {
             Self::BadRequest(_) | Self::Decode(_) => 400,
             Self::MethodNotAllowed => 405,
             Self::UnsupportedMediaType(_) => 415,
-            Self::Expired { .. } => 410,
+            Self::Expired { .. } | Self::ContinueExpired => 410,
             Self::Injected { code } => *code,
             Self::Timeout(_) => 504,
             Self::Bind(_) | Self::Client(_) => 500,
@@ -125,7 +130,7 @@ impl Error {
             Self::BadRequest(_) | Self::Decode(_) => "BadRequest",
             Self::MethodNotAllowed => "MethodNotAllowed",
             Self::UnsupportedMediaType(_) => "UnsupportedMediaType",
-            Self::Expired { .. } => "Expired",
+            Self::Expired { .. } | Self::ContinueExpired => "Expired",
             Self::Injected { .. } => "InternalError",
             Self::Timeout(_) => "Timeout",
             Self::Bind(_) | Self::Client(_) => "InternalError",

@@ -27,8 +27,7 @@
 //! ```
 //!
 //! # Not implemented
-//! Pagination (`limit` returns everything in one page), `resourceVersionMatch`
-//! on lists (lists are always current), apply conflicts between managers
+//! `resourceVersionMatch` on lists (lists are always current), apply conflicts between managers
 //! (apply merges and records the manager; `force` is accepted and ignored),
 //! strategic-merge list semantics (treated as a JSON merge patch), YAML
 //! bodies, deletecollection, discovery, namespace existence checks,

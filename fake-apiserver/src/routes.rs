@@ -206,19 +206,43 @@ fn selectors(query: &HashMap<String, String>) -> Result<(LabelSelector, FieldSel
     Ok((labels, fields))
 }
 
-/// A list with the current resourceVersion. `limit` is ignored: the whole
-/// result comes in one page, which a client must accept.
+/// A list with the current resourceVersion, in pages when `limit` asks:
+/// the rest of the list is kept as of the first page's version (a
+/// consistent snapshot, as the real server serves from etcd) behind the
+/// `continue` token; an unknown or forgotten token is 410 Expired, after
+/// which a client lists again from the start.
 fn list(shared: &Shared, target: &Target, query: &HashMap<String, String>) -> Result<(StatusCode, Value), Error> {
     let (labels, fields) = selectors(query)?;
-    let state = shared.lock();
-    let items = state.store.list(&target.kind, target.namespace.as_deref(), &labels, &fields);
-    let version = state.store.resource_version();
+    let limit = query
+        .get("limit")
+        .map(|l| l.parse::<usize>().map_err(|_| Error::BadRequest(format!("invalid limit: {l:?}"))))
+        .transpose()?
+        .filter(|l| *l > 0);
+    let mut state = shared.lock();
+    let (mut items, version) = match query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            let page = state.pages.take(token).ok_or(Error::ContinueExpired)?;
+            (page.rest, page.version)
+        }
+        None => {
+            let items = state.store.list(&target.kind, target.namespace.as_deref(), &labels, &fields);
+            (items.into(), state.store.resource_version())
+        }
+    };
+    let mut metadata = json!({ "resourceVersion": version.to_string() });
+    if let Some(limit) = limit
+        && items.len() > limit
+    {
+        let rest = items.split_off(limit);
+        metadata["remainingItemCount"] = json!(rest.len());
+        metadata["continue"] = json!(state.pages.keep(version, rest));
+    }
     Ok((
         StatusCode::OK,
         json!({
             "kind": format!("{}List", target.kind.kind),
             "apiVersion": target.kind.api_version(),
-            "metadata": { "resourceVersion": version.to_string() },
+            "metadata": metadata,
             "items": items,
         }),
     ))

@@ -28,6 +28,40 @@ pub(crate) struct State {
     /// Every request that named a known resource, as an authorizer sees it.
     pub(crate) accesses: Vec<crate::record::Access>,
     pub(crate) open_watches: usize,
+    /// The rest of paginated lists, by `continue` token.
+    pub(crate) pages: Pages,
+}
+
+/// Paginated lists not yet read to the end. Bounded: the oldest go first
+/// (their token then answers 410, as a compacted one does).
+#[derive(Debug, Default)]
+pub(crate) struct Pages {
+    next: u64,
+    open: std::collections::BTreeMap<u64, Page>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Page {
+    pub(crate) version: u64,
+    pub(crate) rest: std::collections::VecDeque<serde_json::Value>,
+}
+
+impl Pages {
+    const OPEN: usize = 64;
+
+    /// Keeps `rest` of a list made at `version`; its token.
+    pub(crate) fn keep(&mut self, version: u64, rest: std::collections::VecDeque<serde_json::Value>) -> String {
+        self.next += 1;
+        self.open.insert(self.next, Page { version, rest });
+        while self.open.len() > Self::OPEN {
+            self.open.pop_first();
+        }
+        self.next.to_string()
+    }
+
+    pub(crate) fn take(&mut self, token: &str) -> Option<Page> {
+        self.open.remove(&token.parse().ok()?)
+    }
 }
 
 /// State shared by the HTTP tasks, the watch streams and the test's handle.
@@ -104,6 +138,7 @@ impl Builder {
                 writes: Vec::new(),
                 accesses: Vec::new(),
                 open_watches: 0,
+                pages: Pages::default(),
             }),
             changes: watch::Sender::new(0),
             control: watch::Sender::new(Control::default()),

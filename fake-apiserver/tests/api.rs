@@ -255,3 +255,51 @@ async fn custom_resources_registered_at_run_time() {
     assert_eq!(after.data["spec"]["addresses"][0], "192.0.2.0/28");
     assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), 1);
 }
+
+/// `limit` pages a list; the pages after the first are the list as of the
+/// first (a change in between does not show), an unknown token is 410,
+/// and kube's watcher, which lists in pages, sees every object.
+#[tokio::test]
+async fn lists_come_in_pages_of_one_snapshot() {
+    use futures_util::StreamExt;
+    use kube::runtime::watcher;
+    let server = FakeApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client().unwrap(), "ns");
+    for i in 0..7 {
+        api.create(&PostParams::default(), &config_map(&format!("c{i}"), &[])).await.unwrap();
+    }
+    let first = api.list(&ListParams::default().limit(3)).await.unwrap();
+    let names = |l: &kube::core::ObjectList<ConfigMap>| -> Vec<String> {
+        l.items.iter().map(|c| c.metadata.name.clone().unwrap()).collect()
+    };
+    assert_eq!(names(&first), ["c0", "c1", "c2"]);
+    assert_eq!(first.metadata.remaining_item_count, Some(4));
+    let token = first.metadata.continue_.clone().unwrap();
+    api.create(&PostParams::default(), &config_map("c3a", &[])).await.unwrap();
+    let second = api.list(&ListParams::default().limit(3).continue_token(&token)).await.unwrap();
+    assert_eq!(names(&second), ["c3", "c4", "c5"], "the snapshot of the first page");
+    assert_eq!(second.metadata.resource_version, first.metadata.resource_version);
+    let third =
+        api.list(&ListParams::default().limit(3).continue_token(&second.metadata.continue_.clone().unwrap())).await;
+    let third = third.unwrap();
+    assert_eq!(names(&third), ["c6"]);
+    assert_eq!(third.metadata.continue_, None);
+    assert_eq!(
+        api_error(api.list(&ListParams::default().limit(3).continue_token(&token)).await),
+        (410, "Expired".into()),
+        "a token is used once"
+    );
+    // The watcher's initial list, two objects a page.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut stream = watcher(api.clone(), watcher::Config::default().page_size(2)).boxed();
+    while let Some(event) = stream.next().await {
+        match event.unwrap() {
+            watcher::Event::InitApply(c) => {
+                seen.insert(c.metadata.name.unwrap());
+            }
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(seen.len(), 8, "{seen:?}");
+}
