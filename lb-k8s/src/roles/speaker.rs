@@ -24,6 +24,7 @@
 //! and the last good one stays in force. On stop, layer 2 is handed over
 //! and BGP peers get a Cease, at the same time.
 
+use std::hash::{Hash, Hasher};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -128,8 +129,9 @@ struct Sources {
     config: ConfigSources,
     secrets: BTreeMap<String, WatchedSecret>,
     memberlist: Source<Vec<u8>>,
-    l2_statuses: Source<Value>,
-    bgp_statuses: Source<Value>,
+    /// Our status objects, each as the digest of its `status`.
+    l2_statuses: Source<u64>,
+    bgp_statuses: Source<u64>,
 }
 
 fn service_of(s: K8sService) -> Option<lb_core::Service> {
@@ -170,9 +172,40 @@ fn memberlist_key_of(s: Secret) -> Option<Vec<u8>> {
     s.data?.remove(MEMBERLIST_KEY).map(|b| b.0)
 }
 
-/// What a status object says, as we compare it.
-fn status_of(o: DynamicObject) -> Option<Value> {
-    Some(o.data.get("status").cloned().unwrap_or(Value::Null))
+/// What a status object says, as we compare it: a digest of its
+/// `status`. 10,000 announcements would otherwise keep 10,000 JSON trees
+/// twice (as watched and as written), the largest part of a speaker's memory.
+fn status_of(o: DynamicObject) -> Option<u64> {
+    Some(digest(o.data.get("status").unwrap_or(&Value::Null)))
+}
+
+/// A digest of a JSON value that does not depend on the order of object
+/// keys (the server may send them in any order).
+fn digest(value: &Value) -> u64 {
+    fn feed(value: &Value, h: &mut impl Hasher) {
+        match value {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Number(n) => (2u8, n.to_string()).hash(h),
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(items) => {
+                (4u8, items.len()).hash(h);
+                items.iter().for_each(|i| feed(i, h));
+            }
+            Value::Object(map) => {
+                (5u8, map.len()).hash(h);
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                for k in keys {
+                    k.hash(h);
+                    feed(&map[k], h);
+                }
+            }
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    feed(value, &mut h);
+    h.finish()
 }
 
 impl Sources {
@@ -368,7 +401,7 @@ struct State {
     l2_local: Option<watch::Receiver<Arc<L2Local>>>,
     /// Status objects written and not yet seen in the watch, by name
     /// (`None`: deleted).
-    written: HashMap<String, Option<Value>>,
+    written: HashMap<String, Option<u64>>,
     /// `announceFailed` already recorded.
     failed_reported: BTreeSet<(ServiceKey, IpAddr)>,
     shown: ConfigState,
@@ -528,12 +561,13 @@ impl State {
             let name = status.object_name(&node);
             keep.insert(name.clone());
             let want = status_value(status, &node);
+            let want_digest = digest(&want);
             let existing = match status.protocol {
                 Protocol::Layer2 => &sources.l2_statuses,
                 Protocol::Bgp => &sources.bgp_statuses,
             };
             let shown = existing.objects.get(&format!("{}/{name}", self.options.namespace));
-            if self.is_current(&name, shown, Some(&want)) {
+            if self.is_current(&name, shown, Some(&want_digest)) {
                 continue;
             }
             let api = status_api(client, &self.options.namespace, status.protocol);
@@ -569,7 +603,7 @@ impl State {
             }
             match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": want}))).await {
                 Ok(_) => {
-                    self.written.insert(name, Some(want));
+                    self.written.insert(name, Some(want_digest));
                 }
                 Err(e) => {
                     warn!(event = "statusNotWritten", service = %status.service, error = %error_chain(&e), "cannot write the status object");
@@ -619,7 +653,7 @@ impl State {
 
     /// Whether the object `name`, shown as `shown` by the watch, says
     /// `want` (`None`: absent), counting writes the watch has not shown yet.
-    fn is_current(&mut self, name: &str, shown: Option<&Value>, want: Option<&Value>) -> bool {
+    fn is_current(&mut self, name: &str, shown: Option<&u64>, want: Option<&u64>) -> bool {
         if shown == want {
             self.written.remove(name);
             return true;
@@ -716,5 +750,27 @@ fn service_ref(service: &ServiceKey) -> ObjectReference {
         name: Some(service.name().into()),
         namespace: Some(service.namespace().into()),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_digest_ignores_key_order_and_sees_every_value() {
+        let a: Value = serde_json::from_str(r#"{"node":"n1","peers":["tor"],"serviceName":"web"}"#).expect("json");
+        let b: Value = serde_json::from_str(r#"{"serviceName":"web","peers":["tor"],"node":"n1"}"#).expect("json");
+        assert_eq!(digest(&a), digest(&b));
+        for other in [
+            r#"{"node":"n2","peers":["tor"],"serviceName":"web"}"#,
+            r#"{"node":"n1","peers":["tor","tor2"],"serviceName":"web"}"#,
+            r#"{"node":"n1","peers":[],"serviceName":"web"}"#,
+            r#"{"node":"n1","serviceName":"web"}"#,
+            "null",
+        ] {
+            let other: Value = serde_json::from_str(other).expect("json");
+            assert_ne!(digest(&a), digest(&other), "{other}");
+        }
     }
 }
