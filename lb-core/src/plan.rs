@@ -194,10 +194,10 @@ pub fn plan_node(world: &World<'_>, node_name: &str) -> NodePlan {
 /// [`Assignments::services`] does), so that two Services of one name in one
 /// input (which a file can hold) each keep their own result.
 pub fn assigned_services<'a>(
-    services: &'a [Service],
+    services: impl IntoIterator<Item = &'a Service>,
     assignments: &'a [ServiceAssignment],
 ) -> Vec<AssignedService<'a>> {
-    let mut rest = services.iter();
+    let mut rest = services.into_iter();
     let mut out = Vec::with_capacity(assignments.len());
     for a in assignments {
         let Some(service) = rest.by_ref().find(|s| s.key == a.service) else { break };
@@ -223,9 +223,16 @@ pub fn handles_class(service: &Service, class: Option<&str>) -> bool {
 /// announce); an IP in no pool keeps `pool: None` and the planners refuse
 /// to announce it, as MetalLB's speaker does when the configuration no
 /// longer covers an address.
-pub fn status_assignments(config: &Config, services: &[Service], class: Option<&str>) -> Vec<ServiceAssignment> {
+///
+/// `services` is any sequence of them (a slice, or a speaker's map of the
+/// Services it watches, so that planning needs no copy of them).
+pub fn status_assignments<'a>(
+    config: &Config,
+    services: impl IntoIterator<Item = &'a Service>,
+    class: Option<&str>,
+) -> Vec<ServiceAssignment> {
     services
-        .iter()
+        .into_iter()
         .filter(|s| s.service_type == crate::service::ServiceType::LoadBalancer && handles_class(s, class))
         .filter(|s| !s.ingress_ips.is_empty())
         .map(|s| {

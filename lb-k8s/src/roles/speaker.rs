@@ -24,8 +24,8 @@
 //! and the last good one stays in force. On stop, layer 2 is handed over
 //! and BGP peers get a Cease, at the same time.
 
-use std::hash::{Hash, Hasher};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -37,7 +37,7 @@ use kube::runtime::watcher;
 use lb_core::config::{Config, Password, Secrets};
 use lb_core::endpoints::Endpoints;
 use lb_core::plan::{L2Announcement, NodePlan, Observed, assigned_services, status_assignments};
-use lb_core::planner::{PeerPlan, ServiceAnnouncement, plan_bgp};
+use lb_core::planner::{PeerPlan, ServiceAnnouncement, World, plan_bgp};
 use lb_core::writeback::{AnnouncementStatus, EventType, Protocol, ServiceEvent, announcement_statuses};
 use lb_core::{Node, ServiceKey};
 use serde_json::{Value, json};
@@ -343,18 +343,24 @@ async fn run_with(
         failed_reported: BTreeSet::new(),
         shown: ConfigState::default(),
         waiting_for_key: false,
+        planned: false,
     };
     tokio::pin!(stop);
     loop {
         let mut l2_changed = false;
         let mut config_changed = false;
+        // Only our own status objects changed (mostly our writes coming
+        // back): the plan is the same, only the statuses are compared.
+        let mut statuses_only = true;
         tokio::select! {
             change = rx.recv() => {
                 let Some(change) = change else { break };
                 config_changed |= matches!(change, Change::Config(_));
+                statuses_only &= matches!(change, Change::Status(..));
                 sources.take(change);
                 while let Ok(more) = rx.try_recv() {
                     config_changed |= matches!(more, Change::Config(_));
+                    statuses_only &= matches!(more, Change::Status(..));
                     sources.take(more);
                 }
             }
@@ -376,7 +382,7 @@ async fn run_with(
         if !sources.synced() {
             continue;
         }
-        if l2_changed {
+        if l2_changed || (statuses_only && state.planned) {
             state.sync_statuses(&client, &sources).await;
         } else {
             state.pass(&client, &sources).await;
@@ -407,6 +413,8 @@ struct State {
     shown: ConfigState,
     /// Said once: layer 2 waits for the gossip key.
     waiting_for_key: bool,
+    /// A whole pass has planned at least once.
+    planned: bool,
 }
 
 impl State {
@@ -466,19 +474,19 @@ impl State {
         let Some(config) = self.config.clone() else { return };
         self.shown.loaded = true;
         let Some(secrets) = sources.passwords() else { return };
-        let services: Vec<lb_core::Service> = sources.services.objects.values().cloned().collect();
-        let assignments = status_assignments(&config, &services, self.options.load_balancer_class.as_deref());
-        let observed = Observed {
-            config,
-            services,
-            namespaces: Vec::new(),
-            nodes: sources.nodes.objects.values().cloned().collect(),
-            endpoints: Some(Endpoints::new(sources.slices.objects.values().cloned())),
-        };
+        let class = self.options.load_balancer_class.as_deref();
+        let assignments = status_assignments(&config, sources.services.objects.values(), class);
+        let nodes: Vec<Node> = sources.nodes.objects.values().cloned().collect();
+        let endpoints = Endpoints::new(sources.slices.objects.values().cloned());
         let me = self.me(sources);
-        let assigned = assigned_services(&observed.services, &assignments);
-        let plan = plan_bgp(&observed.world(&assigned), &me.name);
-        match speaker::peer_specs(&observed.config, &me, &secrets, &mut self.router_ids) {
+        let plan = {
+            // Planned from the Services where they are kept: a copy of
+            // 10,000 of them at every pass was a speaker's largest peak.
+            let assigned = assigned_services(sources.services.objects.values(), &assignments);
+            let world = World { config: &config, services: &assigned, endpoints: Some(&endpoints), nodes: &nodes };
+            plan_bgp(&world, &me.name)
+        };
+        match speaker::peer_specs(&config, &me, &secrets, &mut self.router_ids) {
             Ok(mut specs) => {
                 let desired: Vec<_> = plan
                     .peers
@@ -492,9 +500,17 @@ impl State {
             }
         }
         self.bgp_plan = Some((plan.peers, plan.services));
-        drop(assigned);
-        self.start_layer2(&observed.config, sources);
+        self.planned = true;
+        self.start_layer2(&config, sources);
         if let Some(l2) = &self.layer2 {
+            // The layer 2 thread keeps its world: a copy it owns.
+            let observed = Observed {
+                config,
+                services: sources.services.objects.values().cloned().collect(),
+                namespaces: Vec::new(),
+                nodes,
+                endpoints: Some(endpoints),
+            };
             l2.set_world(Arc::new(L2World {
                 observed,
                 assignments,
