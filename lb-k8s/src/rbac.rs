@@ -218,6 +218,28 @@ impl Permissions {
         self.cluster.iter().any(matches) || (namespace == Some(home) && self.namespace.iter().any(matches))
     }
 
+    /// The grants no request in `used` (verb, group, resource) needed:
+    /// `verb group/resource` each. A `create` in a grant that also has
+    /// `patch` counts as used by a patch, as a server-side apply that
+    /// creates its object is authorized as `create`. Tests run a component
+    /// through its life and expect none: nothing is granted beyond need.
+    pub fn unused<'a>(&self, used: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) -> Vec<String> {
+        let used: std::collections::BTreeSet<(&str, &str, &str)> = used.into_iter().collect();
+        let mut unused = Vec::new();
+        for grant in self.cluster.iter().chain(self.namespace) {
+            for resource in grant.resources {
+                for verb in grant.verbs {
+                    let by = |v: &'a str| used.contains(&(v, grant.group, *resource));
+                    let applied = *verb == "create" && grant.verbs.contains(&"patch") && by("patch");
+                    if !by(verb) && !applied {
+                        unused.push(format!("{verb} {}/{resource}", grant.group));
+                    }
+                }
+            }
+        }
+        unused
+    }
+
     /// The ServiceAccount, ClusterRole, ClusterRoleBinding, Role and
     /// RoleBinding of this component in `namespace`, as YAML.
     pub fn manifests(&self, namespace: &str) -> String {

@@ -534,3 +534,69 @@ async fn a_failed_status_write_is_retried_without_another_change() {
     assert_eq!(refused, 3, "every refusal seen");
     task.abort();
 }
+
+/// Every grant of `deploy/rbac.yaml` for the controller is used, in one
+/// life of two replicas: nothing more is granted than the code needs.
+#[tokio::test]
+async fn the_controller_uses_every_grant_it_has() {
+    let server = server().await;
+    server
+        .seed(&json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": "memberlist", "namespace": "metallb-system"}}))
+        .expect("memberlist Secret");
+    server.seed(&service("web")).expect("service");
+    let one = replica(&server, "one");
+    let two = replica(&server, "two");
+    server
+        .wait_for::<Service>("shop", "web", WAIT, |s| {
+            s.as_ref().is_some_and(|s| !ingress(s).is_empty() && pool_annotation(s).is_some())
+        })
+        .await
+        .expect("web served");
+    // The same typo twice: its Warning Event is created, then counted.
+    let pool = |addresses: &str| {
+        json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "default", "namespace": "metallb-system"},
+            "spec": {"addresses": [addresses]}})
+    };
+    let invalid = |s: &FakeApiServer| {
+        s.list::<k8s_openapi::api::events::v1::Event>()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("InvalidConfiguration"))
+            .map(|e| e.series.map_or(1, |s| s.count))
+    };
+    for (round, count) in [(1, 1), (2, 2)] {
+        server.seed(&pool("192.0.2.300/30")).expect("bad pool");
+        server.wait_until(WAIT, |s| invalid(s) == Some(count)).await.unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        server.seed(&pool("192.0.2.0/30")).expect("good pool");
+        let state = |s: &FakeApiServer| {
+            s.with_store(|store| {
+                let kind = store.registry().by_kind("metallb.io/v1beta1", "ConfigurationState").cloned();
+                kind.and_then(|k| store.get(&k, "metallb-system", "controller").cloned()).unwrap_or_default()
+            })
+        };
+        server.wait_until(WAIT, |s| state(s)["status"]["result"] == "Valid").await.expect("valid again");
+    }
+    server
+        .wait_until(WAIT, |s| {
+            let kind = s.with_store(|store| store.registry().by_kind("metallb.io/v1beta1", "IPAddressPool").cloned());
+            kind.and_then(|k| s.with_store(|store| store.get(&k, "metallb-system", "default").cloned()))
+                .is_some_and(|p| p["status"]["assignedIPv4"] == 1)
+        })
+        .await
+        .expect("pool counts");
+    // The leader renews its Lease.
+    server
+        .wait_until(WAIT, |s| s.accesses().iter().any(|a| a.resource == "leases" && a.verb == "update"))
+        .await
+        .expect("a renewal");
+    for t in one.tasks.iter().chain(&two.tasks) {
+        t.abort();
+    }
+    assert_granted(&server);
+    let accesses = server.accesses();
+    let unused = lb_k8s::rbac::CONTROLLER
+        .unused(accesses.iter().map(|a| (a.verb.as_str(), a.group.as_str(), a.resource.as_str())));
+    assert!(unused.is_empty(), "granted to the controller and never used: {unused:?}");
+}

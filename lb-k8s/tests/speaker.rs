@@ -259,6 +259,17 @@ async fn scenario() {
         .wait_until(WAIT, |s| l2_nodes(s).is_empty() && bgp_statuses(s).is_empty())
         .await
         .unwrap_or_else(|_| panic!("withdrawn, got {:?} {:?}", l2_nodes(&server), bgp_statuses(&server)));
+    // And come back: announced again, the same nodeAssigned counted on the first.
+    server.seed(&endpoints(&["node-a", "node-b"])).expect("endpoints");
+    server
+        .wait_until(WAIT, |s| {
+            s.list::<k8s_openapi::api::events::v1::Event>()
+                .unwrap_or_default()
+                .iter()
+                .any(|e| e.reason.as_deref() == Some("nodeAssigned") && e.series.as_ref().is_some_and(|s| s.count >= 2))
+        })
+        .await
+        .expect("nodeAssigned again, as a repeat");
     a.abort();
     b.abort();
     // Every request the speakers made is granted by their RBAC (deploy/rbac.yaml).
@@ -270,4 +281,8 @@ async fn scenario() {
         })
         .collect();
     assert!(refused.is_empty(), "not granted to the speaker: {refused:#?}");
+    let accesses = server.accesses();
+    let unused =
+        lb_k8s::rbac::SPEAKER.unused(accesses.iter().map(|a| (a.verb.as_str(), a.group.as_str(), a.resource.as_str())));
+    assert!(unused.is_empty(), "granted to the speaker and never used: {unused:?}");
 }

@@ -583,8 +583,13 @@ impl State {
             else {
                 continue;
             };
-            let pending = self.pools_written.get(&stats.name);
-            if pool.data.get("status") == Some(&want) || pending == Some(&want) {
+            if pool.data.get("status") == Some(&want) {
+                // Shown: a later change that loses it (the pool deleted and
+                // made again) is written again.
+                self.pools_written.remove(&stats.name);
+                continue;
+            }
+            if self.pools_written.get(&stats.name) == Some(&want) {
                 continue;
             }
             let namespace = pool.metadata.namespace.clone().unwrap_or_default();
