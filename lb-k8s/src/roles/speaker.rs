@@ -29,6 +29,7 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Node as K8sNode, ObjectReference, Pod, Secret, Service as K8sService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Client;
@@ -573,11 +574,13 @@ impl State {
             Some(json!([{"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": pod.uid.clone()?}]))
         });
         let mut keep = BTreeSet::new();
+        // What to write: small records; the requests (several KiB each in
+        // flight) are made as the writes go, not 10,000 at once.
+        let mut jobs = Vec::new();
         for status in &wanted {
             let name = status.object_name(&node);
             keep.insert(name.clone());
-            let want = status_value(status, &node);
-            let want_digest = digest(&want);
+            let want_digest = digest(&status_value(status, &node));
             let existing = match status.protocol {
                 Protocol::Layer2 => &sources.l2_statuses,
                 Protocol::Bgp => &sources.bgp_statuses,
@@ -586,14 +589,17 @@ impl State {
             if self.is_current(&name, shown, Some(&want_digest)) {
                 continue;
             }
-            let api = status_api(client, &self.options.namespace, status.protocol);
-            if shown.is_none() {
+            jobs.push((status.clone(), name, shown.is_none(), want_digest));
+        }
+        let namespace = self.options.namespace.clone();
+        let jobs = jobs.into_iter().map(|(status, name, create, want_digest)| {
+            let create = create.then(|| {
                 let mut object = json!({
                     "apiVersion": "metallb.io/v1beta1",
                     "kind": status_kind(status.protocol),
                     "metadata": {
                         "name": name,
-                        "namespace": self.options.namespace,
+                        "namespace": namespace,
                         "labels": {
                             NODE_LABEL: node,
                             SERVICE_NAME_LABEL: status.service.name(),
@@ -607,23 +613,23 @@ impl State {
                 if let Some(owner) = &owner {
                     object["metadata"]["ownerReferences"] = owner.clone();
                 }
-                if let Err(e) =
-                    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await
-                {
-                    warn!(event = "statusNotWritten", service = %status.service, error = %error_chain(&e), "cannot create the status object");
-                    continue;
-                }
-                let event = status.event(&node);
-                self.events.record(service_ref(&status.service), &event);
-                info!(event = "serviceAnnounced", protocol = status.protocol.as_str(), service = %status.service, "announcing");
+                object
+            });
+            let api = status_api(client, &namespace, status.protocol);
+            let want = status_value(&status, &node);
+            write_status(api, name, create, want, want_digest, status)
+        });
+        // Different objects' writes are independent: a speaker taking
+        // 10,000 announcements writes them WRITES_IN_FLIGHT at a time.
+        let done: Vec<StatusWritten> =
+            futures_util::stream::iter(jobs).buffer_unordered(WRITES_IN_FLIGHT).collect().await;
+        for d in done {
+            if d.created {
+                self.events.record(service_ref(&d.status.service), &d.status.event(&node));
+                info!(event = "serviceAnnounced", protocol = d.status.protocol.as_str(), service = %d.status.service, "announcing");
             }
-            match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": want}))).await {
-                Ok(_) => {
-                    self.written.insert(name, Some(want_digest));
-                }
-                Err(e) => {
-                    warn!(event = "statusNotWritten", service = %status.service, error = %error_chain(&e), "cannot write the status object");
-                }
+            if let Some(digest) = d.written {
+                self.written.insert(d.name, Some(digest));
             }
         }
         for (protocol, existing) in [(Protocol::Layer2, &sources.l2_statuses), (Protocol::Bgp, &sources.bgp_statuses)] {
@@ -724,6 +730,47 @@ impl State {
             warn!(event = "statusNotDeleted", "status objects left for the Pod's deletion to remove");
         }
     }
+}
+
+/// Status object writes in flight at once.
+const WRITES_IN_FLIGHT: usize = 32;
+
+/// What writing one status object achieved.
+struct StatusWritten {
+    name: String,
+    status: AnnouncementStatus,
+    /// It was created (its nodeAssigned Event is due).
+    created: bool,
+    /// The digest of the status written, when it was.
+    written: Option<u64>,
+}
+
+/// Creates the object if `create` says so (server-side apply), then
+/// writes its status.
+async fn write_status(
+    api: Api<DynamicObject>,
+    name: String,
+    create: Option<Value>,
+    want: Value,
+    want_digest: u64,
+    status: AnnouncementStatus,
+) -> StatusWritten {
+    let mut done = StatusWritten { name, status, created: false, written: None };
+    if let Some(object) = create {
+        if let Err(e) = api.patch(&done.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await
+        {
+            warn!(event = "statusNotWritten", service = %done.status.service, error = %error_chain(&e), "cannot create the status object");
+            return done;
+        }
+        done.created = true;
+    }
+    match api.patch_status(&done.name, &PatchParams::default(), &Patch::Merge(&json!({"status": want}))).await {
+        Ok(_) => done.written = Some(want_digest),
+        Err(e) => {
+            warn!(event = "statusNotWritten", service = %done.status.service, error = %error_chain(&e), "cannot write the status object");
+        }
+    }
+    done
 }
 
 fn status_kind(protocol: Protocol) -> &'static str {
