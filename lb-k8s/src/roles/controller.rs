@@ -2,7 +2,7 @@
 //!
 //! Sources are watches on Services, Namespaces and the configuration (the
 //! `metallb.io` kinds and the legacy ConfigMap); the pure allocator
-//! (`lb_ipam::pipeline`) decides; `lb_core::writeback` says what each
+//! (`lb_ipam::incremental`) decides; `lb_core::writeback` says what each
 //! Service needs; this module only carries it out (status subresource,
 //! the pool annotation, Events as `metallb-controller`).
 //!
@@ -12,14 +12,20 @@
 //! of them are synced, so the first pass sees every Service with its
 //! status and restores every existing IP before allocating anything new
 //! (a restart never moves a Service). After that, each batch of changes
-//! gives one pass. A configuration that does not load is logged
-//! (`configStale`) and the last good one stays in force.
+//! gives one pass, over the Services that changed and those waiting for an
+//! address (a whole pass after a change of configuration or namespaces),
+//! with the outcome of a whole pass. Writes go out 32 Services at a time;
+//! Events go through [`crate::sinks::events`]. A configuration that does
+//! not load is logged (`configStale`) and the last good one stays in force.
 //!
 //! # Guarantees
 //!
 //! - A Service whose status and annotation are already right is not
 //!   written to (a restart writes nothing for them).
 //! - `AllocationFailed` is recorded once per Service and distinct error.
+//! - A refused write is tried again on its own (0.5 s, doubling to 30 s).
+//! - Only the leader writes, Events included; a replica that loses
+//!   leadership forgets what it knew and starts again from the cluster.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
