@@ -38,6 +38,9 @@ pub struct Incremental {
     /// Changed (or removed) since the last pass.
     dirty: BTreeSet<ServiceKey>,
     namespaces: Vec<Namespace>,
+    /// A configuration given since the last pass: installed at the next,
+    /// with the Services as they are then (as a whole pass does).
+    config: Option<Config>,
     /// The next pass takes every Service.
     whole: bool,
 }
@@ -53,6 +56,7 @@ impl Incremental {
             waiting: BTreeSet::new(),
             dirty: BTreeSet::new(),
             namespaces: Vec::new(),
+            config: None,
             whole: true,
         }
     }
@@ -78,12 +82,16 @@ impl Incremental {
     }
 
     /// The configuration now; a different one makes the next pass whole.
+    /// It is installed by that pass, so that what it keeps or releases is
+    /// judged on the Services as they are then, whatever order the changes
+    /// were given in.
     pub fn set_config(&mut self, config: Config) {
-        if *self.allocator.config() != config {
-            let services: Vec<Service> = self.services.values().cloned().collect();
-            self.allocator.set_config(config, &services);
-            self.whole = true;
-        }
+        self.config = (*self.allocator.config() != config).then_some(config);
+    }
+
+    /// The configuration in force (the last given, once a pass installed it).
+    pub fn config(&self) -> &Config {
+        self.allocator.config()
     }
 
     /// The namespaces now; different ones make the next pass whole.
@@ -101,6 +109,11 @@ impl Incremental {
     /// order: Services with a result ([`Incremental::result`]), Services
     /// not handled (no result) and Services gone.
     pub fn pass(&mut self) -> Vec<ServiceKey> {
+        if let Some(config) = self.config.take() {
+            let services: Vec<Service> = self.services.values().cloned().collect();
+            self.allocator.set_config(config, &services);
+            self.whole = true;
+        }
         let touched: BTreeSet<ServiceKey> = if std::mem::take(&mut self.whole) {
             let mut all: BTreeSet<ServiceKey> = self.services.keys().cloned().collect();
             all.extend(self.results.keys().cloned());
@@ -181,10 +194,6 @@ impl Incremental {
     pub fn pool_stats(&self) -> Vec<PoolStats> {
         self.allocator.pool_stats()
     }
-
-    pub fn config(&self) -> &Config {
-        self.allocator.config()
-    }
 }
 
 #[cfg(test)]
@@ -260,19 +269,22 @@ mod tests {
     }
 
     proptest! {
-        /// After every change, the incremental results equal those of a
-        /// whole pass run on an allocator that saw the same history of
-        /// whole passes; and the keys a pass reports cover every result
-        /// that changed.
+        /// After every batch of changes (a pass takes whatever came since
+        /// the last), the incremental results equal those of a whole pass
+        /// run on an allocator that saw the same history of whole passes;
+        /// and the keys a pass reports cover every result that changed.
         #[test]
-        fn incremental_passes_give_the_whole_passes_outcome(ops in prop::collection::vec(op(), 1..40)) {
+        fn incremental_passes_give_the_whole_passes_outcome(
+            batches in prop::collection::vec(prop::collection::vec(op(), 1..4), 1..25),
+        ) {
             let full_config = config();
             let mut incremental = Incremental::new(Allocator::new(full_config.clone()).with_only_class(None));
             let mut whole = Allocator::new(full_config.clone()).with_only_class(None);
             let mut world: BTreeMap<u8, Service> = BTreeMap::new();
             let mut current = full_config.clone();
             let mut before: BTreeMap<ServiceKey, ServiceAssignment> = BTreeMap::new();
-            for op in ops {
+            for batch in batches {
+              for op in batch {
                 match op {
                     Op::Upsert(n, knobs) => {
                         let s = service(n, knobs);
@@ -289,6 +301,7 @@ mod tests {
                         incremental.set_config(current.clone());
                     }
                 }
+              }
                 let touched = incremental.pass();
                 let observed = Observed {
                     config: current.clone(),
