@@ -600,3 +600,23 @@ async fn the_controller_uses_every_grant_it_has() {
         .unused(accesses.iter().map(|a| (a.verb.as_str(), a.group.as_str(), a.resource.as_str())));
     assert!(unused.is_empty(), "granted to the controller and never used: {unused:?}");
 }
+
+/// The ConfigurationState's write refused (500): reported again by itself,
+/// with no other change to the configuration.
+#[tokio::test]
+async fn a_refused_configuration_state_is_written_again() {
+    let server = server().await;
+    server.faults().fail_next_matching(2, "/configurationstates/controller/status", 500);
+    let (_progress, task) = start(&server, "controller");
+    let result = |s: &FakeApiServer| -> serde_json::Value {
+        s.with_store(|store| {
+            let kind = store.registry().by_kind("metallb.io/v1beta1", "ConfigurationState").cloned();
+            kind.and_then(|k| store.get(&k, "metallb-system", "controller").cloned()).unwrap_or_default()
+        })["status"]["result"]
+            .clone()
+    };
+    server.wait_until(WAIT, |s| result(s) == "Valid").await.expect("Valid after the refusals");
+    let refused = server.writes().iter().filter(|w| w.path.contains("configurationstates") && w.status >= 500).count();
+    assert_eq!(refused, 2);
+    task.abort();
+}

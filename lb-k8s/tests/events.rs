@@ -53,6 +53,10 @@ async fn repeats_count_on_the_first_event_and_other_messages_are_events_of_their
     sink.record(regarding("a"), &assigned("192.0.2.1"));
     sink.record(regarding("a"), &assigned("192.0.2.2"));
     sink.record(regarding("b"), &assigned("192.0.2.1"));
+    // Repeats while the first is still being created: one Event, counted.
+    for _ in 0..3 {
+        sink.record(regarding("c"), &assigned("192.0.2.3"));
+    }
     drop(sink);
     tokio::time::timeout(WAIT, publishing).await.expect("publisher drains and ends").expect("publisher");
     assert_eq!(
@@ -61,6 +65,7 @@ async fn repeats_count_on_the_first_event_and_other_messages_are_events_of_their
             ("a".into(), "Assigned IP [\"192.0.2.1\"]".into(), 3),
             ("a".into(), "Assigned IP [\"192.0.2.2\"]".into(), 1),
             ("b".into(), "Assigned IP [\"192.0.2.1\"]".into(), 1),
+            ("c".into(), "Assigned IP [\"192.0.2.3\"]".into(), 3),
         ]
     );
     let event = server.list::<Event>().expect("list").into_iter().next().expect("an Event");

@@ -99,14 +99,17 @@ enum Change {
 struct Watched {
     service: lb_core::Service,
     reference: ObjectReference,
+    /// `metadata.resourceVersion`: which of our writes it shows.
+    version: Option<String>,
 }
 
 impl Watched {
     fn of(svc: K8sService) -> Option<Self> {
         let reference = svc.object_ref(&());
+        let version = svc.metadata.resource_version.clone();
         let value = serde_json::to_value(&svc).unwrap_or_default();
         match lb_core::manifest::service(&value) {
-            Ok(service) => Some(Self { service, reference }),
+            Ok(service) => Some(Self { service, reference, version }),
             Err(e) => {
                 warn!(event = "serviceUnreadable", service = %key_of(&svc), error = %e, "Service skipped");
                 None
@@ -229,12 +232,14 @@ async fn run_passes(
         pools_written: HashMap::new(),
         shown: ConfigState::default(),
         memberlist_checked: false,
-        retry: None,
+        failed: Default::default(),
+        config_state_failed: false,
+        retry: Retry::default(),
         events,
     };
     let mut leading = *leader.borrow_and_update();
     loop {
-        let retry = state.retry.map(|r| r.at);
+        let retry = state.retry.at;
         tokio::select! {
             change = rx.recv() => {
                 let Some(change) = change else { break };
@@ -259,7 +264,7 @@ async fn run_passes(
                     continue;
                 }
             }
-            () = sleep_until(retry), if retry.is_some() => {}
+            () = sleep_until(retry), if retry.is_some() => state.retry_due(&mut sources),
         }
         if sources.synced() && !state.shown.loaded {
             // Listed once: ready (leading or standing by).
@@ -293,10 +298,24 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
 const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
-#[derive(Debug, Clone, Copy)]
+/// When refused writes are tried again.
+#[derive(Debug, Clone, Copy, Default)]
 struct Retry {
-    at: tokio::time::Instant,
-    delay: std::time::Duration,
+    /// The next try (`None`: none pending).
+    at: Option<tokio::time::Instant>,
+    /// The last delay, doubled at each try that fails again.
+    delay: Option<std::time::Duration>,
+}
+
+impl Retry {
+    /// Something failed: a try is due, later each time it fails again.
+    fn arm(&mut self) {
+        if self.at.is_none() {
+            let delay = self.delay.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
+            self.delay = Some(delay);
+            self.at = Some(tokio::time::Instant::now() + delay);
+        }
+    }
 }
 
 struct State {
@@ -318,49 +337,60 @@ struct State {
     shown: ConfigState,
     /// The memberlist Secret was looked at since leadership was gained.
     memberlist_checked: bool,
-    /// Writes failed: a pass at this time tries them again.
-    retry: Option<Retry>,
+    /// Services whose writes failed (or were not made: leadership lapsed
+    /// during the pass), tried again when `retry` is due, not at every
+    /// pass (a write the server keeps refusing backs off).
+    failed: std::collections::BTreeSet<ServiceKey>,
+    /// The ConfigurationState could not be written: reported again when due.
+    config_state_failed: bool,
+    retry: Retry,
     events: Events,
 }
 
-/// Writes not yet seen in the watch.
+/// Writes not yet seen in the watch, for one Service. Each is laid over
+/// the Service as watched only while the watch shows a version known to
+/// come before it: any other version (the write itself, or a later
+/// change by anyone) is trusted as it is. So a write is never made twice
+/// while the watch catches up, and never hidden for good (a Service
+/// deleted and made again has another uid; a status someone else wrote
+/// after ours shows as it is).
 #[derive(Default)]
 struct Written {
-    status: Option<Vec<IpAddr>>,
-    annotation: Option<PoolAnnotation>,
+    uid: Option<String>,
+    /// The status written, and the versions before it.
+    status: Option<(Vec<IpAddr>, Vec<String>)>,
+    /// The annotation change written, and the versions before it.
+    annotation: Option<(PoolAnnotation, Vec<String>)>,
 }
 
 impl Written {
-    /// Lays what we wrote over the Service as watched; forgets what the
-    /// watch already shows. Whether anything is still pending.
-    fn overlay(&mut self, service: &mut lb_core::Service) -> bool {
-        let [stable, deprecated] = lb_core::service::annotation::IP_ALLOCATED_FROM_POOL;
-        if let Some(ips) = &self.status {
-            let (mut a, mut b) = (ips.clone(), service.ingress_ips.clone());
-            a.sort();
-            b.sort();
-            if a == b {
-                self.status = None;
-            } else {
-                service.ingress_ips.clone_from(ips);
-            }
+    /// Lays what the watch has not shown yet over `service`; forgets the
+    /// rest. Whether anything is still pending.
+    fn overlay(&mut self, service: &mut lb_core::Service, watched: &Watched) -> bool {
+        if self.uid != watched.reference.uid {
+            self.status = None;
+            self.annotation = None;
+            return false;
         }
+        let before = |versions: &[String]| watched.version.as_ref().is_some_and(|v| versions.contains(v));
+        if self.status.as_ref().is_some_and(|(_, versions)| !before(versions)) {
+            self.status = None;
+        }
+        if self.annotation.as_ref().is_some_and(|(_, versions)| !before(versions)) {
+            self.annotation = None;
+        }
+        if let Some((ips, _)) = &self.status {
+            service.ingress_ips.clone_from(ips);
+        }
+        let [stable, deprecated] = lb_core::service::annotation::IP_ALLOCATED_FROM_POOL;
         match &self.annotation {
-            Some(PoolAnnotation::Set(pool)) => {
-                if service.annotations.get(stable) == Some(pool) && !service.annotations.contains_key(deprecated) {
-                    self.annotation = None;
-                } else {
-                    service.annotations.insert(stable.into(), pool.clone());
-                    service.annotations.remove(deprecated);
-                }
+            Some((PoolAnnotation::Set(pool), _)) => {
+                service.annotations.insert(stable.into(), pool.clone());
+                service.annotations.remove(deprecated);
             }
-            Some(PoolAnnotation::Remove) => {
-                if !service.annotations.contains_key(stable) && !service.annotations.contains_key(deprecated) {
-                    self.annotation = None;
-                } else {
-                    service.annotations.remove(stable);
-                    service.annotations.remove(deprecated);
-                }
+            Some((PoolAnnotation::Remove, _)) => {
+                service.annotations.remove(stable);
+                service.annotations.remove(deprecated);
             }
             None => {}
         }
@@ -368,18 +398,26 @@ impl Written {
     }
 }
 
-/// The writes one Service needs.
+/// The writes one Service needs, and the Events that say what they did.
 struct Job {
     key: ServiceKey,
+    /// The Service as the pass saw it: its uid and version.
+    uid: Option<String>,
+    version: Option<String>,
+    reference: ObjectReference,
     status: Option<Vec<IpAddr>>,
     annotation: Option<PoolAnnotation>,
+    events: Vec<writeback::ServiceEvent>,
 }
 
-/// What a [`Job`] achieved (`None`: not attempted).
+/// What a [`Job`] achieved: each write with the version it made (`None`:
+/// not attempted).
 struct Done {
-    key: ServiceKey,
-    status: Option<Result<Vec<IpAddr>, kube::Error>>,
-    annotation: Option<Result<PoolAnnotation, kube::Error>>,
+    job: Job,
+    status: Option<Result<Option<String>, kube::Error>>,
+    annotation: Option<Result<Option<String>, kube::Error>>,
+    /// Not all attempted: leadership lapsed.
+    skipped: bool,
 }
 
 impl State {
@@ -402,9 +440,25 @@ impl State {
         self.pools_written.clear();
         self.config_state.forget();
         self.memberlist_checked = false;
-        self.retry = None;
+        self.failed.clear();
+        self.config_state_failed = false;
+        self.retry = Retry::default();
         sources.config_changed = true;
         sources.namespaces_changed = true;
+    }
+
+    /// The retry is due: the failed Services are taken again by the next
+    /// pass, and the ConfigurationState reported again.
+    fn retry_due(&mut self, sources: &mut Sources) {
+        self.retry.at = None;
+        if let Some(allocation) = self.allocation.as_mut() {
+            for key in std::mem::take(&mut self.failed) {
+                allocation.touch(&key);
+            }
+        }
+        if std::mem::take(&mut self.config_state_failed) {
+            sources.config_changed = true;
+        }
     }
 
     fn may_write(&self) -> bool {
@@ -419,7 +473,10 @@ impl State {
             let loaded = sources.config.load(&mut self.shown);
             if self.may_write() {
                 let outcome = loaded.as_ref().map(drop).map_err(Vec::as_slice);
-                self.config_state.report(client, &self.events, &sources.config, outcome).await;
+                if !self.config_state.report(client, &self.events, &sources.config, outcome).await {
+                    self.config_state_failed = true;
+                    self.retry.arm();
+                }
             }
             config = loaded.ok().map(|l| l.config);
         }
@@ -454,7 +511,7 @@ impl State {
                 Some(watched) => {
                     let mut service = watched.service.clone();
                     if let Some(w) = self.written.get_mut(key.as_str())
-                        && !w.overlay(&mut service)
+                        && !w.overlay(&mut service, watched)
                     {
                         self.written.remove(key.as_str());
                     }
@@ -502,17 +559,28 @@ impl State {
                     }
                 }
             };
+            let Some(watched) = sources.services.objects.get(key.as_str()) else { continue };
             if !may_write {
+                // Leadership lapsed since the loop looked: not lost, tried again.
+                self.failed.insert(key.clone());
+                self.last_errors.remove(key.as_str());
                 continue;
             }
-            if let Some(watched) = sources.services.objects.get(key.as_str()) {
+            if wb.status.is_none() && wb.annotation.is_none() {
                 for event in &wb.events {
                     self.events.record(watched.reference.clone(), event);
                 }
+                continue;
             }
-            if wb.status.is_some() || wb.annotation.is_some() {
-                jobs.push(Job { key: key.clone(), status: wb.status, annotation: wb.annotation });
-            }
+            jobs.push(Job {
+                key: key.clone(),
+                uid: watched.reference.uid.clone(),
+                version: watched.version.clone(),
+                reference: watched.reference.clone(),
+                status: wb.status,
+                annotation: wb.annotation,
+                events: wb.events,
+            });
         }
         let pools = allocation.pool_stats();
         self.carry_out(client, jobs).await;
@@ -521,7 +589,8 @@ impl State {
 
     /// The Services' writes, [`WRITES_IN_FLIGHT`] at a time; what was
     /// written is laid over the Services kept (so it is not written again
-    /// before the watch shows it), what failed is tried again later.
+    /// before the watch shows it) and its Events recorded; what failed is
+    /// tried again when the retry is due, its Events with it.
     async fn carry_out(&mut self, client: &Client, jobs: Vec<Job>) {
         let leader = self.leader.clone();
         let done: Vec<Done> = futures_util::stream::iter(jobs)
@@ -529,44 +598,75 @@ impl State {
             .buffer_unordered(WRITES_IN_FLIGHT)
             .collect()
             .await;
-        let mut any_failed = false;
         for d in done {
-            let key = d.key.as_str();
-            let mut failed = false;
-            match d.status {
-                Some(Ok(ips)) => self.written.entry(key.to_string()).or_default().status = Some(ips),
-                Some(Err(e)) => {
-                    failed = true;
-                    warn!(event = "statusNotWritten", service = %d.key, error = %error_chain(&e), "cannot write the Service's status");
-                }
-                None => {}
+            let job = d.job;
+            let key = job.key.as_str();
+            let mut failed = d.skipped;
+            let entry = self.written.entry(key.to_string()).or_default();
+            if entry.uid != job.uid {
+                *entry = Written { uid: job.uid.clone(), ..Written::default() };
             }
-            match d.annotation {
-                Some(Ok(change)) => self.written.entry(key.to_string()).or_default().annotation = Some(change),
-                Some(Err(e)) => {
-                    failed = true;
-                    warn!(event = "annotationNotWritten", service = %d.key, error = %error_chain(&e), "cannot write the Service's annotation");
+            let mut before: Vec<String> = job.version.iter().cloned().collect();
+            match (d.status, job.status) {
+                (Some(Ok(version)), Some(ips)) => {
+                    entry.status = Some((ips, before.clone()));
+                    before.extend(version);
                 }
-                None => {}
+                (Some(Err(e)), _) => {
+                    failed = true;
+                    warn!(event = "statusNotWritten", service = %job.key, error = %error_chain(&e), "cannot write the Service's status");
+                }
+                _ => {}
             }
-            let Some(allocation) = self.allocation.as_mut() else { continue };
-            if let (Some(w), Some(service)) = (self.written.get_mut(key), allocation.service(&d.key)) {
-                let mut service = service.clone();
-                w.overlay(&mut service);
-                allocation.upsert(service);
+            match (d.annotation, job.annotation) {
+                (Some(Ok(_)), Some(change)) => entry.annotation = Some((change, before)),
+                (Some(Err(e)), _) => {
+                    failed = true;
+                    warn!(event = "annotationNotWritten", service = %job.key, error = %error_chain(&e), "cannot write the Service's annotation");
+                }
+                _ => {}
+            }
+            if entry.status.is_none() && entry.annotation.is_none() {
+                self.written.remove(key);
             }
             if failed {
-                any_failed = true;
-                allocation.touch(&d.key);
+                // Said again when the writes are tried again.
+                self.last_errors.remove(key);
+                self.failed.insert(job.key.clone());
+                self.retry.arm();
+            } else {
+                for event in &job.events {
+                    self.events.record(job.reference.clone(), event);
+                }
+            }
+            let Some(allocation) = self.allocation.as_mut() else { continue };
+            if let Some(w) = self.written.get(key)
+                && let Some(service) = allocation.service(&job.key)
+            {
+                // The Service kept is the watched one at `job.version`: what
+                // was written goes over it.
+                let mut service = service.clone();
+                if let Some((ips, _)) = &w.status {
+                    service.ingress_ips.clone_from(ips);
+                }
+                let [stable, deprecated] = lb_core::service::annotation::IP_ALLOCATED_FROM_POOL;
+                match &w.annotation {
+                    Some((PoolAnnotation::Set(pool), _)) => {
+                        service.annotations.insert(stable.into(), pool.clone());
+                        service.annotations.remove(deprecated);
+                    }
+                    Some((PoolAnnotation::Remove, _)) => {
+                        service.annotations.remove(stable);
+                        service.annotations.remove(deprecated);
+                    }
+                    None => {}
+                }
+                allocation.upsert(service);
             }
         }
-        self.retry = match (any_failed, self.retry) {
-            (false, _) => None,
-            (true, previous) => {
-                let delay = previous.map_or(RETRY_FIRST, |r| (r.delay * 2).min(RETRY_MAX));
-                Some(Retry { at: tokio::time::Instant::now() + delay, delay })
-            }
-        };
+        if self.failed.is_empty() && !self.config_state_failed {
+            self.retry = Retry::default();
+        }
     }
 
     /// Each IPAddressPool's `status` counts, written when they differ from
@@ -617,30 +717,34 @@ impl State {
 /// none once leadership is lost.
 async fn write_service(client: Client, leader: Option<tokio::sync::watch::Receiver<bool>>, job: Job) -> Done {
     let may_write = || leader.as_ref().is_none_or(|l| *l.borrow());
-    let mut done = Done { key: job.key, status: None, annotation: None };
-    let api: Api<K8sService> = Api::namespaced(client, done.key.namespace());
-    let name = done.key.name().to_string();
-    if let Some(ips) = job.status
-        && may_write()
-    {
-        let ingress: Vec<Value> = ips.iter().map(|ip: &IpAddr| json!({"ip": ip.to_string()})).collect();
-        let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
-        let result = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
-        done.status = Some(result.map(|_| ips));
+    let api: Api<K8sService> = Api::namespaced(client, job.key.namespace());
+    let name = job.key.name().to_string();
+    let (mut status, mut annotation, mut skipped) = (None, None, false);
+    if let Some(ips) = &job.status {
+        if may_write() {
+            let ingress: Vec<Value> = ips.iter().map(|ip: &IpAddr| json!({"ip": ip.to_string()})).collect();
+            let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
+            let result = api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await;
+            status = Some(result.map(|s| s.metadata.resource_version));
+        } else {
+            skipped = true;
+        }
     }
-    if let Some(change) = job.annotation
-        && may_write()
-    {
-        let [stable, deprecated] = lb_core::service::annotation::IP_ALLOCATED_FROM_POOL;
-        let value = match &change {
-            PoolAnnotation::Set(pool) => json!(pool),
-            PoolAnnotation::Remove => Value::Null,
-        };
-        let patch = json!({"metadata": {"annotations": {stable: value, deprecated: Value::Null}}});
-        let result = api.patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await;
-        done.annotation = Some(result.map(|_| change));
+    if let Some(change) = &job.annotation {
+        if may_write() {
+            let [stable, deprecated] = lb_core::service::annotation::IP_ALLOCATED_FROM_POOL;
+            let value = match change {
+                PoolAnnotation::Set(pool) => json!(pool),
+                PoolAnnotation::Remove => Value::Null,
+            };
+            let patch = json!({"metadata": {"annotations": {stable: value, deprecated: Value::Null}}});
+            let result = api.patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await;
+            annotation = Some(result.map(|s| s.metadata.resource_version));
+        } else {
+            skipped = true;
+        }
     }
-    done
+    Done { job, status, annotation, skipped }
 }
 
 /// Gives the memberlist Secret a random `secretkey` if it has none, as
@@ -700,4 +804,59 @@ fn random_key() -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watched(uid: &str, version: &str) -> Watched {
+        Watched {
+            service: lb_core::Service::new("shop", "web"),
+            reference: ObjectReference { uid: Some(uid.into()), ..ObjectReference::default() },
+            version: Some(version.into()),
+        }
+    }
+
+    fn written(uid: &str) -> Written {
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        Written {
+            uid: Some(uid.into()),
+            status: Some((vec![ip], vec!["10".into()])),
+            annotation: Some((PoolAnnotation::Set("default".into()), vec!["10".into(), "11".into()])),
+        }
+    }
+
+    #[test]
+    fn writes_are_laid_over_versions_before_them_only() {
+        let [stable, _] = lb_core::service::annotation::IP_ALLOCATED_FROM_POOL;
+        // The watch is still at the version the pass saw: both laid over.
+        let mut w = written("u1");
+        let seen = watched("u1", "10");
+        let mut service = seen.service.clone();
+        assert!(w.overlay(&mut service, &seen));
+        assert_eq!(service.ingress_ips.len(), 1);
+        assert_eq!(service.annotations.get(stable).map(String::as_str), Some("default"));
+        // The status write shows: trusted as watched; the annotation still laid over.
+        let seen = watched("u1", "11");
+        let mut service = seen.service.clone();
+        assert!(w.overlay(&mut service, &seen));
+        assert!(service.ingress_ips.is_empty(), "the watch's own status stands");
+        assert!(w.status.is_none());
+        assert_eq!(service.annotations.get(stable).map(String::as_str), Some("default"));
+        // Any later version: nothing pending.
+        let seen = watched("u1", "15");
+        let mut service = seen.service.clone();
+        assert!(!w.overlay(&mut service, &seen));
+        assert!(!service.annotations.contains_key(stable));
+    }
+
+    #[test]
+    fn a_service_made_again_under_the_same_name_is_not_given_the_old_ones_writes() {
+        let mut w = written("u1");
+        let seen = watched("u2", "10");
+        let mut service = seen.service.clone();
+        assert!(!w.overlay(&mut service, &seen));
+        assert!(service.ingress_ips.is_empty());
+    }
 }

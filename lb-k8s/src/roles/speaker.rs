@@ -468,7 +468,8 @@ impl State {
     async fn pass(&mut self, client: &Client, sources: &Sources) {
         let loaded = sources.config.load(&mut self.shown);
         let outcome = loaded.as_ref().map(drop).map_err(Vec::as_slice);
-        self.config_state.report(client, &self.events, &sources.config, outcome).await;
+        // A failed write is reported again at the next pass (each reloads).
+        let _ = self.config_state.report(client, &self.events, &sources.config, outcome).await;
         if let Ok(loaded) = loaded {
             self.config = Some(loaded.config);
         }

@@ -45,16 +45,17 @@ impl ConfigurationState {
     }
 
     /// Says `outcome`: the object when it changed, an Event per new error.
+    /// Whether the object says it now (false: a write failed; report again).
     pub async fn report(
         &mut self,
         client: &Client,
         events: &Events,
         sources: &ConfigSources,
         outcome: Result<(), &[ConfigError]>,
-    ) {
+    ) -> bool {
         let texts = outcome.map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>());
         if self.last.as_ref() == Some(&texts) {
-            return;
+            return true;
         }
         let before: Vec<String> = match &self.last {
             Some(Err(old)) => old.clone(),
@@ -77,7 +78,7 @@ impl ConfigurationState {
             let same = status.and_then(|s| s.get("result")).and_then(Value::as_str) == Some(result)
                 && status.and_then(|s| s.get("errorSummary")).and_then(Value::as_str).unwrap_or_default() == summary;
             if same {
-                return;
+                return true;
             }
         }
         let object = json!({
@@ -88,7 +89,7 @@ impl ConfigurationState {
         if let Err(e) = api.patch(&self.name, &params, &Patch::Apply(&object)).await {
             warn!(event = "configurationStateNotWritten", error = %error_chain(&e), "cannot write the ConfigurationState");
             self.last = None;
-            return;
+            return false;
         }
         let now = k8s_openapi::jiff::Timestamp::now().to_string();
         let (valid, reason) =
@@ -101,7 +102,8 @@ impl ConfigurationState {
             warn!(event = "configurationStateNotWritten", error = %error_chain(&e), "cannot write the ConfigurationState");
             self.last = None;
         }
-        let Err(errors) = outcome else { return };
+        let written = self.last.is_some();
+        let Err(errors) = outcome else { return written };
         for error in errors.iter().filter(|e| !before.contains(&e.to_string())) {
             let Some(reference) = sources.object_ref(&error.object) else { continue };
             let event = ServiceEvent {
@@ -111,5 +113,6 @@ impl ConfigurationState {
             };
             events.record(reference, &event);
         }
+        written
     }
 }

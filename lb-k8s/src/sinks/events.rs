@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -117,6 +118,8 @@ pub fn channel(client: Client, component: &str, gate: Option<watch::Receiver<boo
 /// What one request did, for the memory of repeats.
 struct Sent {
     key: u64,
+    namespace: String,
+    created: bool,
     result: Result<(), kube::Error>,
     reason: &'static str,
 }
@@ -134,50 +137,79 @@ impl Publisher {
                         // Not ours to write: another replica leads.
                         continue;
                     }
-                    in_flight.push(self.send(pending));
+                    if let Some(request) = self.send(pending) {
+                        in_flight.push(request);
+                    }
                 }
-                Some(sent) = in_flight.next(), if !in_flight.is_empty() => self.sent(sent),
+                Some(sent) = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Some(request) = self.sent(sent) {
+                        in_flight.push(request);
+                    }
+                }
             }
         }
         while let Some(sent) = in_flight.next().await {
-            self.sent(sent);
+            if let Some(request) = self.sent(sent) {
+                in_flight.push(request);
+            }
         }
     }
 
-    fn sent(&mut self, sent: Sent) {
+    /// Notes what a request did; a create that repeats came in for while
+    /// it was in flight is followed by its series.
+    fn sent(&mut self, sent: Sent) -> Option<Pin<Box<dyn Future<Output = Sent> + Send>>> {
         if let Err(e) = sent.result {
             // A failed create or patch: the next repeat starts afresh.
             self.recent.forget(sent.key);
             warn!(event = "eventNotRecorded", reason = sent.reason, error = %error_chain(&e), "cannot record an Event");
+            return None;
+        }
+        if !sent.created {
+            return None;
+        }
+        let (name, count) = self.recent.created(sent.key)?;
+        Some(Box::pin(self.series(sent.key, sent.namespace, name, count, sent.reason)))
+    }
+
+    /// The request for `pending`: a new Event, or the series of a recent
+    /// one (`None`: its create is still in flight; the count goes with the
+    /// series sent when it is done).
+    fn send(&mut self, pending: Pending) -> Option<Pin<Box<dyn Future<Output = Sent> + Send>>> {
+        let key = key_of(&pending);
+        let namespace = pending.regarding.namespace.clone().unwrap_or_else(|| "default".into());
+        let reason = pending.event.reason;
+        match self.recent.repeat(key, Instant::now()) {
+            Repeat::First => {
+                self.sequence += 1;
+                let event = self.event(&pending, Timestamp::now(), self.sequence);
+                let name = event.metadata.name.clone().unwrap_or_default();
+                self.recent.insert(key, name, Instant::now());
+                let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
+                Some(Box::pin(async move {
+                    let result = api.create(&PostParams::default(), &event).await.map(drop);
+                    Sent { key, namespace, created: true, result, reason }
+                }))
+            }
+            Repeat::Pending => None,
+            Repeat::Of(name, count) => Some(Box::pin(self.series(key, namespace, name, count, reason))),
         }
     }
 
-    /// The request for `pending`: a new Event, or the series of a recent one.
-    fn send(&mut self, pending: Pending) -> impl Future<Output = Sent> + use<> {
-        let key = key_of(&pending);
-        let now = Timestamp::now();
-        let namespace = pending.regarding.namespace.clone().unwrap_or_else(|| "default".into());
+    /// Counts a repeat on the Event `name`.
+    fn series(
+        &self,
+        key: u64,
+        namespace: String,
+        name: String,
+        count: i32,
+        reason: &'static str,
+    ) -> impl Future<Output = Sent> + Send + use<> {
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
-        let reason = pending.event.reason;
-        let request = match self.recent.repeat(key, Instant::now()) {
-            Some((name, count)) => Request::Series { name, count },
-            None => {
-                self.sequence += 1;
-                let event = self.event(&pending, now, self.sequence);
-                let name = event.metadata.name.clone().unwrap_or_default();
-                self.recent.insert(key, name, Instant::now());
-                Request::Create(Box::new(event))
-            }
-        };
         async move {
-            let result = match request {
-                Request::Create(event) => api.create(&PostParams::default(), &event).await.map(drop),
-                Request::Series { name, count } => {
-                    let patch = json!({"series": EventSeries { count, last_observed_time: MicroTime(now) }});
-                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(drop)
-                }
-            };
-            Sent { key, result, reason }
+            let series = EventSeries { count, last_observed_time: MicroTime(Timestamp::now()) };
+            let result =
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"series": series}))).await.map(drop);
+            Sent { key, namespace, created: false, result, reason }
         }
     }
 
@@ -218,9 +250,15 @@ impl Publisher {
     }
 }
 
-enum Request {
-    Create(Box<K8sEvent>),
-    Series { name: String, count: i32 },
+/// What a recent Event makes of one more like it.
+#[derive(Debug, PartialEq, Eq)]
+enum Repeat {
+    /// None recent: create it.
+    First,
+    /// Its create is in flight: counted, sent with the series after it.
+    Pending,
+    /// Patch the series of this Event to this count.
+    Of(String, i32),
 }
 
 /// What makes two Events one series: the object, type, reason and message.
@@ -248,6 +286,10 @@ struct Remembered {
     name: String,
     count: i32,
     first: Instant,
+    /// Its create is in flight.
+    creating: bool,
+    /// Repeats counted while it was being created.
+    unsent: bool,
 }
 
 impl Recent {
@@ -256,11 +298,22 @@ impl Recent {
     }
 
     /// A repeat of a recent Event: its name and the series count now.
-    fn repeat(&mut self, key: u64, now: Instant) -> Option<(String, i32)> {
+    fn repeat(&mut self, key: u64, now: Instant) -> Repeat {
         self.expire(now);
-        let r = self.by_key.get_mut(&key)?;
+        let Some(r) = self.by_key.get_mut(&key) else { return Repeat::First };
         r.count = r.count.saturating_add(1);
-        Some((r.name.clone(), r.count))
+        if r.creating {
+            r.unsent = true;
+            return Repeat::Pending;
+        }
+        Repeat::Of(r.name.clone(), r.count)
+    }
+
+    /// Its create is done: the series to send for repeats counted meanwhile.
+    fn created(&mut self, key: u64) -> Option<(String, i32)> {
+        let r = self.by_key.get_mut(&key)?;
+        r.creating = false;
+        std::mem::take(&mut r.unsent).then(|| (r.name.clone(), r.count))
     }
 
     fn insert(&mut self, key: u64, name: String, now: Instant) {
@@ -271,8 +324,14 @@ impl Recent {
                 self.by_key.remove(&old);
             }
         }
-        self.by_key.insert(key, Remembered { name, count: 1, first: now });
+        self.by_key.insert(key, Remembered { name, count: 1, first: now, creating: true, unsent: false });
         self.order.push_back((key, now));
+        // Entries of keys forgotten (failed requests) would otherwise stay
+        // behind live ones for the whole window.
+        if self.order.len() > 2 * self.capacity {
+            let by_key = &self.by_key;
+            self.order.retain(|(k, at)| by_key.get(k).is_some_and(|r| r.first == *at));
+        }
     }
 
     fn forget(&mut self, key: u64) {
@@ -304,18 +363,34 @@ impl Recent {
 mod tests {
     use super::*;
 
+    fn of(name: &str, count: i32) -> Repeat {
+        Repeat::Of(name.into(), count)
+    }
+
     #[test]
     fn a_repeat_within_the_window_is_counted_on_the_first() {
         let mut recent = Recent::new(10, Duration::from_secs(60));
         let t0 = Instant::now();
-        assert_eq!(recent.repeat(1, t0), None);
+        assert_eq!(recent.repeat(1, t0), Repeat::First);
         recent.insert(1, "a.1".into(), t0);
-        assert_eq!(recent.repeat(1, t0 + Duration::from_secs(1)), Some(("a.1".into(), 2)));
-        assert_eq!(recent.repeat(1, t0 + Duration::from_secs(2)), Some(("a.1".into(), 3)));
-        assert_eq!(recent.repeat(2, t0), None, "another key");
+        assert_eq!(recent.created(1), None, "no repeat while it was created");
+        assert_eq!(recent.repeat(1, t0 + Duration::from_secs(1)), of("a.1", 2));
+        assert_eq!(recent.repeat(1, t0 + Duration::from_secs(2)), of("a.1", 3));
+        assert_eq!(recent.repeat(2, t0), Repeat::First, "another key");
         // Past the window: a new Event.
-        assert_eq!(recent.repeat(1, t0 + Duration::from_secs(61)), None);
+        assert_eq!(recent.repeat(1, t0 + Duration::from_secs(61)), Repeat::First);
         assert_eq!(recent.len(), 0);
+    }
+
+    #[test]
+    fn repeats_while_the_first_is_created_go_out_as_one_series_after_it() {
+        let mut recent = Recent::new(10, Duration::from_secs(60));
+        let t0 = Instant::now();
+        recent.insert(1, "a.1".into(), t0);
+        assert_eq!(recent.repeat(1, t0), Repeat::Pending);
+        assert_eq!(recent.repeat(1, t0), Repeat::Pending);
+        assert_eq!(recent.created(1), Some(("a.1".into(), 3)));
+        assert_eq!(recent.repeat(1, t0), of("a.1", 4));
     }
 
     #[test]
@@ -324,11 +399,17 @@ mod tests {
         let t0 = Instant::now();
         for key in 0..10 {
             recent.insert(key, format!("e.{key}"), t0 + Duration::from_millis(key));
+            let _ = recent.created(key);
             assert!(recent.len() <= 3);
         }
-        assert!(recent.order.len() <= 10);
-        assert_eq!(recent.repeat(9, t0 + Duration::from_secs(1)), Some(("e.9".into(), 2)));
-        assert_eq!(recent.repeat(0, t0 + Duration::from_secs(1)), None, "the oldest went first");
+        assert_eq!(recent.repeat(9, t0 + Duration::from_secs(1)), of("e.9", 2));
+        assert_eq!(recent.repeat(0, t0 + Duration::from_secs(1)), Repeat::First, "the oldest went first");
+        // Keys forgotten (failed requests) do not pile up behind a live one.
+        for key in 100..1000 {
+            recent.insert(key, format!("e.{key}"), t0 + Duration::from_secs(2));
+            recent.forget(key);
+        }
+        assert!(recent.order.len() <= 6, "{}", recent.order.len());
     }
 
     #[test]
@@ -339,12 +420,13 @@ mod tests {
         recent.insert(1, "a".into(), at(0));
         recent.insert(2, "b".into(), at(1));
         recent.forget(1);
-        assert_eq!(recent.repeat(1, at(2)), None);
+        assert_eq!(recent.repeat(1, at(2)), Repeat::First);
         recent.insert(1, "c".into(), at(2));
+        let _ = recent.created(1);
         // Full: the oldest live entry (2) goes, not key 1 by its stale entry.
         recent.insert(3, "d".into(), at(3));
         assert_eq!(recent.len(), 2);
-        assert_eq!(recent.repeat(1, at(4)), Some(("c".into(), 2)));
-        assert_eq!(recent.repeat(2, at(4)), None);
+        assert_eq!(recent.repeat(1, at(4)), of("c", 2));
+        assert_eq!(recent.repeat(2, at(4)), Repeat::First);
     }
 }
