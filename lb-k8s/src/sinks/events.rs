@@ -226,7 +226,7 @@ impl Publisher {
         K8sEvent {
             action: Some(format!("{}-{:08x}", event.reason, digest.finish() as u32)),
             reason: Some(event.reason.into()),
-            note: Some(event.message.clone()),
+            note: Some(note(&event.message)),
             event_time: Some(MicroTime(now)),
             regarding: Some(pending.regarding.clone()),
             metadata: ObjectMeta {
@@ -259,6 +259,21 @@ enum Repeat {
     Pending,
     /// Patch the series of this Event to this count.
     Of(String, i32),
+}
+
+/// The API server refuses a note over 1 KiB: longer messages are cut
+/// at a character boundary, with an ellipsis.
+pub const NOTE_LIMIT: usize = 1024;
+
+fn note(message: &str) -> String {
+    if message.len() <= NOTE_LIMIT {
+        return message.to_string();
+    }
+    let mut end = NOTE_LIMIT - '…'.len_utf8();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
 }
 
 /// What makes two Events one series: the object, type, reason and message.
@@ -365,6 +380,15 @@ mod tests {
 
     fn of(name: &str, count: i32) -> Repeat {
         Repeat::Of(name.into(), count)
+    }
+
+    #[test]
+    fn notes_fit_the_api_servers_limit() {
+        assert_eq!(note("short"), "short");
+        for long in ["x".repeat(5000), "é".repeat(3000)] {
+            let cut = note(&long);
+            assert!(cut.len() <= NOTE_LIMIT && cut.ends_with('…'), "{}", cut.len());
+        }
     }
 
     #[test]
