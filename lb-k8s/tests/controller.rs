@@ -620,3 +620,32 @@ async fn a_refused_configuration_state_is_written_again() {
     assert_eq!(refused, 2);
     task.abort();
 }
+
+/// The status written and the annotation refused: the annotation is
+/// written again later, and `IPAllocated`, which says what the status
+/// write did, is recorded once the status is written.
+#[tokio::test]
+async fn a_refused_annotation_does_not_lose_the_ip_allocated_event() {
+    let server = server().await;
+    server.faults().fail_next_matching(1, "/services/a?", 500);
+    server.seed(&service("a")).expect("service");
+    let (_progress, task) = start(&server, "controller");
+    server
+        .wait_for::<Service>("shop", "a", WAIT, |s| {
+            s.as_ref().is_some_and(|s| !ingress(s).is_empty() && pool_annotation(s).is_some())
+        })
+        .await
+        .expect("a served after the refusal");
+    let refused = server.writes().iter().filter(|w| w.path.contains("/services/a?") && w.status >= 500).count();
+    assert_eq!(refused, 1);
+    server
+        .wait_until(WAIT, |s| {
+            s.list::<k8s_openapi::api::events::v1::Event>().unwrap_or_default().iter().any(|e| {
+                e.reason.as_deref() == Some("IPAllocated")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("a")
+            })
+        })
+        .await
+        .expect("IPAllocated for a");
+    task.abort();
+}

@@ -86,3 +86,21 @@ async fn nothing_is_published_while_the_gate_is_closed() {
     }
     assert_eq!(notes(&server), [("open".into(), "Assigned IP [\"192.0.2.1\"]".into(), 1)]);
 }
+
+/// A create refused while repeats of it waited: the repeats make it again,
+/// rather than being lost with it.
+#[tokio::test]
+async fn repeats_of_a_refused_create_make_it_again() {
+    let server = FakeApiServer::start().await.expect("fake API server");
+    server.faults().fail_next_matching(1, "/events", 500);
+    let (sink, publisher) = events::channel(server.client().expect("client"), "metallb-controller", None);
+    let publishing = tokio::spawn(publisher.run());
+    for _ in 0..3 {
+        sink.record(regarding("c"), &assigned("192.0.2.3"));
+    }
+    drop(sink);
+    tokio::time::timeout(WAIT, publishing).await.expect("publisher ends").expect("publisher");
+    let refused = server.writes().iter().filter(|w| w.path.contains("/events") && w.status >= 500).count();
+    assert_eq!(refused, 1);
+    assert_eq!(notes(&server), [("c".into(), "Assigned IP [\"192.0.2.3\"]".into(), 1)]);
+}

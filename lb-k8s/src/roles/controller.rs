@@ -233,6 +233,7 @@ async fn run_passes(
         shown: ConfigState::default(),
         memberlist_checked: false,
         failed: Default::default(),
+        due: Default::default(),
         config_state_failed: false,
         retry: Retry::default(),
         events,
@@ -341,6 +342,8 @@ struct State {
     /// during the pass), tried again when `retry` is due, not at every
     /// pass (a write the server keeps refusing backs off).
     failed: std::collections::BTreeSet<ServiceKey>,
+    /// Of those, the ones the next pass writes again (the retry is due).
+    due: std::collections::BTreeSet<ServiceKey>,
     /// The ConfigurationState could not be written: reported again when due.
     config_state_failed: bool,
     retry: Retry,
@@ -357,6 +360,10 @@ struct State {
 #[derive(Default)]
 struct Written {
     uid: Option<String>,
+    /// Every version of the Service known to come before the latest of
+    /// our writes: those the passes saw and those our writes made (the
+    /// most recent few).
+    versions: Vec<String>,
     /// The status written, and the versions before it.
     status: Option<(Vec<IpAddr>, Vec<String>)>,
     /// The annotation change written, and the versions before it.
@@ -364,6 +371,19 @@ struct Written {
 }
 
 impl Written {
+    /// Versions kept: enough for the writes of a few passes in a row.
+    const VERSIONS: usize = 16;
+
+    fn know(&mut self, version: Option<String>) {
+        let Some(version) = version else { return };
+        if !self.versions.contains(&version) {
+            if self.versions.len() == Self::VERSIONS {
+                self.versions.remove(0);
+            }
+            self.versions.push(version);
+        }
+    }
+
     /// Lays what the watch has not shown yet over `service`; forgets the
     /// rest. Whether anything is still pending.
     fn overlay(&mut self, service: &mut lb_core::Service, watched: &Watched) -> bool {
@@ -441,6 +461,7 @@ impl State {
         self.config_state.forget();
         self.memberlist_checked = false;
         self.failed.clear();
+        self.due.clear();
         self.config_state_failed = false;
         self.retry = Retry::default();
         sources.config_changed = true;
@@ -452,9 +473,10 @@ impl State {
     fn retry_due(&mut self, sources: &mut Sources) {
         self.retry.at = None;
         if let Some(allocation) = self.allocation.as_mut() {
-            for key in std::mem::take(&mut self.failed) {
-                allocation.touch(&key);
+            for key in &self.failed {
+                allocation.touch(key);
             }
+            self.due.clone_from(&self.failed);
         }
         if std::mem::take(&mut self.config_state_failed) {
             sources.config_changed = true;
@@ -471,16 +493,20 @@ impl State {
         let mut config = None;
         if std::mem::take(&mut sources.config_changed) {
             let loaded = sources.config.load(&mut self.shown);
-            if self.may_write() {
-                let outcome = loaded.as_ref().map(drop).map_err(Vec::as_slice);
-                if !self.config_state.report(client, &self.events, &sources.config, outcome).await {
-                    self.config_state_failed = true;
-                    self.retry.arm();
-                }
+            let outcome = loaded.as_ref().map(drop).map_err(Vec::as_slice);
+            if !self.may_write() || !self.config_state.report(client, &self.events, &sources.config, outcome).await {
+                // Refused, or leadership lapsed: reported again.
+                self.config_state_failed = true;
+                self.retry.arm();
             }
             config = loaded.ok().map(|l| l.config);
         }
         let fresh = self.allocation.is_none();
+        let namespaces_changed = std::mem::take(&mut sources.namespaces_changed);
+        // A whole pass: every Service is written as it should be, those
+        // waiting on the retry's backoff included.
+        let whole = fresh || config.is_some() || namespaces_changed;
+        let due = std::mem::take(&mut self.due);
         let may_write = self.may_write();
         let allocation = match (&mut self.allocation, config) {
             (Some(a), Some(config)) => {
@@ -494,7 +520,7 @@ impl State {
             }
             (None, None) => return,
         };
-        if std::mem::take(&mut sources.namespaces_changed) || fresh {
+        if namespaces_changed || fresh {
             let namespaces = sources
                 .namespaces
                 .objects
@@ -503,9 +529,9 @@ impl State {
                 .collect();
             allocation.set_namespaces(namespaces);
         }
-        let changed = sources.services.take_changed();
+        let watch_changed = sources.services.take_changed();
         let changed: Box<dyn Iterator<Item = &String>> =
-            if fresh { Box::new(sources.services.objects.keys()) } else { Box::new(changed.iter()) };
+            if fresh { Box::new(sources.services.objects.keys()) } else { Box::new(watch_changed.iter()) };
         for key in changed {
             match sources.services.objects.get(key) {
                 Some(watched) => {
@@ -529,8 +555,14 @@ impl State {
         for key in &touched {
             let Some(service) = allocation.service(key) else {
                 self.last_errors.remove(key.as_str());
+                self.failed.remove(key);
                 continue;
             };
+            // Refused before: written again when the retry is due (or the
+            // Service changed, or the pass is whole), not at every pass.
+            if self.failed.contains(key) && !whole && !due.contains(key) && !watch_changed.contains(key.as_str()) {
+                continue;
+            }
             let wb = match allocation.result(key) {
                 Some(a) => {
                     let last = self.last_errors.get(key.as_str()).map(String::as_str);
@@ -564,6 +596,7 @@ impl State {
                 // Leadership lapsed since the loop looked: not lost, tried again.
                 self.failed.insert(key.clone());
                 self.last_errors.remove(key.as_str());
+                self.retry.arm();
                 continue;
             }
             if wb.status.is_none() && wb.annotation.is_none() {
@@ -606,11 +639,15 @@ impl State {
             if entry.uid != job.uid {
                 *entry = Written { uid: job.uid.clone(), ..Written::default() };
             }
-            let mut before: Vec<String> = job.version.iter().cloned().collect();
+            entry.know(job.version.clone());
+            // The job's Events say what its first write does.
+            let mut said = false;
+            let writes_status = job.status.is_some();
             match (d.status, job.status) {
                 (Some(Ok(version)), Some(ips)) => {
-                    entry.status = Some((ips, before.clone()));
-                    before.extend(version);
+                    entry.status = Some((ips, entry.versions.clone()));
+                    entry.know(version);
+                    said = true;
                 }
                 (Some(Err(e)), _) => {
                     failed = true;
@@ -619,7 +656,11 @@ impl State {
                 _ => {}
             }
             match (d.annotation, job.annotation) {
-                (Some(Ok(_)), Some(change)) => entry.annotation = Some((change, before)),
+                (Some(Ok(version)), Some(change)) => {
+                    entry.annotation = Some((change, entry.versions.clone()));
+                    entry.know(version);
+                    said |= !writes_status;
+                }
                 (Some(Err(e)), _) => {
                     failed = true;
                     warn!(event = "annotationNotWritten", service = %job.key, error = %error_chain(&e), "cannot write the Service's annotation");
@@ -629,15 +670,20 @@ impl State {
             if entry.status.is_none() && entry.annotation.is_none() {
                 self.written.remove(key);
             }
-            if failed {
-                // Said again when the writes are tried again.
-                self.last_errors.remove(key);
-                self.failed.insert(job.key.clone());
-                self.retry.arm();
-            } else {
+            if said {
                 for event in &job.events {
                     self.events.record(job.reference.clone(), event);
                 }
+            }
+            if failed {
+                if !said {
+                    // Said when the writes are tried again.
+                    self.last_errors.remove(key);
+                }
+                self.failed.insert(job.key.clone());
+                self.retry.arm();
+            } else {
+                self.failed.remove(&job.key);
             }
             let Some(allocation) = self.allocation.as_mut() else { continue };
             if let Some(w) = self.written.get(key)
@@ -822,6 +868,7 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().expect("ip");
         Written {
             uid: Some(uid.into()),
+            versions: vec!["10".into(), "11".into(), "12".into()],
             status: Some((vec![ip], vec!["10".into()])),
             annotation: Some((PoolAnnotation::Set("default".into()), vec!["10".into(), "11".into()])),
         }

@@ -25,6 +25,9 @@ pub struct ConfigurationState {
     field_manager: String,
     /// What the object says, as last written (errors: Invalid).
     last: Option<Result<(), Vec<String>>>,
+    /// The errors whose Warning Events were recorded (kept apart from
+    /// `last`: a write that fails is made again, its Events are not).
+    reported: Vec<String>,
 }
 
 impl ConfigurationState {
@@ -36,12 +39,14 @@ impl ConfigurationState {
             labels: labels.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect(),
             field_manager: field_manager.into(),
             last: None,
+            reported: Vec::new(),
         }
     }
 
     /// Another writer may have changed it: the next report checks again.
     pub fn forget(&mut self) {
         self.last = None;
+        self.reported.clear();
     }
 
     /// Says `outcome`: the object when it changed, an Event per new error.
@@ -57,10 +62,7 @@ impl ConfigurationState {
         if self.last.as_ref() == Some(&texts) {
             return true;
         }
-        let before: Vec<String> = match &self.last {
-            Some(Err(old)) => old.clone(),
-            _ => Vec::new(),
-        };
+        let first = self.last.is_none();
         self.last = Some(texts.clone());
         let gvk = GroupVersionKind::gvk("metallb.io", "v1beta1", "ConfigurationState");
         let resource = ApiResource::from_gvk_with_plural(&gvk, "configurationstates");
@@ -70,14 +72,13 @@ impl ConfigurationState {
             Err(errors) => errors.join("\n"),
         };
         let result = if texts.is_ok() { "Valid" } else { "Invalid" };
-        if before.is_empty()
-            && let Ok(current) = api.get(&self.name).await
-        {
+        if first && let Ok(current) = api.get(&self.name).await {
             // A restart: what an earlier run wrote may be right already.
             let status = current.data.get("status");
             let same = status.and_then(|s| s.get("result")).and_then(Value::as_str) == Some(result)
                 && status.and_then(|s| s.get("errorSummary")).and_then(Value::as_str).unwrap_or_default() == summary;
             if same {
+                self.reported = texts.err().unwrap_or_default();
                 return true;
             }
         }
@@ -103,7 +104,11 @@ impl ConfigurationState {
             self.last = None;
         }
         let written = self.last.is_some();
-        let Err(errors) = outcome else { return written };
+        let Err(errors) = outcome else {
+            self.reported.clear();
+            return written;
+        };
+        let before = std::mem::take(&mut self.reported);
         for error in errors.iter().filter(|e| !before.contains(&e.to_string())) {
             let Some(reference) = sources.object_ref(&error.object) else { continue };
             let event = ServiceEvent {
@@ -113,6 +118,7 @@ impl ConfigurationState {
             };
             events.record(reference, &event);
         }
+        self.reported = errors.iter().map(ToString::to_string).collect();
         written
     }
 }

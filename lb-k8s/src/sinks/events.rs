@@ -119,7 +119,8 @@ pub fn channel(client: Client, component: &str, gate: Option<watch::Receiver<boo
 struct Sent {
     key: u64,
     namespace: String,
-    created: bool,
+    /// The Event, when this was its create.
+    created: Option<Box<K8sEvent>>,
     result: Result<(), kube::Error>,
     reason: &'static str,
 }
@@ -159,14 +160,15 @@ impl Publisher {
     /// it was in flight is followed by its series.
     fn sent(&mut self, sent: Sent) -> Option<Pin<Box<dyn Future<Output = Sent> + Send>>> {
         if let Err(e) = sent.result {
-            // A failed create or patch: the next repeat starts afresh.
-            self.recent.forget(sent.key);
             warn!(event = "eventNotRecorded", reason = sent.reason, error = %error_chain(&e), "cannot record an Event");
-            return None;
+            // The next repeat starts afresh; repeats that came while this
+            // create was in flight are that repeat.
+            let repeated = sent.created.is_some() && self.recent.created(sent.key).is_some();
+            self.recent.forget(sent.key);
+            let event = sent.created.filter(|_| repeated)?;
+            return Some(self.create(sent.key, sent.namespace, *event, sent.reason));
         }
-        if !sent.created {
-            return None;
-        }
+        sent.created.as_ref()?;
         let (name, count) = self.recent.created(sent.key)?;
         Some(Box::pin(self.series(sent.key, sent.namespace, name, count, sent.reason)))
     }
@@ -180,19 +182,36 @@ impl Publisher {
         let reason = pending.event.reason;
         match self.recent.repeat(key, Instant::now()) {
             Repeat::First => {
-                self.sequence += 1;
-                let event = self.event(&pending, Timestamp::now(), self.sequence);
-                let name = event.metadata.name.clone().unwrap_or_default();
-                self.recent.insert(key, name, Instant::now());
-                let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
-                Some(Box::pin(async move {
-                    let result = api.create(&PostParams::default(), &event).await.map(drop);
-                    Sent { key, namespace, created: true, result, reason }
-                }))
+                let event = self.event(&pending);
+                Some(self.create(key, namespace, event, reason))
             }
             Repeat::Pending => None,
             Repeat::Of(name, count) => Some(Box::pin(self.series(key, namespace, name, count, reason))),
         }
+    }
+
+    /// Creates `event` under a name of its own, remembered for its repeats.
+    fn create(
+        &mut self,
+        key: u64,
+        namespace: String,
+        mut event: K8sEvent,
+        reason: &'static str,
+    ) -> Pin<Box<dyn Future<Output = Sent> + Send>> {
+        self.sequence += 1;
+        let now = Timestamp::now();
+        let object = event.regarding.as_ref().and_then(|r| r.name.clone()).unwrap_or_else(|| self.component.clone());
+        // Unique per publisher: nanoseconds alone can repeat when several
+        // Events are made in one clock tick.
+        let name = format!("{object}.{:x}{:x}", now.as_nanosecond(), self.sequence);
+        event.metadata.name = Some(name.clone());
+        event.event_time = Some(MicroTime(now));
+        self.recent.insert(key, name, Instant::now());
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
+        Box::pin(async move {
+            let result = api.create(&PostParams::default(), &event).await.map(drop);
+            Sent { key, namespace, created: Some(Box::new(event)), result, reason }
+        })
     }
 
     /// Counts a repeat on the Event `name`.
@@ -209,7 +228,7 @@ impl Publisher {
             let series = EventSeries { count, last_observed_time: MicroTime(Timestamp::now()) };
             let result =
                 api.patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"series": series}))).await.map(drop);
-            Sent { key, namespace, created: false, result, reason }
+            Sent { key, namespace, created: None, result, reason }
         }
     }
 
@@ -218,24 +237,17 @@ impl Publisher {
     /// instance). The action carries a digest of the message, as the one
     /// recorder before this did, so two Events of a reason with different
     /// messages stay apart for readers keyed on action.
-    fn event(&self, pending: &Pending, now: Timestamp, sequence: u64) -> K8sEvent {
+    fn event(&self, pending: &Pending) -> K8sEvent {
         let event = &pending.event;
         let mut digest = std::collections::hash_map::DefaultHasher::new();
         event.message.hash(&mut digest);
-        let object = pending.regarding.name.as_deref().unwrap_or(&self.component);
         K8sEvent {
             action: Some(format!("{}-{:08x}", event.reason, digest.finish() as u32)),
             reason: Some(event.reason.into()),
             note: Some(note(&event.message)),
-            event_time: Some(MicroTime(now)),
             regarding: Some(pending.regarding.clone()),
-            metadata: ObjectMeta {
-                namespace: pending.regarding.namespace.clone(),
-                // Unique per publisher: nanoseconds alone can repeat when
-                // several Events are made in one clock tick.
-                name: Some(format!("{object}.{:x}{sequence:x}", now.as_nanosecond())),
-                ..ObjectMeta::default()
-            },
+            // Named and timed by `create`.
+            metadata: ObjectMeta { namespace: pending.regarding.namespace.clone(), ..ObjectMeta::default() },
             reporting_controller: Some(self.component.clone()),
             reporting_instance: Some(self.component.clone()),
             type_: Some(
