@@ -399,6 +399,12 @@ impl Written {
         if self.annotation.as_ref().is_some_and(|(_, versions)| !before(versions)) {
             self.annotation = None;
         }
+        self.lay_over(service);
+        self.status.is_some() || self.annotation.is_some()
+    }
+
+    /// Makes `service` say what was written.
+    fn lay_over(&self, service: &mut lb_core::Service) {
         if let Some((ips, _)) = &self.status {
             service.ingress_ips.clone_from(ips);
         }
@@ -414,7 +420,6 @@ impl Written {
             }
             None => {}
         }
-        self.status.is_some() || self.annotation.is_some()
     }
 }
 
@@ -692,21 +697,7 @@ impl State {
                 // The Service kept is the watched one at `job.version`: what
                 // was written goes over it.
                 let mut service = service.clone();
-                if let Some((ips, _)) = &w.status {
-                    service.ingress_ips.clone_from(ips);
-                }
-                let [stable, deprecated] = lb_core::service::annotation::IP_ALLOCATED_FROM_POOL;
-                match &w.annotation {
-                    Some((PoolAnnotation::Set(pool), _)) => {
-                        service.annotations.insert(stable.into(), pool.clone());
-                        service.annotations.remove(deprecated);
-                    }
-                    Some((PoolAnnotation::Remove, _)) => {
-                        service.annotations.remove(stable);
-                        service.annotations.remove(deprecated);
-                    }
-                    None => {}
-                }
+                w.lay_over(&mut service);
                 allocation.upsert(service);
             }
         }
