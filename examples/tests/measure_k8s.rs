@@ -107,18 +107,26 @@ fn pool_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(POOL_BASE) + u32::try_from(i).expect("fits"))
 }
 
-/// Service `i`: type LoadBalancer, a ClusterIP of its own; with `ip`, the
-/// status and pool annotation the controller would have written.
+/// Service `i` as `kubectl apply` leaves it: type LoadBalancer, a
+/// ClusterIP of its own, a label and pod selector, and kubectl's
+/// `last-applied-configuration` annotation (the applied object again, as
+/// JSON); with `ip`, the status and pool annotation the controller would
+/// have written.
 fn service(i: usize, ip: Option<Ipv4Addr>) -> Value {
     let cluster_ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + u32::try_from(i).expect("fits"));
     let mut svc = json!({
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name_of(i), "namespace": namespace_of(i)},
-        "spec": {"type": "LoadBalancer", "clusterIP": cluster_ip.to_string(), "clusterIPs": [cluster_ip.to_string()],
-                 "ipFamilies": ["IPv4"], "ports": [{"port": 80, "protocol": "TCP"}]}
+        "metadata": {"name": name_of(i), "namespace": namespace_of(i), "labels": {"app": name_of(i)}},
+        "spec": {"type": "LoadBalancer", "selector": {"app": name_of(i)},
+                 "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}
     });
+    let applied = svc.to_string();
+    svc["metadata"]["annotations"] = json!({"kubectl.kubernetes.io/last-applied-configuration": applied});
+    svc["spec"]["clusterIP"] = json!(cluster_ip.to_string());
+    svc["spec"]["clusterIPs"] = json!([cluster_ip.to_string()]);
+    svc["spec"]["ipFamilies"] = json!(["IPv4"]);
     if let Some(ip) = ip {
-        svc["metadata"]["annotations"] = json!({"metallb.io/ip-allocated-from-pool": "default"});
+        svc["metadata"]["annotations"]["metallb.io/ip-allocated-from-pool"] = json!("default");
         svc["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip.to_string()}]}});
     }
     svc

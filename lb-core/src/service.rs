@@ -16,6 +16,12 @@ pub mod annotation {
     /// Written by the controller: the pool the Service's IPs come from.
     pub const IP_ALLOCATED_FROM_POOL: [&str; 2] =
         ["metallb.io/ip-allocated-from-pool", "metallb.universe.tf/ip-allocated-from-pool"];
+
+    /// Whether an annotation is in one of MetalLB's domains: the only
+    /// annotations allocation, announcement and write-back read.
+    pub fn is_metallb(key: &str) -> bool {
+        key.starts_with("metallb.io/") || key.starts_with("metallb.universe.tf/")
+    }
 }
 
 /// `namespace/name`, cheap to clone and hash: it keys every allocation.
@@ -146,6 +152,20 @@ impl Service {
         self.key.namespace()
     }
 
+    /// Drops what no rule reads: annotations outside MetalLB's domains
+    /// ([`annotation::is_metallb`]) and the pod selector, which matters
+    /// only between Services that share an address under
+    /// `externalTrafficPolicy: Local` ([`Service::backend_key`]). A role
+    /// that keeps every Service of a cluster calls it: kubectl's
+    /// `last-applied-configuration` alone is the whole object again, and a
+    /// one-label map costs half a KiB.
+    pub fn forget_what_no_rule_reads(&mut self) {
+        self.annotations.retain(|k, _| annotation::is_metallb(k));
+        if self.sharing_key().is_none() || self.external_traffic_policy != TrafficPolicy::Local {
+            self.selector = Labels::new();
+        }
+    }
+
     pub fn name(&self) -> &str {
         self.key.name()
     }
@@ -211,6 +231,32 @@ mod tests {
         assert_eq!(k.as_str(), "default/web");
         assert_eq!(k.namespace(), "default");
         assert_eq!(k.name(), "web");
+    }
+
+    #[test]
+    fn only_what_rules_read_is_kept() {
+        let mut s = Service::default();
+        for key in [
+            "metallb.io/address-pool",
+            "metallb.universe.tf/allow-shared-ip",
+            "kubectl.kubernetes.io/last-applied-configuration",
+            "example.com/metallb.io/x",
+        ] {
+            s.annotations.insert(key.into(), "v".into());
+        }
+        s.selector.insert("app".into(), "web".into());
+        let mut local = s.clone();
+        s.forget_what_no_rule_reads();
+        let kept: Vec<&str> = s.annotations.keys().map(String::as_str).collect();
+        assert_eq!(kept, ["metallb.io/address-pool", "metallb.universe.tf/allow-shared-ip"]);
+        assert!(s.selector.is_empty(), "a Cluster policy: no backend key");
+        // Shared under a Local policy: the selector is the backend key.
+        local.external_traffic_policy = TrafficPolicy::Local;
+        local.forget_what_no_rule_reads();
+        assert_eq!(local.backend_key().map(|k| k.len()), Some(1));
+        local.annotations.clear();
+        local.forget_what_no_rule_reads();
+        assert!(local.selector.is_empty(), "no sharing key: nothing to compare");
     }
 
     #[test]

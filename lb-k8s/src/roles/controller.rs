@@ -109,7 +109,10 @@ impl Watched {
         let version = svc.metadata.resource_version.clone();
         let value = serde_json::to_value(&svc).unwrap_or_default();
         match lb_core::manifest::service(&value) {
-            Ok(service) => Some(Self { service, reference, version }),
+            Ok(mut service) => {
+                service.forget_what_no_rule_reads();
+                Some(Self { service, reference, version })
+            }
             Err(e) => {
                 warn!(event = "serviceUnreadable", service = %key_of(&svc), error = %e, "Service skipped");
                 None

@@ -137,9 +137,11 @@ struct Sources {
 
 fn service_of(s: K8sService) -> Option<lb_core::Service> {
     let value = serde_json::to_value(&s).ok()?;
-    lb_core::manifest::service(&value)
+    let mut service = lb_core::manifest::service(&value)
         .map_err(|e| warn!(event = "serviceUnreadable", error = %e, "Service skipped"))
-        .ok()
+        .ok()?;
+    service.forget_what_no_rule_reads();
+    Some(service)
 }
 
 fn slice_of(s: EndpointSlice) -> Option<lb_core::endpoints::EndpointSlice> {
