@@ -39,8 +39,11 @@ fn objects() -> Vec<Value> {
         json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
             "metadata": {"name": "web", "namespace": NS}, "spec": {"addresses": ["192.0.2.240/28"]}}),
         l2_advertisement(&[]),
+        // Selects the Service by its label: the speakers keep Services'
+        // labels only when a selector reads them.
         json!({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
-            "metadata": {"name": "bgp", "namespace": NS}, "spec": {"ipAddressPools": ["web"]}}),
+            "metadata": {"name": "bgp", "namespace": NS},
+            "spec": {"ipAddressPools": ["web"], "serviceSelectors": [{"matchLabels": {"tier": "gold"}}]}}),
         // Nothing listens there: the session keeps trying, the plan stands.
         json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
             "metadata": {"name": "tor", "namespace": NS},
@@ -52,7 +55,7 @@ fn objects() -> Vec<Value> {
         pod("speaker-a", "node-a", "192.0.2.11"),
         pod("speaker-b", "node-b", "192.0.2.12"),
         json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "web", "namespace": "shop"},
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"tier": "gold"}},
             "spec": {"type": "LoadBalancer", "clusterIP": "10.0.0.1", "ports": [{"port": 80, "protocol": "TCP"}]},
             "status": {"loadBalancer": {"ingress": [{"ip": VIP}]}}}),
         endpoints(&["node-a", "node-b"]),

@@ -51,6 +51,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether an advertisement selects Services by label: a speaker that
+    /// keeps every Service of a cluster needs their labels only then.
+    pub fn advertisements_select_services(&self) -> bool {
+        self.l2_advertisements.iter().any(|a| !a.service_selectors.is_empty())
+            || self.bgp_advertisements.iter().any(|a| !a.service_selectors.is_empty())
+    }
+
     pub fn pool(&self, name: &str) -> Option<&Pool> {
         self.pools.binary_search_by(|p| p.name.as_str().cmp(name)).ok().map(|i| &self.pools[i])
     }

@@ -133,14 +133,25 @@ struct Sources {
     /// Our status objects, each as the digest of its `status`.
     l2_statuses: Source<u64>,
     bgp_statuses: Source<u64>,
+    /// Services are kept with their labels (the configuration selects by them).
+    service_labels: bool,
+    /// The Services are being listed again, with their labels: no pass
+    /// until then (it would see none and withdraw what selectors pick).
+    services_relisting: bool,
+    service_watch: Option<JoinHandle<()>>,
 }
 
-fn service_of(s: K8sService) -> Option<lb_core::Service> {
+/// What the speaker keeps of a Service: what its rules read, and the
+/// labels only when `labels` (an advertisement selects Services).
+fn service_of(s: K8sService, labels: bool) -> Option<lb_core::Service> {
     let value = serde_json::to_value(&s).ok()?;
     let mut service = lb_core::manifest::service(&value)
         .map_err(|e| warn!(event = "serviceUnreadable", error = %e, "Service skipped"))
         .ok()?;
     service.forget_what_no_rule_reads();
+    if !labels {
+        service.labels = Default::default();
+    }
     Some(service)
 }
 
@@ -214,7 +225,13 @@ fn digest(value: &Value) -> u64 {
 impl Sources {
     fn take(&mut self, change: Change) {
         match change {
-            Change::Service(e) => self.services.apply_with(*e, service_of),
+            Change::Service(e) => {
+                if matches!(*e, watcher::Event::InitDone) {
+                    self.services_relisting = false;
+                }
+                let labels = self.service_labels;
+                self.services.apply_with(*e, |s| service_of(s, labels));
+            }
             Change::Slice(e) => self.slices.apply_with(*e, slice_of),
             Change::Node(e) => self.nodes.apply_with(*e, node_of),
             Change::Pod(e) => self.pods.apply_with(*e, pod_of),
@@ -231,7 +248,8 @@ impl Sources {
     }
 
     fn synced(&self) -> bool {
-        self.services.synced
+        !self.services_relisting
+            && self.services.synced
             && self.slices.synced
             && self.nodes.synced
             && self.pods.synced
@@ -255,6 +273,12 @@ impl Sources {
         }
         Some(secrets)
     }
+}
+
+fn spawn_services_watch(client: &Client, tx: &mpsc::Sender<Change>) -> JoinHandle<()> {
+    spawn_watch(Api::<K8sService>::all(client.clone()), watcher::Config::default(), tx.clone(), |e| {
+        Change::Service(Box::new(e))
+    })
 }
 
 /// The Secrets a configuration's peers name, by `namespace/name`.
@@ -298,7 +322,7 @@ async fn run_with(
     let (tx, mut rx) = mpsc::channel::<Change>(1024);
     let mut sources = Sources::default();
     let all = watcher::Config::default();
-    spawn_watch(Api::<K8sService>::all(client.clone()), all.clone(), tx.clone(), |e| Change::Service(Box::new(e)));
+    sources.service_watch = Some(spawn_services_watch(&client, &tx));
     spawn_watch(Api::<EndpointSlice>::all(client.clone()), all.clone(), tx.clone(), |e| Change::Slice(Box::new(e)));
     spawn_watch(Api::<K8sNode>::all(client.clone()), all.clone(), tx.clone(), |e| Change::Node(Box::new(e)));
     spawn_watch(
@@ -381,6 +405,7 @@ async fn run_with(
         // The Secrets to watch follow the peers: only a configuration change moves them.
         if config_changed {
             state.sync_secret_watches(&client, &mut sources, &tx);
+            state.sync_service_labels(&client, &mut sources, &tx);
         }
         if !sources.synced() {
             continue;
@@ -446,6 +471,30 @@ impl State {
             );
             sources.secrets.insert(key, WatchedSecret { task, source: Source::default() });
         }
+    }
+
+    /// Keeps the Services' labels exactly when the configuration selects
+    /// Services by them: a one-label map is half a KiB, 5 MiB for 10,000
+    /// Services that nothing selects. Needed again, the Services are
+    /// listed anew (their labels were not kept) before the next pass.
+    fn sync_service_labels(&self, client: &Client, sources: &mut Sources, tx: &mpsc::Sender<Change>) {
+        let Some(config) = &self.config_candidate(sources) else { return };
+        let needed = config.advertisements_select_services();
+        if needed == sources.service_labels {
+            return;
+        }
+        sources.service_labels = needed;
+        if !needed {
+            for service in sources.services.objects.values_mut() {
+                service.labels = Default::default();
+            }
+            return;
+        }
+        if let Some(task) = sources.service_watch.take() {
+            task.abort();
+        }
+        sources.services_relisting = true;
+        sources.service_watch = Some(spawn_services_watch(client, tx));
     }
 
     /// The configuration the cluster holds now if it loads, else the last good one.
