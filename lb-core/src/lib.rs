@@ -22,6 +22,7 @@
 //!   the configuration is written in.
 
 pub mod addr;
+pub mod backoff;
 pub mod community;
 pub mod config;
 pub mod duration;

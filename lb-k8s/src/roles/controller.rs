@@ -298,9 +298,9 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Failed writes are tried again after this, doubling up to [`RETRY_MAX`].
-const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
-const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+/// Refused writes are tried again after 0.5 s, doubling up to 30 s.
+const WRITE_RETRY: lb_core::backoff::Backoff =
+    lb_core::backoff::Backoff::new(std::time::Duration::from_millis(500), std::time::Duration::from_secs(30));
 
 /// When refused writes are tried again.
 #[derive(Debug, Clone, Copy, Default)]
@@ -315,7 +315,7 @@ impl Retry {
     /// Something failed: a try is due, later each time it fails again.
     fn arm(&mut self) {
         if self.at.is_none() {
-            let delay = self.delay.map_or(RETRY_FIRST, |d| (d * 2).min(RETRY_MAX));
+            let delay = WRITE_RETRY.next(self.delay);
             self.delay = Some(delay);
             self.at = Some(tokio::time::Instant::now() + delay);
         }

@@ -351,6 +351,8 @@ pub const RETRY_FIRST: Duration = Duration::from_secs(1);
 /// The longest wait between two tries of an unreadable reload.
 pub const RETRY_MAX: Duration = Duration::from_secs(30);
 
+const RELOAD_RETRY: lb_core::backoff::Backoff = lb_core::backoff::Backoff::new(RETRY_FIRST, RETRY_MAX);
+
 /// Resolves on SIGTERM or SIGINT.
 async fn stopping(terminate: &mut tokio::signal::unix::Signal, interrupt: &mut tokio::signal::unix::Signal) {
     tokio::select! {
@@ -363,8 +365,7 @@ async fn stopping(terminate: &mut tokio::signal::unix::Signal, interrupt: &mut t
 /// only a failed read is retried, sooner first, then less and less often.
 fn next_retry(outcome: Reloaded, last: Option<Duration>) -> Option<Duration> {
     match (outcome, last) {
-        (Reloaded::Unreadable, None) => Some(RETRY_FIRST),
-        (Reloaded::Unreadable, Some(last)) => Some((last * 2).min(RETRY_MAX)),
+        (Reloaded::Unreadable, last) => Some(RELOAD_RETRY.next(last)),
         (Reloaded::Done | Reloaded::Refused, _) => None,
     }
 }
