@@ -27,6 +27,7 @@ pub mod community;
 pub mod config;
 pub mod duration;
 pub mod endpoints;
+pub mod event_series;
 pub mod l2;
 pub mod lease;
 pub mod manifest;
