@@ -71,6 +71,14 @@ fn assert_granted(server: &FakeApiServer) {
     assert!(refused.is_empty(), "not granted to the controller: {refused:#?}");
 }
 
+/// The controller's ConfigurationState as stored (null when there is none).
+fn configuration_state(server: &FakeApiServer) -> serde_json::Value {
+    server.with_store(|store| {
+        let kind = store.registry().by_kind("metallb.io/v1beta1", "ConfigurationState").cloned();
+        kind.and_then(|k| store.get(&k, "metallb-system", "controller").cloned()).unwrap_or_default()
+    })
+}
+
 fn pool_annotation(svc: &Service) -> Option<&str> {
     svc.metadata.annotations.as_ref().and_then(|a| a.get("metallb.io/ip-allocated-from-pool")).map(String::as_str)
 }
@@ -210,12 +218,7 @@ async fn an_invalid_configuration_changes_nothing_and_says_so() {
         })
         .await
         .expect("an IP and its pool");
-    let state = |server: &FakeApiServer| -> serde_json::Value {
-        server.with_store(|store| {
-            let kind = store.registry().by_kind("metallb.io/v1beta1", "ConfigurationState").cloned();
-            kind.and_then(|k| store.get(&k, "metallb-system", "controller").cloned()).unwrap_or_default()
-        })
-    };
+    let state = configuration_state;
     server.wait_until(WAIT, |s| state(s)["status"]["result"] == "Valid").await.expect("Valid");
 
     // A typo in the pool: refused, reported, and the Service keeps its IP.
@@ -570,13 +573,7 @@ async fn the_controller_uses_every_grant_it_has() {
         server.seed(&pool("192.0.2.300/30")).expect("bad pool");
         server.wait_until(WAIT, |s| invalid(s) == Some(count)).await.unwrap_or_else(|e| panic!("round {round}: {e:?}"));
         server.seed(&pool("192.0.2.0/30")).expect("good pool");
-        let state = |s: &FakeApiServer| {
-            s.with_store(|store| {
-                let kind = store.registry().by_kind("metallb.io/v1beta1", "ConfigurationState").cloned();
-                kind.and_then(|k| store.get(&k, "metallb-system", "controller").cloned()).unwrap_or_default()
-            })
-        };
-        server.wait_until(WAIT, |s| state(s)["status"]["result"] == "Valid").await.expect("valid again");
+        server.wait_until(WAIT, |s| configuration_state(s)["status"]["result"] == "Valid").await.expect("valid again");
     }
     server
         .wait_until(WAIT, |s| {
@@ -608,14 +605,10 @@ async fn a_refused_configuration_state_is_written_again() {
     let server = server().await;
     server.faults().fail_next_matching(2, "/configurationstates/controller/status", 500);
     let (_progress, task) = start(&server, "controller");
-    let result = |s: &FakeApiServer| -> serde_json::Value {
-        s.with_store(|store| {
-            let kind = store.registry().by_kind("metallb.io/v1beta1", "ConfigurationState").cloned();
-            kind.and_then(|k| store.get(&k, "metallb-system", "controller").cloned()).unwrap_or_default()
-        })["status"]["result"]
-            .clone()
-    };
-    server.wait_until(WAIT, |s| result(s) == "Valid").await.expect("Valid after the refusals");
+    server
+        .wait_until(WAIT, |s| configuration_state(s)["status"]["result"] == "Valid")
+        .await
+        .expect("Valid after the refusals");
     let refused = server.writes().iter().filter(|w| w.path.contains("configurationstates") && w.status >= 500).count();
     assert_eq!(refused, 2);
     task.abort();
